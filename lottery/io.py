@@ -59,7 +59,7 @@ def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
         if np.asarray(arr).dtype == object:
             raise TypeError(f"refusing to save object array {name!r} to {path}")
     with atomic_open(path, "wb") as fh:
-        np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
+        np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]
 
 
 def sha256_file(path: str | Path) -> str:

@@ -1,0 +1,303 @@
+"""Masks and weights: validation, canonical hashes, density, `.npz` files, lineage sidecars.
+
+A mask is `{layer: bool array of the kernel's shape}` for exactly the layers of
+`arch.LAYERS`; weights are `{"fc1/kernel": float32 array, "fc1/bias": ..., ...}` with the
+keys and shapes of `arch.weight_shapes()`. Every function validates what it is given, so
+a mask from another architecture or a half-binary array fails loudly, with the layer, the
+problem and the fix in the message (`MaskError`).
+
+Files are read with `allow_pickle=False`: an `.npz` that holds pickled (object) arrays is
+refused, never unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lottery import io
+from lottery.arch import LAYER_SHAPES, LAYERS, N_PRUNABLE, weight_shapes
+
+Mask = dict[str, np.ndarray]
+Weights = dict[str, np.ndarray]
+
+
+class MaskError(ValueError):
+    """A mask or weights object/file is invalid (the message names it, the problem, the fix)."""
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_keys(obj: object, expected: Iterable[str], source: str, what: str) -> None:
+    if not isinstance(obj, Mapping):
+        raise MaskError(
+            f"{source}: expected a mapping of {what} name -> array, got {type(obj).__name__}"
+        )
+    expected = list(expected)
+    missing = [k for k in expected if k not in obj]
+    unknown = sorted(str(k) for k in obj if k not in expected)
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append(f"missing {what}s {missing}")
+        if unknown:
+            parts.append(f"unknown {what}s {unknown}")
+        raise MaskError(
+            f"{source}: {' and '.join(parts)}; LeNet-300-100 expects exactly {expected}. "
+            f"Is it from another architecture or an old run? Regenerate it with this code "
+            f"(`dvc repro`)."
+        )
+
+
+def _shape_str(shape: tuple[int, ...]) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def validate_mask(mask: Mapping[str, np.ndarray], source: str = "mask") -> Mask:
+    """Return a validated copy of `mask`: exactly the layers of `LAYERS`, in that order,
+    each a C-contiguous bool array of the kernel's shape.
+
+    Accepted values: bool arrays, or integer/float arrays whose values are exactly 0 or 1.
+    Anything else (0.5, 2, NaN, objects, strings) raises MaskError.
+    """
+    _check_keys(mask, LAYERS, source, "layer")
+    out: Mask = {}
+    for layer in LAYERS:
+        arr = np.asarray(mask[layer])
+        expected = LAYER_SHAPES[layer]
+        if arr.shape != expected:
+            raise MaskError(
+                f"{source}: layer {layer!r} has shape {arr.shape}, expected {expected} "
+                f"(kernel of LeNet-300-100); regenerate the mask with this code."
+            )
+        if arr.dtype == np.bool_:
+            out[layer] = np.array(arr, dtype=bool, order="C", copy=True)
+            continue
+        if arr.dtype.kind not in "iuf":
+            raise MaskError(
+                f"{source}: layer {layer!r} has dtype {arr.dtype}; a mask must be bool "
+                f"(or numbers that are exactly 0 or 1)."
+            )
+        binary = (arr == 0) | (arr == 1)
+        if not binary.all():
+            bad = int(np.flatnonzero(~binary.ravel())[0])
+            raise MaskError(
+                f"{source}: layer {layer!r} has non-binary values (e.g. {arr.ravel()[bad]!r} "
+                f"at flat index {bad}); a mask holds only 0/1 (False/True). Was a weight or "
+                f"score array saved in place of the mask?"
+            )
+        out[layer] = np.ascontiguousarray(arr == 1)
+    return out
+
+
+def validate_weights(weights: Mapping[str, np.ndarray], source: str = "weights") -> Weights:
+    """Return a validated float32 copy of `weights` (keys and shapes of `weight_shapes()`,
+    all values finite), keys in `weight_shapes()` order."""
+    shapes = weight_shapes()
+    _check_keys(weights, shapes, source, "array")
+    out: Weights = {}
+    for key, expected in shapes.items():
+        arr = np.asarray(weights[key])
+        if arr.shape != expected:
+            raise MaskError(
+                f"{source}: {key!r} has shape {arr.shape}, expected {expected} "
+                f"(LeNet-300-100); regenerate the weights with this code."
+            )
+        if arr.dtype.kind not in "iuf":
+            raise MaskError(f"{source}: {key!r} has dtype {arr.dtype}; expected float32.")
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
+            cast = np.array(arr, dtype=np.float32, order="C", copy=True)
+        if not np.isfinite(cast).all():
+            n_bad = int((~np.isfinite(cast)).sum())
+            raise MaskError(
+                f"{source}: {key!r} has {n_bad} non-finite values (NaN/inf, or too large for "
+                f"float32); training diverged or the file is corrupt: rerun the stage."
+            )
+        out[key] = cast
+    return out
+
+
+def ones_mask() -> Mask:
+    """The dense mask m_0: every weight kept."""
+    return {layer: np.ones(shape, dtype=bool) for layer, shape in LAYER_SHAPES.items()}
+
+
+# --------------------------------------------------------------------------- hashing
+
+
+def hash_bool_arrays(items: Iterable[tuple[str, np.ndarray]]) -> str:
+    """SHA-256 hex of the canonical encoding of named bool arrays, in the order given.
+
+    For each (name, array): `name.encode("utf-8") + b"\\0" + b"784x300" (the shape, dims
+    joined by "x") + b"\\0" + np.packbits(array.ravel(order="C")).tobytes()`.
+    """
+    h = hashlib.sha256()
+    for name, arr in items:
+        a = np.asarray(arr, dtype=bool)
+        h.update(name.encode("utf-8") + b"\0")
+        h.update(_shape_str(a.shape).encode("ascii") + b"\0")
+        h.update(np.packbits(a.ravel(order="C")).tobytes())
+    return h.hexdigest()
+
+
+def mask_hash(mask: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 hex of a mask's canonical byte encoding (independent of file format).
+
+    The mask is validated, then for each layer in `LAYERS` order (fc1, fc2, out) the hash
+    takes: the layer name in UTF-8, b"\\0", the shape as ASCII dims joined by "x"
+    (b"784x300"), b"\\0", then `np.packbits` of the C-order flattened bool array (big bit
+    order, the last byte zero-padded). So a mask saved as bool or as 0/1 integers, in any
+    `.npz` (or none), hashes the same; one flipped bit changes the hash.
+    """
+    valid = validate_mask(mask)
+    return hash_bool_arrays((layer, valid[layer]) for layer in LAYERS)
+
+
+def weights_hash(weights: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 hex of weights' canonical encoding (independent of file format).
+
+    The weights are validated and cast to float32; for each key in sorted order: the key
+    in UTF-8, b"\\0", the shape as dims joined by "x", b"\\0", then the C-order
+    little-endian float32 bytes.
+    """
+    valid = validate_weights(weights)
+    h = hashlib.sha256()
+    for key in sorted(valid):
+        arr = valid[key]
+        h.update(key.encode("utf-8") + b"\0")
+        h.update(_shape_str(arr.shape).encode("ascii") + b"\0")
+        h.update(arr.astype("<f4").tobytes(order="C"))
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- density
+
+
+def density(mask: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Fraction of weights kept per layer, plus "overall" over all 266,200 prunable weights."""
+    valid = validate_mask(mask)
+    out = {layer: float(np.count_nonzero(valid[layer]) / valid[layer].size) for layer in LAYERS}
+    out["overall"] = float(sum(int(np.count_nonzero(valid[k])) for k in LAYERS) / N_PRUNABLE)
+    return out
+
+
+def kept_counts(mask: Mapping[str, np.ndarray]) -> dict[str, int]:
+    """Number of weights kept per layer, plus "overall"."""
+    valid = validate_mask(mask)
+    out = {layer: int(np.count_nonzero(valid[layer])) for layer in LAYERS}
+    out["overall"] = sum(out[layer] for layer in LAYERS)
+    return out
+
+
+def percent_remaining(mask: Mapping[str, np.ndarray]) -> float:
+    """100 * the overall density."""
+    return 100.0 * density(mask)["overall"]
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _load_npz(path: Path, what: str) -> dict[str, np.ndarray]:
+    """Read every array of an `.npz` with allow_pickle=False; MaskError on any problem."""
+    path = Path(path)
+    fix = f"regenerate it (`dvc repro`) or restore it (`dvc checkout {path}`)"
+    if not path.is_file():
+        raise MaskError(f"{path}: {what} file not found; {fix}.")
+    if not zipfile.is_zipfile(path):
+        raise MaskError(f"{path}: not an .npz archive (or truncated); {fix}.")
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            for key in npz.files:
+                try:
+                    arrays[key] = npz[key]
+                except ValueError as exc:
+                    if "pickle" in str(exc).lower() or "object arrays" in str(exc).lower():
+                        raise MaskError(
+                            f"{path}: array {key!r} holds pickled Python objects; refused "
+                            f"(never loaded: unpickling can run arbitrary code). A {what} "
+                            f"file holds only plain numeric arrays; {fix}."
+                        ) from None
+                    raise
+    except MaskError:
+        raise
+    except Exception as exc:  # BadZipFile, CRC errors, EOF, malformed .npy headers, ...
+        raise MaskError(f"{path}: cannot read the {what} file ({exc}); {fix}.") from None
+    return arrays
+
+
+def save_mask(path: Path, mask: Mapping[str, np.ndarray]) -> None:
+    """Validate and save a mask as an `.npz` of bool arrays named by layer (atomically)."""
+    io.save_npz(path, validate_mask(mask))
+
+
+def load_mask(path: Path) -> Mask:
+    """Load and validate a mask `.npz` (allow_pickle=False)."""
+    return validate_mask(_load_npz(Path(path), "mask"), source=str(path))
+
+
+def save_weights(path: Path, weights: Mapping[str, np.ndarray]) -> None:
+    """Validate and save weights as an `.npz` of float32 arrays (atomically)."""
+    io.save_npz(path, validate_weights(weights))
+
+
+def load_weights(path: Path) -> Weights:
+    """Load and validate a weights `.npz` (allow_pickle=False)."""
+    return validate_weights(_load_npz(Path(path), "weights"), source=str(path))
+
+
+# --------------------------------------------------------------------------- lineage
+
+
+def lineage_path(mask_path: Path) -> Path:
+    """The lineage sidecar of a mask file: same name, `.json` suffix."""
+    return Path(mask_path).with_suffix(".json")
+
+
+def write_lineage(mask_path: Path, record: Mapping[str, Any]) -> None:
+    """Write the lineage record next to the mask file (atomically, sorted keys)."""
+    io.write_json(lineage_path(mask_path), dict(record))
+
+
+def read_lineage(mask_path: Path) -> dict[str, Any]:
+    """Read the lineage record of a mask file."""
+    path = lineage_path(mask_path)
+    fix = "regenerate it with the stage that wrote the mask (`dvc repro`)"
+    try:
+        record = io.read_json(path)
+    except FileNotFoundError:
+        raise MaskError(f"{path}: lineage file not found; {fix}.") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MaskError(f"{path}: unreadable lineage JSON ({exc}); {fix}.") from None
+    if not isinstance(record, dict):
+        raise MaskError(f"{path}: lineage must be a JSON object, got {type(record).__name__}")
+    return record
+
+
+#: Fields `mask_record` computes from the mask; callers may not pass them.
+COMPUTED_FIELDS: tuple[str, ...] = ("sha256", "density", "percent_remaining", "kept")
+
+
+def mask_record(mask: Mapping[str, np.ndarray], **fields: Any) -> dict[str, Any]:
+    """A lineage record: `sha256` (mask_hash), `density` (per layer + overall),
+    `percent_remaining` and `kept` (counts) computed from the mask, merged with the caller's
+    fields (round, trial, condition, parent_sha256, theta0_sha256, pruning, mlflow_run_id,
+    git_rev, dvc_stage, ...)."""
+    clash = sorted(set(fields) & set(COMPUTED_FIELDS))
+    if clash:
+        raise ValueError(f"mask_record computes {clash} from the mask; do not pass them")
+    record: dict[str, Any] = {
+        "sha256": mask_hash(mask),
+        "density": density(mask),
+        "percent_remaining": percent_remaining(mask),
+        "kept": kept_counts(mask),
+    }
+    record.update(fields)
+    return record

@@ -1,0 +1,279 @@
+"""Typed, validated params: one frozen dataclass per section of params.yaml.
+
+`load_params` checks everything (unknown and missing keys, types, ranges, and the
+relations between keys) before any stage does work, and raises `ParamsError` with a
+message naming the key, what is allowed, and what was found.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+
+from lottery.arch import LAYERS
+
+
+class ParamsError(ValueError):
+    """Invalid params: the message names the key, the allowed values and the fix."""
+
+
+@dataclass(frozen=True)
+class StudyParams:
+    name: str  # MLflow experiment name
+    seed: int  # base seed; trial t draws θ0 and its data order from (seed, t)
+    trials: int  # independent trials (the paper: 5)
+    rounds: int  # pruning rounds after the dense round 0; change with `lottery rounds N`
+
+
+@dataclass(frozen=True)
+class DataParams:
+    validation_size: int  # examples held out of the 60k training set
+    stratified: bool  # per-class proportional validation split
+    split_seed: int
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    iterations: int
+    batch_size: int
+    learning_rate: float
+    eval_every: int
+
+
+@dataclass(frozen=True)
+class PruneParams:
+    strategy: Literal["iterative", "oneshot"]
+    scope: Literal["layerwise", "global"]
+    rates: dict[str, float]  # layer-wise fraction of surviving weights removed per round
+    global_rate: float  # scope=global: fraction of the pooled survivors removed per round
+    global_exclude: list[str]  # scope=global: layers pruned at their own `rates` instead
+    rewind_iteration: int  # 0 = reset to θ0 (classic LTH); j > 0 = late rewinding
+
+
+@dataclass(frozen=True)
+class ControlParams:
+    reinit: bool
+    reinit_repeats: int
+    random: bool
+
+
+@dataclass(frozen=True)
+class RoundEntry:
+    parent: str  # the round whose pruning produced this round's mask
+    round: int
+
+
+@dataclass(frozen=True)
+class PipelineParams:
+    """Generated from study.rounds and controls by `lottery rounds N`; not edited by hand."""
+
+    rounds: dict[str, RoundEntry]  # stage key (r01, r02, ...) -> entry; DVC foreach over it
+    reinit_rounds: dict[str, RoundEntry]
+    random_rounds: dict[str, RoundEntry]
+
+
+@dataclass(frozen=True)
+class Params:
+    study: StudyParams
+    data: DataParams
+    train: TrainParams
+    prune: PruneParams
+    controls: ControlParams
+    pipeline: PipelineParams
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def study_hash(self) -> str:
+        """SHA-256 of every param that defines the study's results (not `study.name`)."""
+        d = self.as_dict()
+        d["study"] = {k: v for k, v in d["study"].items() if k != "name"}
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+N_TRAIN_TOTAL = 60_000
+
+
+def round_name(k: int) -> str:
+    return f"r{k:02d}"
+
+
+def generate_pipeline(rounds: int, reinit: bool, random: bool) -> dict[str, dict[str, Any]]:
+    """The `pipeline` section for `rounds` pruning rounds (DVC templates have no arithmetic)."""
+
+    def entries() -> dict[str, Any]:
+        return {
+            round_name(k): {"parent": round_name(k - 1), "round": k} for k in range(1, rounds + 1)
+        }
+
+    return {
+        "rounds": entries(),
+        "reinit_rounds": entries() if reinit else {},
+        "random_rounds": entries() if random else {},
+    }
+
+
+def _type_name(tp: Any) -> str:
+    if get_origin(tp) is Literal:
+        return " or ".join(repr(a) for a in get_args(tp))
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
+        tp, str(tp)
+    )
+
+
+def _check_type(key: str, value: Any, tp: Any) -> Any:
+    origin = get_origin(tp)
+    if origin is Literal:
+        if value not in get_args(tp):
+            raise ParamsError(f"{key} must be {_type_name(tp)} (got {value!r}).")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ParamsError(f"{key} must be true or false (got {value!r}).")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParamsError(f"{key} must be an integer (got {value!r}).")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParamsError(f"{key} must be a number (got {value!r}).")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str) or not value.strip():
+            raise ParamsError(f"{key} must be a non-empty string (got {value!r}).")
+        return value
+    if origin is list:
+        (inner,) = get_args(tp)
+        if not isinstance(value, list):
+            raise ParamsError(f"{key} must be a list (got {value!r}).")
+        return [_check_type(f"{key}[{i}]", v, inner) for i, v in enumerate(value)]
+    if origin is dict:
+        _, inner = get_args(tp)
+        if not isinstance(value, dict):
+            raise ParamsError(f"{key} must be a mapping (got {value!r}).")
+        return {str(k): _check_type(f"{key}.{k}", v, inner) for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return _build(key, value, tp)
+    raise TypeError(f"unsupported params type {tp!r}")  # a bug in this module, not in params
+
+
+def _build(prefix: str, raw: Any, cls: Any) -> Any:
+    if not isinstance(raw, Mapping):
+        raise ParamsError(f"{prefix} must be a mapping of keys (got {raw!r}).")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in fields(cls)]
+    unknown = sorted(set(map(str, raw)) - set(names))
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ParamsError(
+            f"unknown key {where}{unknown[0]}: allowed keys here are {', '.join(names)}."
+        )
+    missing = [n for n in names if n not in raw]
+    if missing:
+        where = f"{prefix}." if prefix else ""
+        raise ParamsError(
+            f"missing key {where}{missing[0]}: every key of {cls.__name__} is required."
+        )
+    values = {n: _check_type(f"{prefix}.{n}" if prefix else n, raw[n], hints[n]) for n in names}
+    return cls(**values)
+
+
+def _require(ok: bool, key: str, rule: str, value: Any) -> None:
+    if not ok:
+        raise ParamsError(f"{key} must be {rule} (got {value!r}).")
+
+
+def validate(p: Params) -> Params:
+    s, d, t, pr, c = p.study, p.data, p.train, p.prune, p.controls
+    _require(s.seed >= 0, "study.seed", "an integer >= 0", s.seed)
+    _require(1 <= s.trials <= 100, "study.trials", "an integer from 1 to 100", s.trials)
+    _require(0 <= s.rounds <= 99, "study.rounds", "an integer from 0 to 99", s.rounds)
+    _require(
+        0 < d.validation_size < N_TRAIN_TOTAL,
+        "data.validation_size",
+        f"an integer from 1 to {N_TRAIN_TOTAL - 1}",
+        d.validation_size,
+    )
+    _require(d.split_seed >= 0, "data.split_seed", "an integer >= 0", d.split_seed)
+    _require(t.iterations >= 1, "train.iterations", "an integer >= 1", t.iterations)
+    n_train = N_TRAIN_TOTAL - d.validation_size
+    _require(
+        1 <= t.batch_size <= n_train,
+        "train.batch_size",
+        f"an integer from 1 to the training-set size {n_train}",
+        t.batch_size,
+    )
+    _require(0 < t.learning_rate < 1, "train.learning_rate", "a number in (0, 1)", t.learning_rate)
+    _require(
+        1 <= t.eval_every <= t.iterations,
+        "train.eval_every",
+        f"an integer from 1 to train.iterations ({t.iterations})",
+        t.eval_every,
+    )
+    if sorted(pr.rates) != sorted(LAYERS):
+        raise ParamsError(
+            f"prune.rates must give a rate for exactly the layers {', '.join(LAYERS)} "
+            f"(got {', '.join(pr.rates) or 'none'})."
+        )
+    for layer, rate in pr.rates.items():
+        _require(0 <= rate < 1, f"prune.rates.{layer}", "a number in [0, 1)", rate)
+    _require(0 <= pr.global_rate < 1, "prune.global_rate", "a number in [0, 1)", pr.global_rate)
+    for i, layer in enumerate(pr.global_exclude):
+        _require(layer in LAYERS, f"prune.global_exclude[{i}]", f"one of {list(LAYERS)}", layer)
+    _require(
+        0 <= pr.rewind_iteration < t.iterations,
+        "prune.rewind_iteration",
+        f"an integer from 0 to train.iterations - 1 ({t.iterations - 1})",
+        pr.rewind_iteration,
+    )
+    _require(
+        1 <= c.reinit_repeats <= 20,
+        "controls.reinit_repeats",
+        "an integer from 1 to 20",
+        c.reinit_repeats,
+    )
+    expected = generate_pipeline(s.rounds, c.reinit, c.random)
+    got = {
+        k: {name: dataclasses.asdict(e) for name, e in getattr(p.pipeline, k).items()}
+        for k in expected
+    }
+    if got != expected:
+        raise ParamsError(
+            "the pipeline section of params.yaml does not match study.rounds="
+            f"{s.rounds}, controls.reinit={c.reinit}, controls.random={c.random}. It is "
+            "generated: run `lottery rounds` (or `lottery rounds N` to change the number "
+            "of rounds) to rewrite it, then `dvc repro`."
+        )
+    return p
+
+
+def parse_params(raw: Any) -> Params:
+    params: Params = _build("", raw, Params)
+    return validate(params)
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate a params file; every problem raises `ParamsError`."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: no such params file (run from the project root).") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
+    try:
+        return parse_params(raw)
+    except ParamsError as exc:
+        raise ParamsError(f"{path}: {exc} Fix it in {path} and rerun.") from None

@@ -1,0 +1,623 @@
+"""Figures for the study, and the flat tables `dvc plots` draws from.
+
+Every figure is rendered with matplotlib's Agg backend through the object-oriented
+`Figure` API (no pyplot state, so nothing needs closing and nothing leaks), written
+into memory and then onto disk with `io.atomic_open`: an interrupted stage never leaves
+a half-written PNG. Sizes are fixed, so the pixel size of every file is known:
+
+==========================  ==================  =====================
+figure                      figsize (inches)    pixels at `DPI` = 100
+==========================  ==================  =====================
+line plots                  `LINE_FIGSIZE`      800 x 500
+first-layer mask image      `MASK_FIGSIZE`      600 x 1000
+28x28 pixel connection map  `PIXEL_FIGSIZE`     600 x 500
+==========================  ==================  =====================
+
+Accuracies are fractions in the metrics files and percentages on the figures.
+"""
+
+from __future__ import annotations
+
+import io as _bytes_io
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
+
+from lottery import io
+from lottery.arch import LAYER_SHAPES, LAYERS
+
+matplotlib.use("Agg")
+
+#: Resolution of every PNG (dots per inch).
+DPI = 100
+#: Accuracy / early-stop / density / learning-curve plots: 800 x 500 px.
+LINE_FIGSIZE: tuple[float, float] = (8.0, 5.0)
+#: The 784 x 300 first-layer mask: tall, so each input pixel row gets ~1 px: 600 x 1000 px.
+MASK_FIGSIZE: tuple[float, float] = (6.0, 10.0)
+#: The 28 x 28 map of connections kept per input pixel: 600 x 500 px.
+PIXEL_FIGSIZE: tuple[float, float] = (6.0, 5.0)
+
+#: Side of the square MNIST image; fc1 has IMAGE_SIDE**2 inputs.
+IMAGE_SIDE = 28
+#: Conditions in the order they are drawn and tabulated.
+CONDITIONS: tuple[str, ...] = ("ticket", "reinit", "random")
+CONDITION_LABELS: dict[str, str] = {
+    "ticket": "winning ticket (original init)",
+    "reinit": "reinit control (same mask, fresh init)",
+    "random": "random-prune control (same densities)",
+}
+CONDITION_COLORS: dict[str, str] = {"ticket": "C0", "reinit": "C1", "random": "C2"}
+#: % remaining the learning-curve figure tries to show (the paper's Figure 3 levels).
+DEFAULT_CURVE_TARGETS: tuple[float, ...] = (100.0, 51.0, 21.0, 7.0, 3.6)
+#: Colours of the first-layer mask image.
+PRUNED_COLOR = "#eeeeee"
+KEPT_COLOR = "#1f4e79"
+#: Summary statistics of a metric over the runs of one (condition, round).
+STAT_NAMES: tuple[str, ...] = ("mean", "min", "max")
+
+Mask = Mapping[str, np.ndarray]
+
+
+def pixel_size(figsize: tuple[float, float], dpi: int = DPI) -> tuple[int, int]:
+    """(width, height) in pixels of a PNG saved from a figure of `figsize` inches."""
+    return round(figsize[0] * dpi), round(figsize[1] * dpi)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Render `fig` to PNG in memory, then write it atomically to `path`."""
+    path = Path(path)
+    buf = _bytes_io.BytesIO()
+    # No "Software" metadata: the bytes then depend only on what is drawn.
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    with io.atomic_open(path, "wb") as fh:
+        fh.write(buf.getvalue())
+    return path
+
+
+def _new_figure(figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    fig = Figure(figsize=figsize, dpi=DPI, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _no_data(ax: Axes, what: str) -> None:
+    ax.text(0.5, 0.5, f"no data: {what}", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+# ------------------------------------------------------------------------------ masks
+
+
+def _check_fc1(fc1_mask: np.ndarray) -> np.ndarray:
+    mask = np.asarray(fc1_mask)
+    if mask.ndim != 2 or mask.shape[0] != IMAGE_SIDE * IMAGE_SIDE:
+        raise ValueError(
+            f"first-layer mask must have shape ({IMAGE_SIDE * IMAGE_SIDE}, n_hidden), "
+            f"got {mask.shape}"
+        )
+    if mask.dtype != np.bool_:
+        if not np.isin(mask, (0, 1)).all():
+            raise ValueError("first-layer mask must hold only 0/1 (kept/pruned) values")
+        mask = mask.astype(bool)
+    return mask
+
+
+def pixel_counts(fc1_mask: np.ndarray) -> np.ndarray:
+    """Connections kept per input pixel, as a 28x28 int array (row-major, like MNIST)."""
+    mask = _check_fc1(fc1_mask)
+    return mask.sum(axis=1, dtype=np.int64).reshape(IMAGE_SIDE, IMAGE_SIDE)
+
+
+def first_layer_mask_figure(fc1_mask: np.ndarray, title: str) -> Figure:
+    mask = _check_fc1(fc1_mask)
+    kept = int(mask.sum())
+    fig, ax = _new_figure(MASK_FIGSIZE)
+    cmap = ListedColormap([PRUNED_COLOR, KEPT_COLOR])
+    ax.imshow(
+        mask.astype(np.uint8), cmap=cmap, vmin=0, vmax=1, aspect="auto", interpolation="nearest"
+    )
+    ax.set_xlabel(f"hidden unit (fc1 output, {mask.shape[1]})")
+    ax.set_ylabel(f"input pixel (row-major index, {mask.shape[0]})")
+    ax.set_title(title)
+    handles = [
+        Patch(
+            facecolor=KEPT_COLOR,
+            edgecolor="black",
+            label=f"kept ({kept:,}, {100.0 * kept / mask.size:.1f}%)",
+        ),
+        Patch(facecolor=PRUNED_COLOR, edgecolor="black", label=f"pruned ({mask.size - kept:,})"),
+    ]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.04), ncol=2)
+    return fig
+
+
+def first_layer_mask_image(fc1_mask: np.ndarray, path: str | Path, title: str) -> Path:
+    """The 784x300 first-layer mask: input pixels (rows) x hidden units (columns)."""
+    return save_figure(first_layer_mask_figure(fc1_mask, title), path)
+
+
+def pixel_connection_figure(fc1_mask: np.ndarray, title: str) -> Figure:
+    counts = pixel_counts(fc1_mask)
+    n_hidden = np.asarray(fc1_mask).shape[1]
+    fig, ax = _new_figure(PIXEL_FIGSIZE)
+    image = ax.imshow(
+        counts, cmap="viridis", vmin=0, vmax=max(int(counts.max()), 1), interpolation="nearest"
+    )
+    fig.colorbar(image, ax=ax, label=f"connections kept (of {n_hidden})")
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return fig
+
+
+def pixel_connection_map(fc1_mask: np.ndarray, path: str | Path, title: str) -> Path:
+    """28x28 heat map of how many fc1 connections each input pixel keeps."""
+    return save_figure(pixel_connection_figure(fc1_mask, title), path)
+
+
+def mask_densities(mask: Mask) -> dict[str, float]:
+    """Fraction kept per layer and overall (kept / total over the layers present)."""
+    out: dict[str, float] = {}
+    kept = total = 0
+    for layer in _ordered_layers(mask):
+        arr = np.asarray(mask[layer])
+        out[layer] = float(arr.sum()) / arr.size
+        kept += int(arr.sum())
+        total += arr.size
+    out["overall"] = kept / total if total else float("nan")
+    return out
+
+
+def densities_from_masks(
+    masks_by_round: Mapping[int, Mapping[int, Mask]],
+) -> dict[int, dict[str, float]]:
+    """round -> {layer: density, "overall": density}, the mean over the trials' masks."""
+    out: dict[int, dict[str, float]] = {}
+    for rnd in sorted(masks_by_round):
+        per_trial = [mask_densities(m) for m in masks_by_round[rnd].values()]
+        if not per_trial:
+            continue
+        keys = list(per_trial[0])
+        out[rnd] = {k: float(np.mean([d[k] for d in per_trial])) for k in keys}
+    return out
+
+
+def _ordered_layers(names: Iterable[str]) -> list[str]:
+    names = list(names)
+    known = [n for n in LAYERS if n in names]
+    return known + sorted(n for n in names if n not in LAYER_SHAPES)
+
+
+def density_by_round_figure(densities: Mapping[int, Mapping[str, float]]) -> Figure:
+    fig, ax = _new_figure(LINE_FIGSIZE)
+    rounds = sorted(densities)
+    if not rounds:
+        _no_data(ax, "densities")
+        return fig
+    keys: list[str] = []
+    for rnd in rounds:
+        keys.extend(k for k in densities[rnd] if k not in keys)
+    series = _ordered_layers(k for k in keys if k != "overall")
+    if "overall" in keys:
+        series.append("overall")
+    for i, key in enumerate(series):
+        xs = [r for r in rounds if key in densities[r]]
+        ys = [100.0 * float(densities[r][key]) for r in xs]
+        if key == "overall":
+            ax.plot(xs, ys, marker=".", label=key, color="black", linestyle="--")
+        else:  # distinct markers, shrinking, so equal-density layers stay visible
+            ax.plot(xs, ys, marker="osD^v"[i % 5], markersize=8 - 1.5 * (i % 3), label=key)
+    ax.set_yscale("log")
+    ax.set_xlabel("pruning round")
+    ax.set_ylabel("% of weights remaining (log scale)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    positive = [100.0 * float(d[k]) for d in densities.values() for k in d if d[k] > 0]
+    yticks = _nice_log_ticks(min(positive, default=1.0))
+    ax.yaxis.set_major_locator(FixedLocator(yticks))
+    ax.set_ylim(yticks[0] / 1.1, 100.0 * 1.1)
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: _fmt_percent(v)))
+    ax.set_title("Density of each layer by pruning round")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def layer_density_by_round(densities: Mapping[int, Mapping[str, float]], path: str | Path) -> Path:
+    """Density (fraction kept, plotted as %) of each layer and overall vs round; log y."""
+    return save_figure(density_by_round_figure(densities), path)
+
+
+# ------------------------------------------------------------------- metrics series
+
+
+def metric_stats(metrics: Mapping[str, Any], key: str) -> dict[str, float]:
+    """{"mean", "min", "max"} of `key` over the runs of one metrics dict.
+
+    Computed from `runs` when present (the source of truth), else read from `summary`.
+    """
+    runs = metrics.get("runs") or {}
+    values = [float(r[key]) for r in runs.values() if r.get(key) is not None]
+    if values:
+        return {"mean": float(np.mean(values)), "min": min(values), "max": max(values)}
+    summary = (metrics.get("summary") or {}).get(key)
+    if summary is None:
+        raise KeyError(
+            f"metrics of {metrics.get('condition')!r} round {metrics.get('round')!r} "
+            f"have no {key!r} in runs or summary"
+        )
+    return {s: float(summary[s]) for s in STAT_NAMES}
+
+
+def n_runs(metrics: Mapping[str, Any]) -> int:
+    return len(metrics.get("runs") or {})
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a plot: a condition's statistic by round, ordered by round."""
+
+    condition: str
+    rounds: list[int]
+    percent_remaining: list[float]
+    mean: list[float]
+    low: list[float]
+    high: list[float]
+    n_runs: list[int]
+
+    @property
+    def has_band(self) -> bool:
+        """A min-max band is drawn only where some point has more than one run."""
+        return max(self.n_runs, default=0) > 1
+
+
+def condition_series(
+    metrics: Sequence[Mapping[str, Any]], key: str, scale: float = 1.0
+) -> dict[str, Series]:
+    """condition -> Series of `key` (times `scale`), conditions in `CONDITIONS` order."""
+    by_cond: dict[str, list[Mapping[str, Any]]] = {}
+    for m in metrics:
+        by_cond.setdefault(str(m["condition"]), []).append(m)
+    order = [c for c in CONDITIONS if c in by_cond] + sorted(set(by_cond) - set(CONDITIONS))
+    out: dict[str, Series] = {}
+    for cond in order:
+        items = sorted(by_cond[cond], key=lambda m: int(m["round"]))
+        stats = [metric_stats(m, key) for m in items]
+        out[cond] = Series(
+            condition=cond,
+            rounds=[int(m["round"]) for m in items],
+            percent_remaining=[float(m["percent_remaining"]) for m in items],
+            mean=[scale * s["mean"] for s in stats],
+            low=[scale * s["min"] for s in stats],
+            high=[scale * s["max"] for s in stats],
+            n_runs=[n_runs(m) for m in items],
+        )
+    return out
+
+
+def _fmt_percent(value: float) -> str:
+    if value >= 10:
+        return f"{value:.0f}" if abs(value - round(value)) < 0.05 else f"{value:.1f}"
+    if value >= 1:
+        return f"{value:.1f}"
+    return f"{value:.2g}"
+
+
+def _nice_log_ticks(lowest: float, highest: float = 100.0) -> list[float]:
+    """1-2-5 ticks from just below `lowest` up to `highest` (percent)."""
+    ticks = [m * 10.0**e for e in range(-4, 3) for m in (1, 2, 5)]
+    below = [t for t in ticks if t <= lowest]
+    start = below[-1] if below else ticks[0]
+    return [t for t in ticks if start <= t <= highest]
+
+
+def _thin(values: list[float], max_ticks: int = 10) -> list[float]:
+    """Keep at most `max_ticks` values, always keeping the first and the last."""
+    if len(values) <= max_ticks:
+        return values
+    idx = np.unique(np.linspace(0, len(values) - 1, max_ticks).round().astype(int))
+    return [values[i] for i in idx]
+
+
+def _percent_axis(ax: Axes, xs: Iterable[float]) -> None:
+    """Log-scaled, reversed x axis (100% on the left), ticks at the levels present."""
+    levels = sorted({float(x) for x in xs if x > 0}, reverse=True)
+    ax.set_xscale("log")
+    if levels:
+        ax.set_xlim(levels[0] * 1.15, levels[-1] / 1.15)  # reversed: large on the left
+        ax.xaxis.set_major_locator(FixedLocator(_thin(levels)))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: _fmt_percent(v)))
+    else:
+        ax.invert_xaxis()
+    ax.set_xlabel("% of weights remaining (log scale)")
+
+
+def series_figure(
+    metrics: Sequence[Mapping[str, Any]], key: str, ylabel: str, title: str, scale: float = 1.0
+) -> Figure:
+    """Mean of `key` vs % remaining, one line per condition, min-max band over runs."""
+    fig, ax = _new_figure(LINE_FIGSIZE)
+    series = condition_series(metrics, key, scale)
+    if not series:
+        _no_data(ax, "metrics")
+        return fig
+    for cond, s in series.items():
+        color = CONDITION_COLORS.get(cond)
+        ax.plot(
+            s.percent_remaining,
+            s.mean,
+            marker="o",
+            markersize=4,
+            color=color,
+            label=CONDITION_LABELS.get(cond, cond),
+        )
+        if s.has_band:
+            ax.fill_between(s.percent_remaining, s.low, s.high, color=color, alpha=0.2, linewidth=0)
+    _percent_axis(ax, (x for s in series.values() for x in s.percent_remaining))
+    ax.set_ylabel(ylabel)
+    runs = sorted({n for s in series.values() for n in s.n_runs})
+    band = (
+        "mean; band: min-max over runs" if any(s.has_band for s in series.values()) else "one run"
+    )
+    ax.set_title(f"{title}\n({band}; runs per point: {', '.join(map(str, runs))})")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def accuracy_figure(metrics: Sequence[Mapping[str, Any]]) -> Figure:
+    return series_figure(
+        metrics,
+        "test_accuracy_at_early_stop",
+        "test accuracy at early stop (%)",
+        "Test accuracy at the early-stop iteration",
+        scale=100.0,
+    )
+
+
+def early_stop_figure(metrics: Sequence[Mapping[str, Any]]) -> Figure:
+    return series_figure(
+        metrics,
+        "early_stop_iteration",
+        "early-stop iteration",
+        "Early-stop iteration (minimum validation loss)",
+    )
+
+
+def accuracy_vs_remaining(metrics: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+    """Test accuracy at early stop vs % weights remaining (the paper's Figure 4 style)."""
+    return save_figure(accuracy_figure(metrics), path)
+
+
+def early_stop_vs_remaining(metrics: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+    """Early-stop iteration vs % weights remaining, one line per condition."""
+    return save_figure(early_stop_figure(metrics), path)
+
+
+# ------------------------------------------------------------------- learning curves
+
+
+def choose_rounds(
+    percent_by_round: Mapping[int, float], targets: Sequence[float] = DEFAULT_CURVE_TARGETS
+) -> list[int]:
+    """For each target % remaining, the round closest to it (ties: the earlier round).
+
+    Returns the distinct rounds, sorted; empty when no round is available.
+    """
+    if not percent_by_round:
+        return []
+    chosen = {
+        min(percent_by_round, key=lambda r: (abs(float(percent_by_round[r]) - t), r))
+        for t in targets
+    }
+    return sorted(chosen)
+
+
+def curve_band(
+    curves: Mapping[str, Any], key: str = "test_accuracy"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """(iterations, mean, min, max, n_runs) of `key` over the runs of one curves dict.
+
+    Only iterations every run evaluated are used, so runs of different length align.
+    """
+    runs = [r for r in (curves.get("runs") or {}).values() if r.get(key)]
+    if not runs:
+        empty = np.zeros(0)
+        return empty, empty, empty, empty, 0
+    common = set.intersection(*(set(map(int, r["iteration"])) for r in runs))
+    its = np.array(sorted(common), dtype=np.int64)
+    table = np.array(
+        [[dict(zip(map(int, r["iteration"]), r[key], strict=True))[i] for i in its] for r in runs],
+        dtype=np.float64,
+    )
+    return its, table.mean(axis=0), table.min(axis=0), table.max(axis=0), len(runs)
+
+
+def learning_curves_figure(
+    curves: Mapping[int, Mapping[str, Any]],
+    metrics_by_round: Mapping[int, Mapping[str, Any]],
+    condition: str = "ticket",
+    targets: Sequence[float] = DEFAULT_CURVE_TARGETS,
+) -> Figure:
+    fig, ax = _new_figure(LINE_FIGSIZE)
+    percent = {
+        int(r): float(metrics_by_round[r]["percent_remaining"])
+        for r in curves
+        if r in metrics_by_round
+    }
+    rounds = choose_rounds(percent, targets)
+    drawn = 0
+    for i, rnd in enumerate(rounds):
+        its, mean, low, high, runs = curve_band(curves[rnd])
+        if runs == 0 or its.size == 0:
+            continue
+        color = f"C{i % 10}"
+        ax.plot(
+            its,
+            100.0 * mean,
+            color=color,
+            label=f"{_fmt_percent(percent[rnd])}% remaining (round {rnd})",
+        )
+        if runs > 1:
+            ax.fill_between(its, 100.0 * low, 100.0 * high, color=color, alpha=0.2, linewidth=0)
+        drawn += 1
+    if drawn == 0:
+        _no_data(ax, f"{condition} learning curves")
+        return fig
+    ax.set_xlabel("training iteration")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"Test accuracy during training ({condition}; mean, band: min-max over runs)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right")
+    return fig
+
+
+def learning_curves(
+    curves: Mapping[int, Mapping[str, Any]],
+    metrics_by_round: Mapping[int, Mapping[str, Any]],
+    path: str | Path,
+    condition: str = "ticket",
+) -> Path:
+    """Test accuracy vs iteration for the rounds `choose_rounds` picks (round -> curves dict)."""
+    return save_figure(learning_curves_figure(curves, metrics_by_round, condition), path)
+
+
+# ------------------------------------------------------------------------ dvc plots
+
+
+def dvc_plot_rows(metrics: Sequence[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Flat rows for `dvc plots`: one file per condition, `accuracy_{condition}.json`.
+
+    One file per condition because DVC draws one line per file (and revision). Each row:
+    condition, round, percent_remaining, n_runs, and for `test_accuracy` (at early stop,
+    a fraction), `final_test_accuracy` and `early_stop_iteration` the mean (plain name)
+    and `<name>_min` / `<name>_max`. Rows are ordered by round.
+    """
+    fields = {
+        "test_accuracy": "test_accuracy_at_early_stop",
+        "final_test_accuracy": "final_test_accuracy",
+        "early_stop_iteration": "early_stop_iteration",
+    }
+    out: dict[str, list[dict[str, Any]]] = {}
+    for cond, items in _group_by_condition(metrics).items():
+        rows: list[dict[str, Any]] = []
+        for m in items:
+            row: dict[str, Any] = {
+                "condition": cond,
+                "round": int(m["round"]),
+                "percent_remaining": float(m["percent_remaining"]),
+                "n_runs": n_runs(m),
+            }
+            for name, key in fields.items():
+                s = metric_stats(m, key)
+                row[name] = s["mean"]
+                row[f"{name}_min"] = s["min"]
+                row[f"{name}_max"] = s["max"]
+            rows.append(row)
+        out[f"accuracy_{cond}.json"] = rows
+    return out
+
+
+def _group_by_condition(metrics: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for m in metrics:
+        groups.setdefault(str(m["condition"]), []).append(m)
+    order = [c for c in CONDITIONS if c in groups] + sorted(set(groups) - set(CONDITIONS))
+    return {c: sorted(groups[c], key=lambda m: int(m["round"])) for c in order}
+
+
+def write_dvc_plot_tables(
+    rows_by_name: Mapping[str, Sequence[Mapping[str, Any]]], out_dir: str | Path
+) -> dict[str, Path]:
+    """Write each table as a JSON list of flat objects (what `dvc plots` reads)."""
+    out_dir = Path(out_dir)
+    paths: dict[str, Path] = {}
+    for name, rows in rows_by_name.items():
+        if not name.endswith(".json"):
+            raise ValueError(f"dvc plot tables are JSON lists; {name!r} must end in .json")
+        path = out_dir / name
+        io.write_json(path, [dict(r) for r in rows])
+        paths[name] = path
+    return paths
+
+
+# ------------------------------------------------------------------------ all at once
+
+
+#: Names (also the file stems under out_dir) of the figures `render_all` always writes.
+SUMMARY_FIGURES: tuple[str, ...] = (
+    "accuracy_vs_remaining",
+    "early_stop_vs_remaining",
+    "learning_curves",
+    "density_by_round",
+)
+
+
+def mask_figure_names(rnd: int) -> tuple[str, str]:
+    """Names of the two per-round mask figures (file = out_dir / f"{name}.png")."""
+    return f"masks/r{rnd:02d}_fc1_mask", f"masks/r{rnd:02d}_pixel_map"
+
+
+def render_all(
+    masks_by_round: Mapping[int, Mapping[int, Mask]],
+    metrics: Sequence[Mapping[str, Any]],
+    curves: Mapping[str, Mapping[int, Mapping[str, Any]]],
+    out_dir: str | Path,
+) -> dict[str, Path]:
+    """Every figure of the study, under `out_dir`; returns name -> path (name + ".png").
+
+    The four summary figures are always written (with "no data" when empty), so they can
+    be declared as stage outputs. Mask figures use the lowest trial id of each round.
+    Layer densities come from the masks (mean over trials), falling back to the ticket
+    metrics' `density` for rounds without masks.
+    """
+    out_dir = Path(out_dir)
+    out: dict[str, Path] = {}
+    ticket = {int(m["round"]): m for m in metrics if m["condition"] == "ticket"}
+
+    out["accuracy_vs_remaining"] = accuracy_vs_remaining(
+        metrics, out_dir / "accuracy_vs_remaining.png"
+    )
+    out["early_stop_vs_remaining"] = early_stop_vs_remaining(
+        metrics, out_dir / "early_stop_vs_remaining.png"
+    )
+    out["learning_curves"] = learning_curves(
+        curves.get("ticket", {}), ticket, out_dir / "learning_curves.png"
+    )
+
+    densities = {r: dict(m["density"]) for r, m in ticket.items() if m.get("density")}
+    densities.update(densities_from_masks(masks_by_round))
+    out["density_by_round"] = layer_density_by_round(densities, out_dir / "density_by_round.png")
+
+    for rnd in sorted(masks_by_round):
+        trials = masks_by_round[rnd]
+        if not trials:
+            continue
+        trial = min(trials)
+        fc1 = np.asarray(trials[trial]["fc1"])
+        pct = 100.0 * float(fc1.mean())
+        mask_name, map_name = mask_figure_names(rnd)
+        out[mask_name] = first_layer_mask_image(
+            fc1,
+            out_dir / f"{mask_name}.png",
+            f"Round {rnd}, trial {trial}: first-layer mask ({pct:.1f}% of fc1 kept)",
+        )
+        out[map_name] = pixel_connection_map(
+            fc1,
+            out_dir / f"{map_name}.png",
+            f"Round {rnd}, trial {trial}: fc1 connections kept per input pixel",
+        )
+    return out

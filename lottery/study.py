@@ -1,0 +1,524 @@
+"""The study's stages as library functions: prepare, init, train a round, visualise, report.
+
+Each DVC stage script calls exactly one function here. A training stage trains every
+network it owns (all trials, and reinit repeats) together in one stacked engine, writes
+its outputs atomically, and records one MLflow child run per network.
+
+Round k (condition "ticket") trains m_k ⊙ θ_j (θ_j = θ0 unless rewinding) and prunes to
+m_{k+1}; the reinit control trains m_k from a fresh init; the random-prune control trains
+a random mask with m_k's per-layer density from θ_j.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lottery import io, paths
+from lottery.arch import kernel_key
+from lottery.data import load_split
+from lottery.data import prepare as prepare_data
+from lottery.masks import (
+    Mask,
+    Weights,
+    density,
+    load_mask,
+    load_weights,
+    mask_hash,
+    mask_record,
+    ones_mask,
+    percent_remaining,
+    read_lineage,
+    save_mask,
+    save_weights,
+    weights_hash,
+    write_lineage,
+)
+from lottery.params import Params
+from lottery.pruning import cumulative_rate, prune_magnitude, random_mask_like
+
+#: Fixed ids that keep the seed streams of different purposes apart.
+_STREAM = {"theta0": 0, "ticket": 1, "reinit": 2, "random": 3, "random_mask": 4}
+SUMMARY_KEYS = ("early_stop_iteration", "test_accuracy_at_early_stop", "final_test_accuracy")
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def rng_for(seed: int, stream: str, *parts: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, _STREAM[stream], *parts]))
+
+
+def seed_for(seed: int, stream: str, *parts: int) -> int:
+    return int(np.random.SeedSequence([seed, _STREAM[stream], *parts]).generate_state(1)[0])
+
+
+def dvc_stage_name(condition: str, name: str) -> str:
+    if condition == "ticket" and name == "r00":
+        return "dense"
+    return os.environ.get("DVC_STAGE") or f"{condition}@{name}"
+
+
+# ---------------------------------------------------------------- prepare and init
+
+
+def prepare(params: Params) -> dict[str, Any]:
+    d = params.data
+    manifest = prepare_data(
+        paths.MNIST_DIR, paths.prepared_dir(), d.validation_size, d.stratified, d.split_seed
+    )
+    log(f"prepared MNIST split: {manifest.get('sizes', manifest)}")
+    return manifest
+
+
+def init(params: Params) -> None:
+    """Draw θ0 once per trial (Glorot normal, biases zero) and the all-ones mask m_0."""
+    from lottery.model import glorot_normal_init  # TensorFlow only where needed
+
+    for t in range(params.study.trials):
+        theta0 = glorot_normal_init(rng_for(params.study.seed, "theta0", t))
+        save_weights(paths.theta0_path(t), theta0)
+        theta_sha = weights_hash(theta0)
+        io.write_json(
+            paths.theta0_path(t).with_suffix(".json"),
+            {"sha256": theta_sha, "trial": t, "seed": params.study.seed, "init": "glorot_normal"},
+        )
+        m0 = ones_mask()
+        save_mask(paths.initial_mask_path(t), m0)
+        write_lineage(
+            paths.initial_mask_path(t),
+            mask_record(
+                m0,
+                round=0,
+                trial=t,
+                condition="ticket",
+                parent_sha256=None,
+                theta0_sha256=theta_sha,
+                dvc_stage="init",
+                mlflow_run_id=None,
+            ),
+        )
+        log(f"trial {t}: θ0 sha256 {theta_sha[:16]}…")
+
+
+# ---------------------------------------------------------------- training stages
+
+
+@dataclass
+class Net:
+    """One network a stage trains."""
+
+    key: str
+    trial: int
+    repeat: int | None
+    mask: Mask
+    start: Weights
+    data_seed: int
+    tags: dict[str, str]
+
+
+def _round_index(name: str) -> int:
+    return int(name.lstrip("r"))
+
+
+def _start_weights(params: Params, trial: int) -> tuple[Weights, str]:
+    """θ_j: the weights every ticket of a trial is reset to (θ0 when j = 0)."""
+    w = load_weights(paths.rewind_path(trial))
+    return w, weights_hash(w)
+
+
+def _nets(params: Params, condition: str, k: int) -> list[Net]:
+    seed = params.study.seed
+    nets: list[Net] = []
+    for t in range(params.study.trials):
+        m_path = paths.round_mask_path(k, t)
+        mask = load_mask(m_path)
+        lineage = read_lineage(m_path)
+        theta0_sha = str(lineage["theta0_sha256"])
+        base = {
+            "round": str(k),
+            "trial": str(t),
+            "condition": condition,
+            "theta0_sha256": theta0_sha,
+            "source_mask_sha256": mask_hash(mask),
+            "source_mask_path": str(m_path),
+        }
+        if condition == "ticket":
+            if k == 0:
+                start = load_weights(paths.theta0_path(t))
+            else:
+                start, _ = _start_weights(params, t)
+            nets.append(
+                Net(paths.run_key(t), t, None, mask, start, seed_for(seed, condition, t, k), base)
+            )
+        elif condition == "reinit":
+            from lottery.model import glorot_normal_init
+
+            for r in range(params.controls.reinit_repeats):
+                start = glorot_normal_init(rng_for(seed, "reinit", t, k, r))
+                nets.append(
+                    Net(
+                        paths.run_key(t, r),
+                        t,
+                        r,
+                        mask,
+                        start,
+                        seed_for(seed, condition, t, k, r),
+                        {**base, "repeat": str(r)},
+                    )
+                )
+        elif condition == "random":
+            start, _ = _start_weights(params, t)
+            rmask = random_mask_like(mask, rng_for(seed, "random_mask", t, k))
+            nets.append(
+                Net(paths.run_key(t), t, None, rmask, start, seed_for(seed, condition, t, k), base)
+            )
+        else:
+            raise ValueError(f"unknown condition {condition!r}")
+    return nets
+
+
+def _next_mask(params: Params, k: int, trained: Weights, mask: Mask, trial: int) -> Mask:
+    """m_{k+1}: iterative prunes round k's survivors; one-shot prunes the dense network."""
+    p = params.prune
+    if p.strategy == "iterative":
+        kernels = {layer: trained[kernel_key(layer)] for layer in mask}
+        return prune_magnitude(kernels, mask, p.rates, p.scope, p.global_rate, p.global_exclude)
+    dense = load_weights(paths.dense_trained_path(trial)) if k > 0 else trained
+    kernels = {layer: dense[kernel_key(layer)] for layer in mask}
+    rates = {layer: cumulative_rate(r, k + 1) for layer, r in p.rates.items()}
+    return prune_magnitude(
+        kernels,
+        ones_mask(),
+        rates,
+        p.scope,
+        cumulative_rate(p.global_rate, k + 1),
+        p.global_exclude,
+    )
+
+
+def _aggregate(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for key in SUMMARY_KEYS:
+        values = np.array([r[key] for r in runs.values()], dtype=float)
+        out[key] = {
+            "mean": float(values.mean()),
+            "min": float(values.min()),
+            "max": float(values.max()),
+        }
+    return out
+
+
+def train_stage(params: Params, condition: str, name: str) -> dict[str, Any]:
+    """Train every network of one (condition, round) stage and write its outputs."""
+    from lottery import tracking
+    from lottery.training import Engine, TrainConfig, device_name
+
+    k = _round_index(name)
+    stage = dvc_stage_name(condition, name)
+    recorder = tracking.StudyRecorder(params.study.name, params.study_hash(), params.as_dict())
+    stale = recorder.fail_stale_runs(stage)
+    if stale:
+        log(f"marked {len(stale)} run(s) of a killed earlier attempt as FAILED: {', '.join(stale)}")
+    split = load_split(paths.prepared_dir())
+    manifest = io.read_json(paths.prepared_dir() / "manifest.json")
+    nets = _nets(params, condition, k)
+    t = params.train
+    snapshot = params.prune.rewind_iteration if (condition == "ticket" and k == 0) else None
+    cfg = TrainConfig(t.iterations, t.batch_size, t.learning_rate, t.eval_every, snapshot)
+    device = device_name()
+    git_rev = tracking.git_revision()
+    common = {
+        "lottery.study_hash": params.study_hash(),
+        "lottery.dvc_stage": stage,
+        "lottery.git_commit": git_rev,
+        "lottery.device": device,
+        "lottery.n_stacked": str(len(nets)),
+        "lottery.strategy": params.prune.strategy,
+        "lottery.scope": params.prune.scope,
+        "lottery.rewind_iteration": str(params.prune.rewind_iteration),
+    }
+    if os.environ.get("DVC_EXP_NAME"):
+        common["lottery.dvc_exp_name"] = os.environ["DVC_EXP_NAME"]
+    flat_params = tracking.flatten(params.as_dict())
+    flat_params.pop("pipeline.rounds", None)
+    for key in [k_ for k_ in flat_params if k_.startswith("pipeline.")]:
+        flat_params.pop(key)
+    run_ids: dict[str, str] = {}
+    for net in nets:
+        tags = {f"lottery.{k_}": v for k_, v in net.tags.items()}
+        tags.update(common)
+        tags["lottery.mask_sha256"] = mask_hash(net.mask)
+        tags["lottery.init_sha256"] = weights_hash(net.start)
+        tags["lottery.density"] = f"{density(net.mask)['overall']:.6f}"
+        tags["lottery.percent_remaining"] = f"{percent_remaining(net.mask):.4f}"
+        run_ids[net.key] = recorder.start_child(f"{condition}-{name}-{net.key}", tags)
+    log(
+        f"{stage}: training {len(nets)} network(s) on {device} "
+        f"({percent_remaining(nets[0].mask):.2f}% of weights remaining), "
+        f"{t.iterations} iterations, MLflow {recorder.uri}"
+    )
+    ok = False
+    try:
+        started = time.perf_counter()
+        engine = Engine(split, len(nets), cfg)
+        results = engine.train(
+            [n.start for n in nets],
+            [n.mask for n in nets],
+            [n.data_seed for n in nets],
+            progress=log,
+            label=f"[{stage}] ",
+        )
+        seconds = time.perf_counter() - started
+        out = _write_outputs(params, condition, name, k, nets, results, run_ids, git_rev, stage)
+        for net, res in zip(nets, results, strict=True):
+            rid = run_ids[net.key]
+            recorder.log_params(rid, flat_params)
+            recorder.log_curves(rid, res.curves)
+            recorder.log_summary(
+                rid,
+                {
+                    **res.summary,
+                    "percent_remaining": percent_remaining(net.mask),
+                    "train_seconds": seconds,
+                },
+            )
+            recorder.log_dataset(
+                rid, "mnist-split", str(manifest["split_sha256"]), str(paths.prepared_dir())
+            )
+            recorder.log_artifacts(rid, out["artifacts"][net.key])
+            if net.key in out["run_tags"]:
+                recorder.log_tags(rid, out["run_tags"][net.key])
+        ok = True
+    finally:
+        for rid in run_ids.values():
+            recorder.end(rid, ok)
+    metrics = out["metrics"]
+    io.write_json(paths.metrics_path(condition, name), metrics)  # last: the stage is done
+    log(
+        f"{stage}: early stop {metrics['summary']['early_stop_iteration']['mean']:.0f}, "
+        f"test acc {metrics['summary']['test_accuracy_at_early_stop']['mean'] * 100:.2f}% "
+        f"({seconds:.0f}s)"
+    )
+    return metrics
+
+
+def _write_outputs(
+    params: Params,
+    condition: str,
+    name: str,
+    k: int,
+    nets: Sequence[Net],
+    results: Sequence[Any],
+    run_ids: dict[str, str],
+    git_rev: str,
+    stage: str,
+) -> dict[str, Any]:
+    runs: dict[str, dict[str, Any]] = {}
+    curves: dict[str, Any] = {}
+    artifacts: dict[str, list[tuple[Path, str]]] = {}
+    run_tags: dict[str, dict[str, str]] = {}
+    pruning = {
+        "strategy": params.prune.strategy,
+        "scope": params.prune.scope,
+        "rates": params.prune.rates,
+        "global_rate": params.prune.global_rate,
+        "global_exclude": params.prune.global_exclude,
+        "rewind_iteration": params.prune.rewind_iteration,
+    }
+    for net, res in zip(nets, results, strict=True):
+        trained_file = paths.trained_path(condition, name, net.key)
+        save_weights(trained_file, res.weights)
+        files: list[tuple[Path, str]] = [(trained_file, "weights")]
+        mask_sha = mask_hash(net.mask)
+        if condition == "ticket":
+            if k == 0:
+                _write_dense(params, net, res, run_ids[net.key], git_rev)
+                files += [
+                    (paths.rewind_path(net.trial), "weights"),
+                    (paths.rewind_path(net.trial).with_suffix(".json"), "weights"),
+                ]
+            nxt = _next_mask(params, k, res.weights, net.mask, net.trial)
+            nxt_path = paths.next_mask_path(name, net.trial)
+            save_mask(nxt_path, nxt)
+            record = mask_record(
+                nxt,
+                round=k + 1,
+                trial=net.trial,
+                condition="ticket",
+                parent_sha256=mask_sha,
+                parent_path=str(paths.round_mask_path(k, net.trial)),
+                theta0_sha256=net.tags["theta0_sha256"],
+                start_sha256=weights_hash(net.start),
+                trained_sha256=weights_hash(res.weights),
+                pruning=pruning,
+                mlflow_run_id=run_ids[net.key],
+                dvc_stage=stage,
+                git_rev=git_rev,
+                params_hash=params.study_hash(),
+            )
+            write_lineage(nxt_path, record)
+            files += [(nxt_path, "mask"), (nxt_path.with_suffix(".json"), "mask")]
+            run_tags[net.key] = {"lottery.next_mask_sha256": record["sha256"]}
+        else:
+            if condition == "reinit":
+                init_file = paths.start_weights_path(condition, name, net.key)
+                save_weights(init_file, net.start)
+                files.append((init_file, "weights"))
+            mpath = paths.control_mask_path(condition, name, net.key)
+            save_mask(mpath, net.mask)
+            write_lineage(
+                mpath,
+                mask_record(
+                    net.mask,
+                    round=k,
+                    trial=net.trial,
+                    repeat=net.repeat,
+                    condition=condition,
+                    parent_sha256=net.tags["source_mask_sha256"],
+                    parent_path=net.tags["source_mask_path"],
+                    theta0_sha256=net.tags["theta0_sha256"],
+                    start_sha256=weights_hash(net.start),
+                    trained_sha256=weights_hash(res.weights),
+                    mlflow_run_id=run_ids[net.key],
+                    dvc_stage=stage,
+                    git_rev=git_rev,
+                    params_hash=params.study_hash(),
+                ),
+            )
+            files += [(mpath, "mask"), (mpath.with_suffix(".json"), "mask")]
+        runs[net.key] = {
+            "trial": net.trial,
+            "repeat": net.repeat or 0,
+            "percent_remaining": percent_remaining(net.mask),
+            **{key: res.summary[key] for key in res.summary},
+        }
+        runs[net.key]["early_stop_iteration"] = int(res.early_stop_iteration)
+        curves[net.key] = res.curves
+        artifacts[net.key] = files
+    curves_file = paths.curves_path(condition, name)
+    io.write_json(curves_file, {"round": k, "condition": condition, "runs": curves})
+    for key in artifacts:
+        artifacts[key].append((curves_file, "curves"))
+    dens = density(nets[0].mask)
+    metrics = {
+        "round": k,
+        "condition": condition,
+        "percent_remaining": float(np.mean([r["percent_remaining"] for r in runs.values()])),
+        "density": dens,
+        "runs": runs,
+        "summary": _aggregate(runs),
+    }
+    return {"metrics": metrics, "artifacts": artifacts, "run_tags": run_tags}
+
+
+def _write_dense(params: Params, net: Net, res: Any, run_id: str, git_rev: str) -> None:
+    """Round 0 also saves what later rounds start from: θ_j and the dense trained weights."""
+    j = params.prune.rewind_iteration
+    rewind = res.snapshot if res.snapshot is not None else net.start
+    save_weights(paths.rewind_path(net.trial), rewind)
+    io.write_json(
+        paths.rewind_path(net.trial).with_suffix(".json"),
+        {
+            "sha256": weights_hash(rewind),
+            "rewind_iteration": j,
+            "trial": net.trial,
+            "theta0_sha256": net.tags["theta0_sha256"],
+            "mlflow_run_id": run_id,
+            "git_rev": git_rev,
+        },
+    )
+    save_weights(paths.dense_trained_path(net.trial), res.weights)
+
+
+# ---------------------------------------------------------------- figures and report
+
+
+def round_names(params: Params) -> list[str]:
+    return ["r00", *params.pipeline.rounds]
+
+
+def load_metrics(params: Params) -> list[dict[str, Any]]:
+    out = [io.read_json(paths.metrics_path("ticket", n)) for n in round_names(params)]
+    for cond, entries in (
+        ("reinit", params.pipeline.reinit_rounds),
+        ("random", params.pipeline.random_rounds),
+    ):
+        out += [io.read_json(paths.metrics_path(cond, name)) for name in entries]
+    return out
+
+
+def load_curves(params: Params) -> dict[str, dict[int, dict[str, Any]]]:
+    curves: dict[str, dict[int, dict[str, Any]]] = {}
+    for m in load_metrics(params):
+        name = f"r{m['round']:02d}"
+        curves.setdefault(m["condition"], {})[m["round"]] = io.read_json(
+            paths.curves_path(m["condition"], name)
+        )
+    return curves
+
+
+def visualise(params: Params) -> dict[str, Path]:
+    from lottery import plots
+
+    rounds = range(params.study.rounds + 1)
+    masks = {
+        k: {t: load_mask(paths.round_mask_path(k, t)) for t in range(params.study.trials)}
+        for k in rounds
+    }
+    figures = plots.render_all(
+        masks, load_metrics(params), load_curves(params), paths.figures_dir()
+    )
+    log(f"wrote {len(figures)} figures to {paths.figures_dir()}")
+    return figures
+
+
+def report(params: Params) -> Path:
+    """The Markdown report, the DVC plots tables and the top-level summary metrics."""
+    from lottery import plots
+    from lottery import report as rep
+    from lottery.tracking import git_revision
+
+    metrics = load_metrics(params)
+    fig_dir = paths.figures_dir()
+    figures = {
+        p.relative_to(fig_dir).with_suffix("").as_posix(): p.resolve()
+        for p in sorted(fig_dir.rglob("*.png"))
+    }
+    shown = {k: v for k, v in figures.items() if not k.startswith("masks/")}
+    shown.update({k: v for k, v in figures.items() if k.startswith("masks/")})
+    settings = {k: v for k, v in params.as_dict().items() if k != "pipeline"}
+    text = rep.render_report(
+        metrics, shown, settings, params.study_hash(), git_revision(), paths.REPORTS.resolve()
+    )
+    rep.write_report(paths.report_path(), text)
+    plots.write_dvc_plot_tables(plots.dvc_plot_rows(metrics), paths.plots_dir())
+    io.write_json(paths.summary_metrics_path(), headline(rep.compute_summary(metrics)))
+    log(f"wrote {paths.report_path()} ({len(metrics)} metrics files, {len(figures)} figures)")
+    return paths.report_path()
+
+
+def headline(summary: Any) -> dict[str, float | int | None]:
+    """The report's computed claims as flat numbers for `dvc metrics diff`."""
+    out: dict[str, float | int | None] = {}
+    if summary.dense is not None:
+        out["dense_test_accuracy"] = summary.dense.test_accuracy
+        out["dense_early_stop_iteration"] = summary.dense.early_stop_iteration
+    if summary.earliest is not None:
+        out["earliest_stop_round"] = summary.earliest.ticket.round
+        out["earliest_stop_iteration"] = summary.earliest.ticket.early_stop_iteration
+        out["earliest_stop_speedup_vs_dense"] = summary.earliest.factor_vs_dense
+    if summary.best is not None:
+        out["best_ticket_round"] = summary.best.ticket.round
+        out["best_ticket_gain_pp"] = summary.best.gain_pp
+    match = summary.sparsest_matching
+    out["sparsest_matching_percent_remaining"] = match.percent_remaining if match else None
+    return out

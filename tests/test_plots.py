@@ -1,0 +1,322 @@
+"""Figures and dvc plot tables, built from crafted masks, metrics and curves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from matplotlib.collections import PolyCollection
+
+from lottery import plots  # selects the Agg backend before anything imports pyplot
+from lottery.arch import LAYER_SHAPES
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the IHDR chunk, after checking the 8-byte signature."""
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE, f"{path} is not a PNG"
+    assert data[12:16] == b"IHDR"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def assert_png(path: Path, figsize: tuple[float, float]) -> None:
+    assert path.is_file()
+    assert png_size(path) == (round(figsize[0] * plots.DPI), round(figsize[1] * plots.DPI))
+    # Atomic writes leave no temporary siblings behind.
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def run(es: float, acc: float, final: float | None = None) -> dict[str, Any]:
+    return {
+        "early_stop_iteration": es,
+        "test_accuracy_at_early_stop": acc,
+        "final_test_accuracy": acc - 0.002 if final is None else final,
+    }
+
+
+def metrics(condition: str, rnd: int, pct: float, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    keyed = {
+        f"t{i}": {"trial": i, "repeat": 0, "percent_remaining": pct, **r}
+        for i, r in enumerate(runs)
+    }
+    summary = {
+        k: {
+            "mean": float(np.mean([r[k] for r in runs])),
+            "min": min(r[k] for r in runs),
+            "max": max(r[k] for r in runs),
+        }
+        for k in ("early_stop_iteration", "test_accuracy_at_early_stop", "final_test_accuracy")
+    }
+    return {
+        "round": rnd,
+        "condition": condition,
+        "percent_remaining": pct,
+        "density": {"fc1": pct / 100, "fc2": pct / 100, "out": 0.9**rnd, "overall": pct / 100},
+        "runs": keyed,
+        "summary": summary,
+    }
+
+
+def study_metrics() -> list[dict[str, Any]]:
+    """Ticket rounds 0..3 (two runs), reinit and random rounds 1..3 (two runs)."""
+    out = [metrics("ticket", 0, 100.0, [run(1000, 0.980), run(1200, 0.982)])]
+    for k in (1, 2, 3):
+        pct = 100 * 0.8**k
+        out.append(metrics("ticket", k, pct, [run(900 - 100 * k, 0.983), run(800, 0.985)]))
+        out.append(metrics("reinit", k, pct, [run(1100, 0.975 - 0.01 * k), run(1300, 0.97)]))
+        out.append(metrics("random", k, pct, [run(1200, 0.972 - 0.01 * k), run(1000, 0.96)]))
+    return out
+
+
+def fc1_random(seed: int, density: float) -> np.ndarray:
+    return np.random.default_rng(seed).random(LAYER_SHAPES["fc1"]) < density
+
+
+def full_mask(seed: int, density: float) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {name: rng.random(shape) < density for name, shape in LAYER_SHAPES.items()}
+
+
+def curves(rnd: int, n_runs: int, n_evals: int = 5) -> dict[str, Any]:
+    runs = {}
+    for t in range(n_runs):
+        its = [100 * (i + 1) for i in range(n_evals)]
+        acc = [0.9 + 0.01 * i + 0.001 * t for i in range(n_evals)]
+        runs[f"t{t}"] = {"iteration": its, "test_accuracy": acc, "val_loss": [0.1] * n_evals}
+    return {"round": rnd, "condition": "ticket", "runs": runs}
+
+
+# ----------------------------------------------------------------------- pixel map
+
+
+def test_pixel_counts_on_hand_made_mask() -> None:
+    mask = np.zeros((784, 300), dtype=bool)
+    mask[0, :5] = True  # pixel (0, 0): 5 connections
+    mask[3 * 28 + 4, [1, 7]] = True  # pixel (3, 4): 2
+    mask[783, :] = True  # pixel (27, 27): all 300
+    counts = plots.pixel_counts(mask)
+    assert counts.shape == (28, 28)
+    assert counts[0, 0] == 5 and counts[3, 4] == 2 and counts[27, 27] == 300
+    assert counts.sum() == 5 + 2 + 300 == mask.sum()
+    assert np.count_nonzero(counts) == 3
+
+
+def test_pixel_counts_match_per_pixel_sums() -> None:
+    mask = fc1_random(0, 0.3)
+    counts = plots.pixel_counts(mask)
+    assert counts.sum() == mask.sum()
+    for i in (0, 27, 28, 400, 783):
+        assert counts[i // 28, i % 28] == mask[i].sum()
+    # 0/1 integer masks are accepted and give the same counts.
+    np.testing.assert_array_equal(plots.pixel_counts(mask.astype(np.int8)), counts)
+
+
+def test_pixel_counts_rejects_bad_masks() -> None:
+    with pytest.raises(ValueError, match="shape"):
+        plots.pixel_counts(np.ones((300, 100), dtype=bool))
+    with pytest.raises(ValueError, match="0/1"):
+        plots.pixel_counts(np.full((784, 300), 0.5))
+
+
+# ------------------------------------------------------------------------- figures
+
+
+def test_mask_figures_are_pngs_of_the_documented_size(tmp_path: Path) -> None:
+    mask = np.zeros((784, 300), dtype=bool)
+    mask[:392] = True  # top half kept
+    p1 = plots.first_layer_mask_image(mask, tmp_path / "sub" / "mask.png", "mask")
+    p2 = plots.pixel_connection_map(mask, tmp_path / "map.png", "map")
+    assert p1 == tmp_path / "sub" / "mask.png"
+    assert_png(p1, plots.MASK_FIGSIZE)
+    assert_png(p2, plots.PIXEL_FIGSIZE)
+    # The two colours really are drawn: the kept colour and the pruned colour both appear.
+    import matplotlib.image as mpimg
+
+    rgb = (mpimg.imread(p1)[..., :3] * 255).round().astype(int).reshape(-1, 3)
+    colors = {tuple(c) for c in np.unique(rgb, axis=0)}
+    assert (0x1F, 0x4E, 0x79) in colors  # KEPT_COLOR
+    assert (0xEE, 0xEE, 0xEE) in colors  # PRUNED_COLOR
+
+
+def test_accuracy_plot_has_one_line_and_band_per_condition(tmp_path: Path) -> None:
+    m = study_metrics()
+    fig = plots.accuracy_figure(m)
+    ax = fig.axes[0]
+    assert len(ax.get_lines()) == 3
+    assert len([c for c in ax.collections if isinstance(c, PolyCollection)]) == 3
+    assert ax.get_xscale() == "log"
+    left, right = ax.get_xlim()
+    assert left > 100 > right  # reversed: 100% on the left
+    labels = ax.get_legend_handles_labels()[1]
+    assert [lbl.split()[0] for lbl in labels] == ["winning", "reinit", "random-prune"]
+    # The ticket line goes through the mean accuracy (in %) of each round.
+    xs, ys = ax.get_lines()[0].get_data()
+    np.testing.assert_allclose(np.asarray(xs), [100.0, 80.0, 64.0, 51.2])
+    np.testing.assert_allclose(np.asarray(ys), [98.1, 98.4, 98.4, 98.4])
+    assert_png(plots.accuracy_vs_remaining(m, tmp_path / "acc.png"), plots.LINE_FIGSIZE)
+    assert_png(plots.early_stop_vs_remaining(m, tmp_path / "es.png"), plots.LINE_FIGSIZE)
+
+
+def test_single_condition_single_run_draws_no_band(tmp_path: Path) -> None:
+    m = [metrics("ticket", k, 100 * 0.8**k, [run(1000 - 100 * k, 0.98)]) for k in range(3)]
+    for fig in (plots.accuracy_figure(m), plots.early_stop_figure(m)):
+        ax = fig.axes[0]
+        assert len(ax.get_lines()) == 1
+        assert not [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert_png(plots.accuracy_vs_remaining(m, tmp_path / "a.png"), plots.LINE_FIGSIZE)
+    # A single point (round 0 only) and no metrics at all still give a figure.
+    assert_png(plots.accuracy_vs_remaining(m[:1], tmp_path / "b.png"), plots.LINE_FIGSIZE)
+    assert_png(plots.early_stop_vs_remaining([], tmp_path / "c.png"), plots.LINE_FIGSIZE)
+
+
+def test_condition_series_statistics() -> None:
+    series = plots.condition_series(study_metrics(), "early_stop_iteration")
+    assert list(series) == ["ticket", "reinit", "random"]
+    t = series["ticket"]
+    assert t.rounds == [0, 1, 2, 3]
+    assert t.mean == [1100.0, 800.0, 750.0, 700.0]
+    assert t.low == [1000, 800, 700, 600] and t.high == [1200, 800, 800, 800]
+    assert t.has_band
+
+
+def test_metric_stats_falls_back_to_summary() -> None:
+    m = metrics("ticket", 0, 100.0, [run(1000, 0.98), run(1200, 0.99)])
+    del m["runs"]
+    assert plots.metric_stats(m, "early_stop_iteration") == {
+        "mean": 1100.0,
+        "min": 1000.0,
+        "max": 1200.0,
+    }
+    del m["summary"]
+    with pytest.raises(KeyError):
+        plots.metric_stats(m, "early_stop_iteration")
+
+
+def test_density_by_round(tmp_path: Path) -> None:
+    dens = {k: {"fc1": 0.8**k, "fc2": 0.8**k, "out": 0.9**k, "overall": 0.805**k} for k in range(4)}
+    fig = plots.density_by_round_figure(dens)
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log"
+    assert ax.get_legend_handles_labels()[1] == ["fc1", "fc2", "out", "overall"]
+    np.testing.assert_allclose(np.asarray(ax.get_lines()[2].get_ydata()), [100, 90, 81, 72.9])
+    assert_png(plots.layer_density_by_round(dens, tmp_path / "d.png"), plots.LINE_FIGSIZE)
+
+
+def test_densities_from_masks_average_trials() -> None:
+    a = {name: np.ones(shape, dtype=bool) for name, shape in LAYER_SHAPES.items()}
+    b = {name: np.zeros(shape, dtype=bool) for name, shape in LAYER_SHAPES.items()}
+    b["fc1"][:392] = True  # half of fc1
+    d = plots.densities_from_masks({1: {0: a, 1: b}})
+    assert d[1]["fc1"] == pytest.approx(0.75)
+    assert d[1]["out"] == pytest.approx(0.5)
+    assert d[1]["overall"] == pytest.approx((1.0 + 392 * 300 / 266_200) / 2)
+
+
+# ------------------------------------------------------------------- learning curves
+
+
+def test_choose_rounds_picks_closest_levels() -> None:
+    pct = {k: 100 * 0.8**k for k in range(21)}
+    # 100 -> 0; 51 -> 51.2 (3); 21 -> 20.97 (7); 7 -> 6.87 (12); 3.6 -> 3.52 (15)
+    assert plots.choose_rounds(pct) == [0, 3, 7, 12, 15]
+    assert plots.choose_rounds({0: 100.0, 1: 80.0}) == [0, 1]  # unique, only those available
+    assert plots.choose_rounds({}) == []
+    assert plots.choose_rounds({2: 42.0, 1: 60.0}, targets=(51,)) == [1]  # tie: earlier round
+    assert plots.choose_rounds(pct, targets=(3.6, 100)) == [0, 15]  # sorted
+
+
+def test_curve_band_aligns_runs_of_different_length() -> None:
+    c = curves(1, n_runs=2, n_evals=4)
+    c["runs"]["t1"]["iteration"] = c["runs"]["t1"]["iteration"][:3]
+    c["runs"]["t1"]["test_accuracy"] = c["runs"]["t1"]["test_accuracy"][:3]
+    its, mean, low, high, n = plots.curve_band(c)
+    assert n == 2
+    assert its.tolist() == [100, 200, 300]
+    np.testing.assert_allclose(mean, [0.9005, 0.9105, 0.9205])
+    np.testing.assert_allclose(low, [0.90, 0.91, 0.92])
+    np.testing.assert_allclose(high, [0.901, 0.911, 0.921])
+
+
+def test_learning_curves_lines_bands_and_legend(tmp_path: Path) -> None:
+    by_round = {k: metrics("ticket", k, 100 * 0.8**k, [run(1000, 0.98)]) for k in range(5)}
+    cur = {k: curves(k, n_runs=2) for k in range(5)}
+    fig = plots.learning_curves_figure(cur, by_round, targets=(100, 51))
+    ax = fig.axes[0]
+    assert len(ax.get_lines()) == 2
+    assert len([c for c in ax.collections if isinstance(c, PolyCollection)]) == 2
+    assert ax.get_legend_handles_labels()[1] == [
+        "100% remaining (round 0)",
+        "51.2% remaining (round 3)",
+    ]
+    single = plots.learning_curves_figure({0: curves(0, n_runs=1)}, by_round)
+    assert not [c for c in single.axes[0].collections if isinstance(c, PolyCollection)]
+    path = plots.learning_curves(cur, by_round, tmp_path / "lc.png")
+    assert_png(path, plots.LINE_FIGSIZE)
+
+
+# ------------------------------------------------------------------------ dvc plots
+
+
+def test_dvc_rows_cover_every_condition_and_round(tmp_path: Path) -> None:
+    m = study_metrics()
+    tables = plots.dvc_plot_rows(m)
+    assert list(tables) == ["accuracy_ticket.json", "accuracy_reinit.json", "accuracy_random.json"]
+    got = {(r["condition"], r["round"]) for rows in tables.values() for r in rows}
+    assert got == {(x["condition"], x["round"]) for x in m}
+    row = tables["accuracy_ticket.json"][0]
+    assert row["round"] == 0 and row["percent_remaining"] == 100.0 and row["n_runs"] == 2
+    assert row["test_accuracy"] == pytest.approx(0.981)
+    assert (row["test_accuracy_min"], row["test_accuracy_max"]) == (0.980, 0.982)
+    assert (row["early_stop_iteration_min"], row["early_stop_iteration_max"]) == (1000, 1200)
+
+    paths = plots.write_dvc_plot_tables(tables, tmp_path / "plots")
+    for name, path in paths.items():
+        loaded = json.loads(path.read_text())
+        assert isinstance(loaded, list) and loaded == tables[name]
+    with pytest.raises(ValueError, match="JSON"):
+        plots.write_dvc_plot_tables({"accuracy.csv": []}, tmp_path / "plots")
+
+
+# ------------------------------------------------------------------------ render_all
+
+
+def test_render_all_writes_every_figure(tmp_path: Path) -> None:
+    masks = {0: {0: full_mask(0, 1.0)}, 1: {1: full_mask(2, 0.5), 0: full_mask(1, 0.8)}}
+    m = study_metrics()
+    cur = {"ticket": {k: curves(k, 2) for k in range(4)}}
+    out = plots.render_all(masks, m, cur, tmp_path / "figs")
+    expected = {
+        "accuracy_vs_remaining",
+        "early_stop_vs_remaining",
+        "learning_curves",
+        "density_by_round",
+        "masks/r00_fc1_mask",
+        "masks/r00_pixel_map",
+        "masks/r01_fc1_mask",
+        "masks/r01_pixel_map",
+    }
+    assert set(out) == expected
+    for name, path in out.items():
+        assert path == tmp_path / "figs" / f"{name}.png"
+        if name.endswith("fc1_mask"):
+            assert_png(path, plots.MASK_FIGSIZE)
+        elif name.endswith("pixel_map"):
+            assert_png(path, plots.PIXEL_FIGSIZE)
+        else:
+            assert_png(path, plots.LINE_FIGSIZE)
+    # The mask figures show trial 0 (the lowest id), not the first key of the mapping.
+    import matplotlib.pyplot as plt
+
+    assert plt.get_fignums() == []  # nothing left open in pyplot
+
+
+def test_render_all_with_no_data_still_writes_summary_figures(tmp_path: Path) -> None:
+    out = plots.render_all({}, [], {}, tmp_path)
+    assert set(out) == set(plots.SUMMARY_FIGURES)
+    for path in out.values():
+        assert_png(path, plots.LINE_FIGSIZE)
