@@ -132,8 +132,11 @@ class StudyRecorder:
         exp = self.client.get_experiment_by_name(name)
         if exp is not None:
             return str(exp.experiment_id)
+        location = None
+        if self.uri.startswith("sqlite:"):  # artifacts beside the local store, never in a temp dir
+            location = (project_root() / "mlruns").as_uri()
         try:
-            return str(self.client.create_experiment(name))
+            return str(self.client.create_experiment(name, artifact_location=location))
         except mlflow.exceptions.MlflowException:  # created meanwhile by a parallel stage
             exp = self.client.get_experiment_by_name(name)
             if exp is None:
