@@ -88,12 +88,33 @@ def set_rounds(params_file: Path, rounds: int | None) -> str:
     return text
 
 
+def use_preset(name: str, params_file: Path) -> None:
+    """Validate presets/NAME.yaml and copy it over params.yaml."""
+    preset = Path("presets") / f"{name}.yaml"
+    if not preset.is_file():
+        known = sorted(p.stem for p in Path("presets").glob("*.yaml"))
+        raise UserError(f"no preset {name!r} (presets/{name}.yaml); available: {', '.join(known)}.")
+    params = load_params(preset)
+    from lottery.io import write_text
+
+    write_text(params_file, preset.read_text())
+    print(
+        f"{params_file} now holds preset {name!r}: {params.study.trials} trials, "
+        f"{params.train.iterations} iterations, {params.study.rounds} rounds. Run `dvc repro`."
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="lottery", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p_rounds = sub.add_parser("rounds", help="set the number of pruning rounds")
     p_rounds.add_argument("n", nargs="?", type=int, help="pruning rounds after the dense round 0")
     p_rounds.add_argument("--params", default="params.yaml")
+    p_preset = sub.add_parser(
+        "preset", help="replace params.yaml with a preset (presets/NAME.yaml)"
+    )
+    p_preset.add_argument("name", help="e.g. paper")
+    p_preset.add_argument("--params", default="params.yaml")
     p_audit = sub.add_parser("audit", help="verify a mask's lineage back to θ0")
     p_audit.add_argument("target", nargs="?", help="a mask .npz (default: every mask)")
     p_audit.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -111,6 +132,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"({len(params.pipeline.rounds)} pruning rounds after the dense round). "
                 "Run `dvc repro`: rounds already computed come from the cache."
             )
+        elif args.command == "preset":
+            use_preset(args.name, Path(args.params))
         elif args.command == "audit":
             from lottery import audit
 

@@ -1,0 +1,146 @@
+"""Integration: the real dvc.yaml run by real DVC on real MNIST, tiny params."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from lottery import paths
+from lottery.masks import load_mask, mask_hash, read_lineage
+from lottery.params import load_params
+from tests.conftest import copy_study, ran_stages, run
+
+TRAIN_STAGES = [
+    "dense",
+    "ticket@r01",
+    "ticket@r02",
+    "reinit@r01",
+    "reinit@r02",
+    "random@r01",
+    "random@r02",
+]
+
+
+def test_tiny_study_runs_every_stage_and_writes_its_outputs(tiny_study: Path) -> None:
+    log = (tiny_study / "repro.log").read_text()
+    assert ran_stages(log) == ["prepare", "init", *TRAIN_STAGES, "visualise", "report"] or set(
+        ran_stages(log)
+    ) == {"prepare", "init", *TRAIN_STAGES, "visualise", "report"}
+    params = load_params(tiny_study / "params.yaml")
+    for cond, names in [
+        ("ticket", ["r00", "r01", "r02"]),
+        ("reinit", ["r01", "r02"]),
+        ("random", ["r01", "r02"]),
+    ]:
+        for name in names:
+            m = json.loads((tiny_study / paths.metrics_path(cond, name)).read_text())
+            assert m["condition"] == cond and m["round"] == int(name[1:])
+            assert len(m["runs"]) == params.study.trials
+            for r in m["runs"].values():
+                assert 10 <= r["early_stop_iteration"] <= 30
+                assert 0.5 < r["test_accuracy_at_early_stop"] <= 1.0
+    # Round k's mask has (1-p)^k of each layer (paper rates: 0.2 hidden, 0.1 output).
+    for k, expected in [(1, 0.8), (2, 0.64)]:
+        mask = load_mask(tiny_study / paths.round_mask_path(k, 0))
+        assert abs(mask["fc1"].mean() - expected) < 1e-5
+        assert abs(mask["out"].mean() - 0.9**k) < 1e-3
+    report = (tiny_study / paths.report_path()).read_text()
+    assert "| dense (round 0) | 100.0 |" in report
+    assert "reinit control, round 2" in report and "random-prune control, round 1" in report
+    assert (tiny_study / "reports/figures/accuracy_vs_remaining.png").stat().st_size > 1000
+    # Nothing left to do, and the lock knows every stage.
+    status = run(tiny_study, "dvc", "status", "--json")
+    assert json.loads(status.stdout) == {}
+    lock = yaml.safe_load((tiny_study / "dvc.lock").read_text())["stages"]
+    assert set(lock) == {"prepare", "init", *TRAIN_STAGES, "visualise", "report"}
+
+
+def test_lineage_links_each_mask_to_its_parent_and_theta0(tiny_study: Path) -> None:
+    for t in range(2):
+        theta0_sha = json.loads(
+            (tiny_study / paths.theta0_path(t).with_suffix(".json")).read_text()
+        )["sha256"]
+        for k in range(1, 3):
+            mask_file = tiny_study / paths.round_mask_path(k, t)
+            rec = read_lineage(mask_file)
+            parent = load_mask(tiny_study / paths.round_mask_path(k - 1, t))
+            assert rec["sha256"] == mask_hash(load_mask(mask_file))
+            assert rec["parent_sha256"] == mask_hash(parent)
+            assert rec["theta0_sha256"] == theta0_sha
+            assert rec["round"] == k and rec["trial"] == t
+            assert rec["mlflow_run_id"]
+
+
+def test_unchanged_repro_runs_nothing_and_forced_rerun_reproduces_masks(
+    tiny_study: Path, tmp_path: Path
+) -> None:
+    study = copy_study(tiny_study, tmp_path / "study")
+    again = run(study, "dvc", "repro")
+    assert ran_stages(again.stdout) == []
+    before = {t: mask_hash(load_mask(study / paths.next_mask_path("r01", t))) for t in range(2)}
+    forced = run(study, "dvc", "repro", "-f", "-s", "ticket@r01")
+    assert ran_stages(forced.stdout) == ["ticket@r01"]
+    after = {t: mask_hash(load_mask(study / paths.next_mask_path("r01", t))) for t in range(2)}
+    assert before == after  # same params and seed: bit-identical masks
+    assert json.loads(run(study, "dvc", "status", "--json").stdout) == {}
+
+
+def test_more_rounds_run_only_the_new_rounds(tiny_study: Path, tmp_path: Path) -> None:
+    study = copy_study(tiny_study, tmp_path / "study")
+    out = run(study, "lottery", "rounds", "3")
+    assert "study.rounds = 3" in out.stdout
+    proc = run(study, "dvc", "repro")
+    assert sorted(ran_stages(proc.stdout)) == sorted(
+        ["ticket@r03", "reinit@r03", "random@r03", "visualise", "report"]
+    )
+    mask = load_mask(study / paths.round_mask_path(3, 0))
+    assert abs(mask["fc1"].mean() - 0.512) < 1e-5
+    assert "ticket, round 3" in (study / paths.report_path()).read_text()
+
+
+def test_params_change_reruns_exactly_the_affected_stages(tiny_study: Path, tmp_path: Path) -> None:
+    study = copy_study(tiny_study, tmp_path / "study")
+    proc = run(study, "dvc", "exp", "run", "-S", "controls.reinit_repeats=2")
+    assert sorted(ran_stages(proc.stdout)) == sorted(
+        ["reinit@r01", "reinit@r02", "visualise", "report"]
+    )
+    m = json.loads((study / paths.metrics_path("reinit", "r01")).read_text())
+    assert sorted(m["runs"]) == ["t0r0", "t0r1", "t1r0", "t1r1"]
+    diff = run(study, "dvc", "metrics", "diff", "--json")
+    changed = json.loads(diff.stdout)
+    assert "metrics/reinit/r01.json" in changed and "metrics/ticket/r01.json" not in changed
+    show = run(study, "dvc", "exp", "show", "--json")
+    assert "reinit_repeats" in show.stdout
+
+
+def test_paths_agree_with_dvc_yaml() -> None:
+    dvc = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]
+    assert str(paths.prepared_dir()) in dvc["prepare"]["outs"]
+    assert str(paths.init_dir()) in dvc["init"]["outs"]
+    assert {str(paths.stage_dir("ticket", "r00")), str(paths.dense_dir())} <= set(
+        dvc["dense"]["outs"]
+    )
+    assert str(paths.figures_dir()) in dvc["visualise"]["outs"]
+    assert dvc["ticket"]["do"]["outs"] == [str(paths.stage_dir("ticket", "${key}"))]
+    assert dvc["reinit"]["do"]["outs"] == [str(paths.stage_dir("reinit", "${key}"))]
+
+
+def test_default_params_are_valid_and_sized_for_a_laptop() -> None:
+    p = load_params("params.yaml")
+    assert p.train.batch_size == 60 and p.train.learning_rate == 0.0012
+    assert p.prune.rates == {"fc1": 0.2, "fc2": 0.2, "out": 0.1}
+    assert len(p.pipeline.rounds) == p.study.rounds
+    paper = load_params("presets/paper.yaml")
+    assert paper.train.iterations == 50_000 and paper.study.trials == 5
+    assert paper.data.validation_size == 5000 and paper.controls.reinit_repeats == 3
+    # Enough rounds to reach 3.6% of the weights remaining.
+    from lottery.pruning import expected_remaining
+    from lottery.arch import LAYER_SHAPES
+
+    kept = sum(
+        expected_remaining(a * b, paper.prune.rates[n], paper.study.rounds)
+        for n, (a, b) in LAYER_SHAPES.items()
+    )
+    assert kept / 266_200 <= 0.037
