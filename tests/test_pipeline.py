@@ -136,8 +136,8 @@ def test_default_params_are_valid_and_sized_for_a_laptop() -> None:
     assert paper.train.iterations == 50_000 and paper.study.trials == 5
     assert paper.data.validation_size == 5000 and paper.controls.reinit_repeats == 3
     # Enough rounds to reach 3.6% of the weights remaining.
-    from lottery.pruning import expected_remaining
     from lottery.arch import LAYER_SHAPES
+    from lottery.pruning import expected_remaining
 
     kept = sum(
         expected_remaining(a * b, paper.prune.rates[n], paper.study.rounds)
