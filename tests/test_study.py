@@ -1,0 +1,158 @@
+"""The stage functions in-process on real MNIST: one-shot, global, rewinding, controls."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from lottery import paths, study
+from lottery.arch import LAYERS, kernel_key
+from lottery.masks import density, load_mask, load_weights, ones_mask, weights_hash
+from lottery.params import Params, generate_pipeline, parse_params
+from lottery.pruning import cumulative_rate, prune_magnitude
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_params(**changes: dict[str, object]) -> Params:
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["study"].update(trials=2, rounds=2, name="test-study")
+    raw["train"].update(iterations=30, eval_every=10)
+    raw["controls"].update(random=True)
+    for section, values in changes.items():
+        raw[section].update(values)
+    raw["pipeline"] = generate_pipeline(
+        raw["study"]["rounds"], raw["controls"]["reinit"], raw["controls"]["random"]
+    )
+    return parse_params(raw)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A project directory with data prepared, θ0 drawn and the dense round trained
+    with late rewinding to iteration 10 (all in-process, local MLflow store)."""
+    root = tmp_path_factory.mktemp("study")
+    (root / "data").symlink_to(ROOT / "data")
+    old = os.getcwd()
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith(("MLFLOW_T", "DVC_"))}
+    os.chdir(root)
+    try:
+        params = tiny_params(prune={"rewind_iteration": 10})
+        study.prepare(params)
+        study.init(params)
+        study.train_stage(params, "ticket", "r00")
+        yield root
+    finally:
+        os.chdir(old)
+        os.environ.update(saved)
+
+
+def test_late_rewinding_saves_the_weights_at_iteration_j(project: Path) -> None:
+    os.chdir(project)
+    from lottery.data import load_split
+    from lottery.training import Engine, TrainConfig
+
+    theta0 = load_weights(paths.theta0_path(0))
+    rewind = load_weights(paths.rewind_path(0))
+    info = json.loads(paths.rewind_path(0).with_suffix(".json").read_text())
+    assert info["rewind_iteration"] == 10 and info["sha256"] == weights_hash(rewind)
+    assert weights_hash(rewind) != weights_hash(theta0)
+    # Training the dense net alone for j iterations with the same seed reproduces θ_j.
+    params = tiny_params(prune={"rewind_iteration": 10})
+    net = study._nets(params, "ticket", 0)[0]
+    engine = Engine(load_split(paths.prepared_dir()), 1, TrainConfig(10, eval_every=10))
+    (res,) = engine.train([net.start], [net.mask], [net.data_seed], progress=lambda s: None)
+    for key, value in rewind.items():
+        np.testing.assert_allclose(res.weights[key], value, atol=1e-6)
+    # Later rounds start from θ_j, not θ0; the tickets' lineage still names θ0.
+    ticket = study._nets(params, "ticket", 1)[0]
+    assert weights_hash(ticket.start) == weights_hash(rewind)
+    assert ticket.tags["theta0_sha256"] == weights_hash(theta0)
+
+
+def test_iterative_prunes_the_survivors_of_the_round(project: Path) -> None:
+    os.chdir(project)
+    params = tiny_params()
+    rng = np.random.default_rng(1)
+    trained = {
+        kernel_key(n): rng.normal(size=m.shape).astype(np.float32) for n, m in ones_mask().items()
+    }
+    mask = load_mask(paths.round_mask_path(1, 0))
+    got = study._next_mask(params, 1, trained, mask, 0)
+    want = prune_magnitude({n: trained[kernel_key(n)] for n in LAYERS}, mask, params.prune.rates)
+    assert all(np.array_equal(got[n], want[n]) for n in LAYERS)
+    assert all((got[n] <= mask[n]).all() for n in LAYERS)
+
+
+def test_oneshot_prunes_the_dense_network_straight_to_round_k(project: Path) -> None:
+    os.chdir(project)
+    params = tiny_params(prune={"strategy": "oneshot"})
+    dense = load_weights(paths.dense_trained_path(0))
+    rng = np.random.default_rng(2)
+    unrelated = {k: rng.normal(size=v.shape).astype(np.float32) for k, v in dense.items()}
+    got = study._next_mask(params, 2, unrelated, load_mask(paths.round_mask_path(1, 0)), 0)
+    rates = {n: cumulative_rate(r, 3) for n, r in params.prune.rates.items()}
+    want = prune_magnitude({n: dense[kernel_key(n)] for n in LAYERS}, ones_mask(), rates)
+    assert all(np.array_equal(got[n], want[n]) for n in LAYERS)
+    assert abs(density(got)["fc1"] - 0.512) < 1e-5
+
+
+def test_global_scope_pools_layers_and_keeps_excluded_rates(project: Path) -> None:
+    os.chdir(project)
+    params = tiny_params(prune={"scope": "global", "global_rate": 0.3, "global_exclude": ["out"]})
+    trained = load_weights(paths.dense_trained_path(0))
+    got = study._next_mask(params, 0, trained, ones_mask(), 0)
+    pooled = sum(got[n].sum() for n in ("fc1", "fc2"))
+    assert pooled == round(0.7 * (784 * 300 + 300 * 100))
+    assert got["out"].sum() == 1000 - 100  # out keeps its own layer-wise rate, 0.1
+    # Globally: every pruned pooled weight is no larger than every kept one.
+    mags = {n: np.abs(trained[kernel_key(n)]) for n in ("fc1", "fc2")}
+    pruned_max = max(mags[n][~got[n]].max() for n in mags)
+    kept_min = min(mags[n][got[n]].min() for n in mags)
+    assert pruned_max <= kept_min
+
+
+def test_controls_use_the_rounds_mask_density_and_their_own_inits(project: Path) -> None:
+    os.chdir(project)
+    params = tiny_params(controls={"reinit_repeats": 3})
+    ticket_mask = load_mask(paths.round_mask_path(1, 0))
+    rand = study._nets(params, "random", 1)
+    for net in rand:
+        m = load_mask(paths.round_mask_path(1, net.trial))
+        assert {n: int(net.mask[n].sum()) for n in LAYERS} == {n: int(m[n].sum()) for n in LAYERS}
+        assert not np.array_equal(net.mask["fc1"], m["fc1"])
+    reinit = study._nets(params, "reinit", 1)
+    assert [n.key for n in reinit] == ["t0r0", "t0r1", "t0r2", "t1r0", "t1r1", "t1r2"]
+    assert len({weights_hash(n.start) for n in reinit}) == 6
+    assert all(
+        np.array_equal(n.mask["fc1"], load_mask(paths.round_mask_path(1, n.trial))["fc1"])
+        for n in reinit
+    )
+    # Random masks are reproducible from the seed.
+    again = study._nets(params, "random", 1)
+    assert all(
+        np.array_equal(a.mask["fc1"], b.mask["fc1"]) for a, b in zip(rand, again, strict=True)
+    )
+    assert ticket_mask["fc1"].sum() == rand[0].mask["fc1"].sum()
+
+
+def test_mlflow_run_records_the_options(project: Path) -> None:
+    os.chdir(project)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("test-study")
+    assert exp is not None
+    runs = client.search_runs([exp.experiment_id], "tags.`lottery.dvc_stage` = 'dense'")
+    assert len(runs) == 2
+    for r in runs:
+        assert r.data.tags["lottery.rewind_iteration"] == "10"
+        assert r.data.tags["lottery.strategy"] == "iterative"
+        assert r.data.tags["lottery.scope"] == "layerwise"
+        assert r.info.status == "FINISHED"
