@@ -502,6 +502,13 @@ def report(params: Params) -> Path:
     rep.write_report(paths.report_path(), text)
     plots.write_dvc_plot_tables(plots.dvc_plot_rows(metrics), paths.plots_dir())
     io.write_json(paths.summary_metrics_path(), headline(rep.compute_summary(metrics)))
+    from lottery import tracking
+
+    recorder = tracking.StudyRecorder(params.study.name, params.study_hash(), params.as_dict())
+    recorder.log_artifacts(
+        recorder.parent_id,
+        [(paths.report_path(), "report"), (paths.summary_metrics_path(), "report")],
+    )
     log(f"wrote {paths.report_path()} ({len(metrics)} metrics files, {len(figures)} figures)")
     return paths.report_path()
 

@@ -161,9 +161,11 @@ class StudyRecorder:
             run_name=f"study-{self.study_hash[:10]}",
             tags={f"{TAG}kind": "study", f"{TAG}study_hash": self.study_hash},
         )
-        self.client.log_batch(
-            run.info.run_id, params=[Param(k, v) for k, v in flatten(study_params).items()]
-        )
+        items = [Param(k, v) for k, v in flatten(study_params).items()]
+        for i in range(0, len(items), 90):  # MLflow: at most 100 params per batch
+            self.client.log_batch(run.info.run_id, params=items[i : i + 90])
+        # The parent is a container, not a process: never left "running".
+        self.client.set_terminated(run.info.run_id, status="FINISHED")
         # Parallel stages may have created a parent at the same moment: keep the oldest.
         found = self._find_parents()
         oldest = str(found[0].info.run_id)
