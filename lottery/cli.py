@@ -139,9 +139,9 @@ def main(argv: list[str] | None = None) -> None:
 
             raise SystemExit(audit.main(args.target, args.json, args.params))
         elif args.command == "bench":
-            from lottery import bench
+            from lottery.bench import main as run_bench
 
-            bench.main(quick=args.quick, out=Path(args.out))
+            run_bench(quick=args.quick, out=Path(args.out))
     except Exception as exc:
         if isinstance(exc, _user_errors()):
             fail(str(exc))

@@ -269,6 +269,8 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         text = path.read_text()
     except FileNotFoundError:
         raise ParamsError(f"{path}: no such params file (run from the project root).") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ParamsError(f"{path}: cannot read the params file ({exc}).") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -1,0 +1,543 @@
+"""`lottery bench`: the training engine against plain Keras, measured side by side.
+
+Figures are network-iterations per second (one network trained one iteration, batch 60,
+LeNet-300-100), evaluation included as the study does it: every `eval_every` iterations
+the engine evaluates every network on the validation (5,000) and test (10,000) sets.
+
+Contenders, all on real MNIST (the prepared split):
+  (a) the engine with K networks stacked in one step (K = 10 and K = 5),
+  (b) the engine with K = 1,
+  (c) Keras 3 `model.fit` on a Sequential of Dense layers fed by a shuffling batch
+      generator, 100 steps per "epoch", validation on 10,000 examples each epoch, and the
+      seed notebook's per-batch callback that masks the kernels with `set_weights`,
+  (d) the same `fit` without the callback (no masking; density does not matter).
+The Keras runs validate on 10,000 examples (the notebook's validation set size; here the
+test set stands in), the engine evaluates 15,000: if anything this favours Keras.
+
+Each repeat measures every contender once, in turn (so machine noise hits all of them),
+on a window of `window` iterations after a warm-up; the median over repeats is
+reported. Also measured: the share of time spent evaluating (engine windows with and
+without evaluation), the startup cost of a stage (a fresh process: imports, data load,
+engine build, XLA compile of the train chunk and of the evaluation), and, from those, an
+estimate of the wall-clock time of the paper preset. Targets are printed PASS/FAIL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lottery import io, paths
+from lottery.arch import LAYER_SHAPES, LAYERS
+from lottery.data import DataError, Split, load_split, prepare
+from lottery.masks import Mask, Weights
+
+#: Targets of issue 5: stacked engine / notebook-way Keras; evaluation share; stage startup.
+TARGET_SPEEDUP = 20.0
+TARGET_EVAL_SHARE = 0.25
+TARGET_STARTUP_S = 15.0
+
+#: The paper preset (presets/paper.yaml): 5 trials, 50,000 iterations, 16 pruning rounds
+#: to 3.6% remaining after the dense round; reinit control with 3 repeats.
+PAPER = {"trials": 5, "iterations": 50_000, "rounds": 16, "reinit_repeats": 3}
+
+#: Density of the "~20%" networks: round 7 of the paper's rates (0.8^7 hidden, 0.9^7 out).
+SPARSE_DENSITY = {"fc1": 0.8**7, "fc2": 0.8**7, "out": 0.9**7}
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    window: int  # iterations per measured window (per network)
+    eval_every: int  # evaluate every N iterations (the paper: 100)
+    repeats: int  # measured windows per contender; the median is reported
+    stacked: tuple[int, ...]  # K of the stacked engine runs (a)
+    batch_size: int = 60
+    learning_rate: float = 1.2e-3
+    keras_val_size: int = 10_000  # the notebook's validation set size
+
+
+FULL = BenchConfig(window=300, eval_every=100, repeats=3, stacked=(10, 5))
+QUICK = BenchConfig(window=10, eval_every=10, repeats=1, stacked=(10, 5))
+
+DENSITIES = {"d100": None, "d20": SPARSE_DENSITY}
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+# --------------------------------------------------------------------------- data
+
+
+@contextlib.contextmanager
+def bench_split() -> Iterator[tuple[Split, Path, str]]:
+    """The prepared split: artifacts/data if present and valid, else prepared in a temp dir."""
+    try:
+        split = load_split(paths.prepared_dir())
+    except DataError:
+        pass
+    else:
+        yield split, paths.prepared_dir(), str(paths.prepared_dir())
+        return
+    mnist = paths.MNIST_DIR
+    if not mnist.is_dir():  # not run from the project root: the checkout this module is in
+        mnist = Path(__file__).resolve().parents[1] / paths.MNIST_DIR
+    with tempfile.TemporaryDirectory(prefix="lottery-bench-") as tmp:
+        out = Path(tmp) / "data"
+        prepare(mnist, out, validation_size=5000, stratified=True, seed=0)
+        yield load_split(out), out, "prepared in a temporary directory (5,000 validation)"
+
+
+def _masks(k: int, density: dict[str, float] | None, seed: int) -> list[Mask]:
+    rng = np.random.default_rng(seed)
+    out: list[Mask] = []
+    for _ in range(k):
+        mask: Mask = {}
+        for layer in LAYERS:
+            shape = LAYER_SHAPES[layer]
+            mask[layer] = (
+                np.ones(shape, dtype=bool)
+                if density is None
+                else rng.random(shape) < density[layer]
+            )
+        out.append(mask)
+    return out
+
+
+def _inits(k: int, seed: int) -> list[Weights]:
+    from lottery.model import glorot_normal_init
+
+    return [glorot_normal_init(np.random.default_rng([seed, i])) for i in range(k)]
+
+
+def _overall_density(mask: Mask) -> float:
+    return float(sum(m.sum() for m in mask.values()) / sum(m.size for m in mask.values()))
+
+
+# --------------------------------------------------------------------------- contenders
+
+
+class EngineRunner:
+    """The project's engine with K stacked networks, as a stage uses it (`Engine.train`)."""
+
+    def __init__(self, split: Split, k: int, cfg: BenchConfig) -> None:
+        from lottery.training import BatchStream, Engine, TrainConfig, tf
+
+        self.k = k
+        self.cfg = cfg
+        self._tf = tf
+        self._stream = BatchStream
+        self.engine = Engine(
+            split, k, TrainConfig(cfg.window, cfg.batch_size, cfg.learning_rate, cfg.eval_every)
+        )
+        self.inits = _inits(k, seed=1)
+        self.seeds = list(range(k))
+        self.masks = {name: _masks(k, d, seed=2) for name, d in DENSITIES.items()}
+        self.density = {name: _overall_density(m[0]) for name, m in self.masks.items()}
+
+    def warm_up(self) -> None:
+        """Compile the train chunk (for a chunk of `eval_every` steps) and the evaluation."""
+        self.engine.model.load(self.inits, self.masks["d100"])
+        self._chunks(1)
+        _ = [t.numpy() for t in self.engine._evaluate()]
+
+    def _chunks(self, n: int) -> None:
+        streams = [self._stream(self.engine.n_train, self.cfg.batch_size, s) for s in self.seeds]
+        for _ in range(n):
+            idx = np.stack([s.take(self.cfg.eval_every) for s in streams], axis=1)
+            self.engine._train_chunk(self._tf.constant(idx)).numpy()
+
+    def window(self, density: str) -> float:
+        """Seconds for one `Engine.train` call of `window` iterations (evaluation included)."""
+        start = time.perf_counter()
+        self.engine.train(self.inits, self.masks[density], self.seeds, progress=lambda _: None)
+        return time.perf_counter() - start
+
+    def window_no_eval(self) -> float:
+        """Seconds for the same training without evaluation (the compiled chunks only)."""
+        start = time.perf_counter()
+        self.engine.model.load(self.inits, self.masks["d100"])
+        self._chunks(self.cfg.window // self.cfg.eval_every)
+        return time.perf_counter() - start
+
+
+class NotebookMask:
+    """The seed notebook's callback: after every batch, `set_weights(kernel * mask)`."""
+
+    def __init__(self, masks: list[np.ndarray]) -> None:
+        import keras
+
+        class _Callback(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+                for layer, mask in zip(self.model.layers, masks, strict=True):
+                    kernel, bias = layer.get_weights()
+                    layer.set_weights([kernel * mask, bias])
+
+        self.callback = _Callback()
+
+
+class KerasRunner:
+    """Plain Keras 3 `fit` (the notebook's way), optionally with the masking callback."""
+
+    def __init__(self, split: Split, cfg: BenchConfig, masked: bool) -> None:
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        import keras
+
+        self.cfg = cfg
+        self.masked = masked
+        self.x = split.x_train
+        self.y = split.y_train
+        n_val = min(cfg.keras_val_size, split.x_test.shape[0])
+        self.val = (split.x_test[:n_val].astype(np.float32) / 255.0, split.y_test[:n_val])
+        self.model = keras.Sequential(
+            [
+                keras.Input((self.x.shape[1],)),
+                keras.layers.Dense(300, activation="relu", kernel_initializer="glorot_normal"),
+                keras.layers.Dense(100, activation="relu", kernel_initializer="glorot_normal"),
+                keras.layers.Dense(10, activation="softmax", kernel_initializer="glorot_normal"),
+            ]
+        )
+        self.model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=cfg.learning_rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        self.masks = {
+            name: [m[layer].astype(np.float32) for layer in LAYERS]
+            for name, (m,) in ((n, _masks(1, d, seed=2)) for n, d in DENSITIES.items())
+        }
+        self.rng = np.random.default_rng(3)
+
+    def _batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The notebook's shuffling batch generator (endless epochs of permutations)."""
+        b = self.cfg.batch_size
+        while True:
+            perm = self.rng.permutation(self.x.shape[0])
+            for i in range(0, perm.size - b + 1, b):
+                j = perm[i : i + b]
+                yield self.x[j].astype(np.float32) / 255.0, self.y[j]
+
+    def _fit(self, iterations: int, density: str) -> None:
+        callbacks = [NotebookMask(self.masks[density]).callback] if self.masked else []
+        self.model.fit(
+            self._batches(),
+            steps_per_epoch=self.cfg.eval_every,
+            epochs=max(1, iterations // self.cfg.eval_every),
+            validation_data=self.val,
+            callbacks=callbacks,
+            verbose=0,
+        )
+
+    def warm_up(self) -> None:
+        self._fit(self.cfg.eval_every, "d100")
+
+    def window(self, density: str) -> float:
+        start = time.perf_counter()
+        self._fit(self.cfg.window, density)
+        return time.perf_counter() - start
+
+
+# --------------------------------------------------------------------------- startup
+
+_STARTUP_SCRIPT = r"""
+import json, sys, time
+t_start = time.time()
+from lottery.training import BatchStream, Engine, TrainConfig, tf
+from lottery.data import load_split
+import numpy as np
+t_import = time.time()
+split = load_split(sys.argv[1])
+t_data = time.time()
+k, steps = int(sys.argv[2]), int(sys.argv[3])
+engine = Engine(split, k, TrainConfig(iterations=steps, eval_every=steps))
+t_build = time.time()
+streams = [BatchStream(engine.n_train, 60, s) for s in range(k)]
+def chunk():
+    idx = np.stack([s.take(steps) for s in streams], axis=1)
+    engine._train_chunk(tf.constant(idx)).numpy()
+chunk()
+t_first = time.time()
+chunk()
+t_second = time.time()
+[t.numpy() for t in engine._evaluate()]
+t_eval1 = time.time()
+[t.numpy() for t in engine._evaluate()]
+t_eval2 = time.time()
+print("STARTUP " + json.dumps(dict(start=t_start, imports=t_import, data=t_data,
+      build=t_build, first=t_first, second=t_second, eval1=t_eval1, eval2=t_eval2)))
+"""
+
+
+def measure_startup(split_dir: Path, k: int, steps: int) -> dict[str, float]:
+    """Time a fresh process: imports, data load, engine build, first compiled chunk."""
+    launched = time.time()
+    proc = subprocess.run(
+        [sys.executable, "-c", _STARTUP_SCRIPT, str(split_dir), str(k), str(steps)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("STARTUP "))
+    t = json.loads(line.removeprefix("STARTUP "))
+    chunk = t["second"] - t["first"]
+    evaluation = t["eval2"] - t["eval1"]
+    return {
+        "interpreter_s": t["start"] - launched,
+        "imports_s": t["imports"] - t["start"],
+        "data_load_s": t["data"] - t["imports"],
+        "engine_build_s": t["build"] - t["data"],
+        "first_chunk_s": t["first"] - t["build"],
+        "chunk_s": chunk,
+        "compile_train_s": max(t["first"] - t["build"] - chunk, 0.0),
+        "first_eval_s": t["eval1"] - t["second"],
+        "eval_s": evaluation,
+        "compile_eval_s": max(t["eval1"] - t["second"] - evaluation, 0.0),
+        #: process start -> first training chunk done (the target's definition).
+        "startup_s": t["first"] - launched,
+        #: ... plus the first evaluation's compile: the fixed cost of a stage.
+        "stage_overhead_s": t["first"] - launched + max(t["eval1"] - t["second"] - evaluation, 0),
+        "k": float(k),
+        "chunk_iterations": float(steps),
+    }
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _median(xs: list[float]) -> float:
+    return float(statistics.median(xs))
+
+
+def _stat(samples_s: list[float], net_iterations: int) -> dict[str, Any]:
+    rates = [net_iterations / s for s in samples_s]
+    return {"net_it_per_s": _median(rates), "samples_net_it_per_s": rates, "seconds": samples_s}
+
+
+def paper_estimate(rates: dict[str, float], stage_overhead_s: float) -> dict[str, Any]:
+    """Wall-clock of the paper preset, stages run one after another (`dvc repro`).
+
+    Ticket: 17 stages (dense + 16 rounds) of K = 5; reinit: 16 stages of K = 15 (5 trials x
+    3 repeats), priced at the K = 10 per-network rate (the largest K measured); random:
+    16 stages of K = 5. Rates are the mean of the 100% and ~20% density medians.
+    """
+    t, it, r = PAPER["trials"], PAPER["iterations"], PAPER["rounds"]
+    k5 = (rates["engine_k5_d100"] + rates["engine_k5_d20"]) / 2
+    k10 = (rates["engine_k10_d100"] + rates["engine_k10_d20"]) / 2
+    plan = {
+        "ticket": {"stages": r + 1, "k": t, "net_it_per_s": k5},
+        "reinit": {"stages": r, "k": t * PAPER["reinit_repeats"], "net_it_per_s": k10},
+        "random": {"stages": r, "k": t, "net_it_per_s": k5},
+    }
+    total = 0.0
+    for p in plan.values():
+        stage_s = stage_overhead_s + it * p["k"] / p["net_it_per_s"]
+        p["stage_s"] = stage_s
+        p["total_s"] = stage_s * p["stages"]
+        total += p["total_s"]
+    return {
+        "preset": dict(PAPER),
+        "conditions": plan,
+        "stage_overhead_s": stage_overhead_s,
+        "total_s": total,
+        "total_h": total / 3600,
+        "assumptions": (
+            "stages run sequentially; per-stage cost = startup (imports, data, build, "
+            "compiles) + iterations x K / rate(K); K=15 priced at the K=10 rate; MLflow/DVC "
+            "bookkeeping not included"
+        ),
+    }
+
+
+def run(cfg: BenchConfig, log: Callable[[str], None] = _say) -> dict[str, Any]:
+    """Measure everything; return the JSON-ready result."""
+    if cfg.window % cfg.eval_every:
+        raise ValueError("window must be a multiple of eval_every")
+    started = time.perf_counter()
+    load_start = os.getloadavg()
+    with bench_split() as (split, split_dir, source):
+        log(f"data: {source} ({split.sizes()})")
+        log("startup: timing a fresh process (imports, data load, compile) ...")
+        startup = measure_startup(split_dir, k=5, steps=cfg.eval_every)
+        from lottery.training import JIT, device_name
+
+        engines = {k: EngineRunner(split, k, cfg) for k in (*cfg.stacked, 1)}
+        masked = KerasRunner(split, cfg, masked=True)
+        plain = KerasRunner(split, cfg, masked=False)
+        log("warm-up: compiling every contender ...")
+        runners: list[EngineRunner | KerasRunner] = [*engines.values(), masked, plain]
+        for runner in runners:
+            runner.warm_up()
+
+        samples: dict[str, list[float]] = {}
+        net_its: dict[str, int] = {}
+        no_eval: dict[str, list[float]] = {}
+        for rep in range(cfg.repeats):
+            log(f"repeat {rep + 1}/{cfg.repeats}")
+            for k, eng in engines.items():
+                for density in DENSITIES:
+                    key = f"engine_k{k}_{density}"
+                    samples.setdefault(key, []).append(eng.window(density))
+                    net_its[key] = cfg.window * k
+                no_eval.setdefault(f"engine_k{k}", []).append(eng.window_no_eval())
+            for density in DENSITIES:
+                key = f"keras_masked_{density}"
+                samples.setdefault(key, []).append(masked.window(density))
+                net_its[key] = cfg.window
+            samples.setdefault("keras_plain", []).append(plain.window("d100"))
+            net_its["keras_plain"] = cfg.window
+            for key, s in samples.items():
+                log(f"  {key:<20} {net_its[key] / s[-1]:9.1f} net-it/s")
+        keras_jit = str(masked.model.jit_compile)
+        device = device_name()
+
+    figures = {key: _stat(s, net_its[key]) for key, s in samples.items()}
+    rates = {key: f["net_it_per_s"] for key, f in figures.items()}
+    ratios: dict[str, dict[str, Any]] = {}
+
+    def ratio(name: str, num: str, den: str) -> None:
+        ratios[name] = {"value": rates[num] / rates[den], "numerator": num, "denominator": den}
+
+    for d in DENSITIES:
+        for k in cfg.stacked:
+            ratio(f"a_k{k}_over_c_{d}", f"engine_k{k}_{d}", f"keras_masked_{d}")
+            ratio(f"a_k{k}_over_d_{d}", f"engine_k{k}_{d}", "keras_plain")
+        ratio(f"b_over_c_{d}", f"engine_k1_{d}", f"keras_masked_{d}")
+
+    evaluation: dict[str, dict[str, float]] = {}
+    for k in engines:
+        with_eval = _median(samples[f"engine_k{k}_d100"])
+        without = _median(no_eval[f"engine_k{k}"])
+        evaluation[f"engine_k{k}"] = {
+            "with_eval_s": with_eval,
+            "without_eval_s": without,
+            "eval_share": max(with_eval - without, 0.0) / with_eval,
+            "evaluations_per_window": float(cfg.window // cfg.eval_every),
+        }
+
+    targets: list[dict[str, Any]] = []
+
+    def target(name: str, value: float, threshold: float, higher_is_better: bool) -> None:
+        ok = value >= threshold if higher_is_better else value <= threshold
+        targets.append(
+            {
+                "name": name,
+                "value": value,
+                "threshold": threshold,
+                "direction": ">=" if higher_is_better else "<=",
+                "pass": ok,
+            }
+        )
+
+    for name, r in ratios.items():
+        if name.startswith("a_") and "_over_c_" in name:
+            target(f"(a)/(c) {name}", r["value"], TARGET_SPEEDUP, True)
+    for name, e in evaluation.items():
+        target(f"evaluation share {name}", e["eval_share"], TARGET_EVAL_SHARE, False)
+    target("stage startup_s (K=5)", startup["startup_s"], TARGET_STARTUP_S, False)
+
+    return {
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpu_count": os.cpu_count(),
+            "device": device,
+            "engine_jit": JIT,
+            "keras_jit_compile": keras_jit,
+            "versions": _versions(),
+            "loadavg_start": list(load_start),
+            "loadavg_end": list(os.getloadavg()),
+            "note": "shared machine: absolute figures are noisy; ratios are measured side by side",
+        },
+        "config": {**asdict(cfg), "densities": dict(next(iter(engines.values())).density)},
+        "data": source,
+        "figures": figures,
+        "ratios": ratios,
+        "evaluation": evaluation,
+        "startup": startup,
+        "paper_estimate": paper_estimate(rates, startup["stage_overhead_s"]),
+        "targets": targets,
+        "bench_seconds": time.perf_counter() - started,
+    }
+
+
+def _versions() -> dict[str, str]:
+    import keras
+    import tensorflow as tf
+
+    return {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__}
+
+
+def render(result: dict[str, Any]) -> str:
+    """The human-readable summary of a `run` result."""
+    cfg, m = result["config"], result["machine"]
+    lines = [
+        f"LeNet-300-100, batch {cfg['batch_size']}, {cfg['window']}-iteration windows, "
+        f"evaluation every {cfg['eval_every']}, median of {cfg['repeats']} "
+        f"(device {m['device']}, load avg {m['loadavg_start'][0]:.1f} -> "
+        f"{m['loadavg_end'][0]:.1f} on {m['cpu_count']} CPUs)",
+        f"densities: {', '.join(f'{k} = {v:.1%}' for k, v in cfg['densities'].items())}",
+        "",
+        f"{'contender':<22}{'net-it/s':>10}{'ms/net-it':>11}   samples (net-it/s)",
+    ]
+    for key, f in result["figures"].items():
+        r = f["net_it_per_s"]
+        samples = ", ".join(f"{s:.0f}" for s in f["samples_net_it_per_s"])
+        lines.append(f"{key:<22}{r:>10.1f}{1000 / r:>11.2f}   {samples}")
+    lines += ["", "ratios:"]
+    for name, r in result["ratios"].items():
+        lines.append(f"  {name:<20} {r['value']:7.2f}x  ({r['numerator']} / {r['denominator']})")
+    lines += ["", "evaluation share (K networks, 100% density):"]
+    for name, e in result["evaluation"].items():
+        lines.append(
+            f"  {name:<10} {e['eval_share']:6.1%}  "
+            f"({e['with_eval_s']:.2f}s with, {e['without_eval_s']:.2f}s without)"
+        )
+    s = result["startup"]
+    lines += [
+        "",
+        f"stage startup (fresh process, K={s['k']:.0f}, chunk of {s['chunk_iterations']:.0f}): "
+        f"{s['startup_s']:.1f}s to the first trained chunk = interpreter {s['interpreter_s']:.1f}s "
+        f"+ imports {s['imports_s']:.1f}s + data load {s['data_load_s']:.1f}s + engine build "
+        f"{s['engine_build_s']:.1f}s + compile {s['compile_train_s']:.1f}s + chunk "
+        f"{s['chunk_s']:.1f}s; evaluation compile {s['compile_eval_s']:.1f}s",
+    ]
+    p = result["paper_estimate"]
+    lines += ["", f"paper preset estimate: {p['total_h']:.1f} h ({p['assumptions']})"]
+    for name, c in p["conditions"].items():
+        lines.append(
+            f"  {name:<7} {c['stages']:>2} stages x K={c['k']:<2} at {c['net_it_per_s']:.0f} "
+            f"net-it/s: {c['stage_s'] / 60:.1f} min/stage, {c['total_s'] / 3600:.2f} h"
+        )
+    lines += ["", "targets:"]
+    for t in result["targets"]:
+        verdict = "PASS" if t["pass"] else "FAIL"
+        lines.append(
+            f"  {verdict}  {t['name']}: {t['value']:.3g} ({t['direction']} {t['threshold']})"
+        )
+    return "\n".join(lines)
+
+
+def main(quick: bool, out: Path) -> dict[str, Any]:
+    """`lottery bench [--quick] [--out PATH]`: run, print, write the JSON atomically."""
+    cfg = QUICK if quick else FULL
+    result = run(cfg)
+    result["quick"] = quick
+    _say("")
+    _say(render(result))
+    io.write_json(out, result)
+    _say(f"\nwrote {out}")
+    return result

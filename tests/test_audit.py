@@ -1,0 +1,211 @@
+"""`lottery audit` on a real tiny study: clean passes; each kind of tampering is named.
+
+Every tampering test works on its own copy of the session's `tiny_study`, with the copy's
+MLflow store pointed at the copy's own artifact folder (`relocated_copy`), so nothing a
+test does can reach the shared study.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import copy_study, ran_stages, run
+
+from lottery.masks import load_mask, mask_hash, save_mask
+from lottery.params import load_params
+
+R00 = "artifacts/ticket/r00/t0/next_mask.npz"  # m_1 of trial 0 (stage dense)
+R01 = "artifacts/ticket/r01/t0/next_mask.npz"  # m_2 of trial 0 (stage ticket@r01)
+LEAF = "artifacts/ticket/r02/t0/next_mask.npz"  # m_3 of trial 0
+
+
+def relocated_copy(src: Path, dest: Path) -> Path:
+    """copy_study, then point the copy's MLflow artifact URIs into the copy (not `src`)."""
+    copy_study(src, dest)
+    old, new = str(src / "mlruns"), str(dest / "mlruns")
+    con = sqlite3.connect(dest / "mlflow.db")
+    with con:
+        con.execute(
+            "UPDATE experiments SET artifact_location = replace(artifact_location, ?, ?)",
+            (old, new),
+        )
+        con.execute("UPDATE runs SET artifact_uri = replace(artifact_uri, ?, ?)", (old, new))
+    con.close()
+    return dest
+
+
+def audit(project: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    proc = run(project, "lottery", "audit", "--json", *args, check=False, timeout=600)
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def messages(result: dict[str, Any], path: str | None = None, check: str | None = None) -> str:
+    return "\n".join(
+        f"{p['path']} [{p['check']}] {p['message']}"
+        for p in result["problems"]
+        if (path is None or p["path"] == path) and (check is None or p["check"] == check)
+    )
+
+
+def lineage(project: Path, rel: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((project / rel).with_suffix(".json").read_text())
+    return data
+
+
+@pytest.fixture
+def study(tiny_study: Path, tmp_path: Path) -> Path:
+    return relocated_copy(tiny_study, tmp_path / "study")
+
+
+def test_clean_study_audits_ok(tiny_study: Path) -> None:
+    code, result = audit(tiny_study)
+    assert code == 0, messages(result)
+    assert result["ok"] and result["problems"] == []
+    # Per trial: m_0, m_1..m_3 (rounds 0-2), then the control masks params.yaml asks for.
+    params = load_params(tiny_study / "params.yaml")
+    controls = len(params.pipeline.reinit_rounds) * params.controls.reinit_repeats + len(
+        params.pipeline.random_rounds
+    )
+    assert len(result["targets"]) == params.study.trials * (1 + 3 + controls)
+    links = {lk["path"]: lk for lk in result["links"]}
+    chain = result["chains"][LEAF]
+    assert chain == [
+        LEAF,
+        "artifacts/ticket/r01/t0/next_mask.npz",
+        R00,
+        "artifacts/init/t0/mask.npz",
+        "artifacts/init/t0/theta0.npz",
+    ]
+    assert [links[p]["stage"] for p in chain] == [
+        "ticket@r02",
+        "ticket@r01",
+        "dense",
+        "init",
+        "init",
+    ]
+    assert all(len(links[p]["run_id"]) == 32 for p in chain[:3])
+    assert links[chain[3]]["run_id"] is None  # init makes no MLflow run
+    for target, ch in result["chains"].items():
+        assert ch[-1].endswith("theta0.npz"), target
+
+    text = run(tiny_study, "lottery", "audit", LEAF).stdout
+    assert "OK:" in text
+    for p in chain:
+        assert p in text
+    assert links[LEAF]["run_id"] in text
+
+
+def test_one_flipped_bit_is_named(study: Path) -> None:
+    mask = load_mask(study / R01)
+    mask["fc2"][3, 7] = ~mask["fc2"][3, 7]
+    save_mask(study / R01, mask)
+    code, result = audit(study)
+    assert code == 1
+    assert "the mask file was changed" in messages(result, R01, "file")
+    assert "dvc.lock (stage ticket@r01) records" in messages(result, R01, "dvc")
+    assert "MLflow artifact mask/next_mask.npz" in messages(result, R01, "mlflow")
+    assert "next_mask_sha256" in messages(result, R01, "mlflow")
+    assert f"its parent {R01} hashes to" in messages(result, LEAF, "lineage")
+
+
+def test_mask_swapped_with_another_rounds(study: Path) -> None:
+    """Swap m_1 and m_2 of trial 0, each with its own lineage JSON (self-consistent pairs)."""
+    tmp = study / "swap"
+    for suffix in (".npz", ".json"):
+        a, b = (study / R00).with_suffix(suffix), (study / R01).with_suffix(suffix)
+        shutil.move(a, tmp)
+        shutil.move(b, a)
+        shutil.move(tmp, b)
+    code, result = audit(study, R01)
+    assert code == 1
+    found = messages(result, R01)
+    assert "records round 1, but the file lies where round 2 belongs" in found
+    assert "records dvc_stage 'dense'" in found
+    assert "dvc.lock (stage ticket@r01) records" in found
+    assert messages(result, R00, "lineage")  # the other half of the swap, seen as the parent
+
+
+def test_mask_file_replaced_by_another_rounds(study: Path) -> None:
+    """Only the .npz is swapped: the hash names which mask it really is."""
+    shutil.copy(study / R01, study / R00)
+    code, result = audit(study, R00)
+    assert code == 1
+    assert f"(it is the mask recorded for {R01})" in messages(result, R00, "file")
+
+
+def test_theta0_replaced(study: Path) -> None:
+    theta = "artifacts/init/t0/theta0.npz"
+    shutil.copy(study / "artifacts/init/t1/theta0.npz", study / theta)
+    code, result = audit(study, LEAF)
+    assert code == 1
+    assert "θ0 was replaced" in messages(result, theta, "file")
+    assert "dvc.lock (stage init) records" in messages(result, theta, "dvc")
+    assert f"{theta} hashes to" in messages(result, LEAF, "lineage")
+    assert "lottery.theta0_sha256" in messages(result, LEAF, "mlflow")
+
+
+def test_mlflow_artifact_differs_from_file(study: Path) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{study / 'mlflow.db'}")
+    run_id = lineage(study, R01)["mlflow_run_id"]
+    art_dir = Path(client.get_run(run_id).info.artifact_uri.removeprefix("file://"))
+    assert art_dir.is_relative_to(study), "the copy must own its artifacts"
+    shutil.copy(study / R00, art_dir / "mask" / "next_mask.npz")
+    assert mask_hash(load_mask(art_dir / "mask" / "next_mask.npz")) != mask_hash(
+        load_mask(study / R01)
+    )
+    code, result = audit(study, R01)
+    assert code == 1
+    found = messages(result)
+    assert f"MLflow artifact mask/next_mask.npz of run {run_id}" in found
+    assert "they differ" in found
+    assert not messages(result, check="file") and not messages(result, check="dvc")
+
+
+def test_lineage_points_at_missing_run(study: Path) -> None:
+    rel = "artifacts/ticket/r01/t1/next_mask.npz"
+    record = lineage(study, rel)
+    record["mlflow_run_id"] = "0123456789abcdef0123456789abcdef"
+    (study / rel).with_suffix(".json").write_text(json.dumps(record, indent=2, sort_keys=True))
+    code, result = audit(study, rel)
+    assert code == 1
+    found = messages(result, rel, "mlflow")
+    assert "names MLflow run 0123456789abcdef0123456789abcdef, which does not exist" in found
+
+
+def test_forced_rerun_is_a_reproduction(study: Path) -> None:
+    """`dvc repro -f` of one round: same hashes, new run ids; audit reports, not fails."""
+    old = lineage(study, R01)["mlflow_run_id"]
+    proc = run(study, "dvc", "repro", "-f", "-s", "ticket@r01")
+    assert ran_stages(proc.stdout) == ["ticket@r01"]
+    new = lineage(study, R01)["mlflow_run_id"]
+    assert new != old
+    code, result = audit(study, LEAF)
+    assert code == 0, messages(result)
+    assert old in result["reproductions"][R01]
+    assert run(study, "lottery", "audit", R01).stdout.count(f"reproduction: run {old}") == 1
+
+
+def test_missing_target_is_a_usage_error(tiny_study: Path) -> None:
+    proc = run(tiny_study, "lottery", "audit", "no/such/mask.npz", check=False)
+    assert proc.returncode == 2
+    assert "no such mask file" in proc.stderr
+
+
+def test_flipped_bit_changes_hash() -> None:
+    """The premise of the tampering tests: one bit changes mask_hash."""
+    from lottery.masks import ones_mask
+
+    m = ones_mask()
+    h = mask_hash(m)
+    m["out"][0, 0] = False
+    assert mask_hash(m) != h
+    assert np.count_nonzero(~m["out"]) == 1

@@ -1,0 +1,183 @@
+"""The training engine on real MNIST, a few iterations: masking, stacking, determinism,
+early-stop bookkeeping, a fresh optimizer per run, and the late-rewinding snapshot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lottery.arch import LAYER_SHAPES, LAYERS, kernel_key
+from lottery.data import Split, load_split, prepare
+from lottery.masks import Mask, Weights
+from lottery.model import glorot_normal_init
+from lottery.pruning import kernels_of, prune_magnitude
+from lottery.training import Engine, NetResult, TrainConfig, _summarise, eval_points
+
+ROOT = Path(__file__).resolve().parents[1]
+RATES = {"fc1": 0.2, "fc2": 0.2, "out": 0.1}
+K = 3
+CFG = TrainConfig(iterations=30, eval_every=10)
+
+
+@pytest.fixture(scope="session")
+def split(tmp_path_factory: pytest.TempPathFactory) -> Split:
+    """The real MNIST split (5,000 validation), prepared once per session."""
+    out = tmp_path_factory.mktemp("split") / "data"
+    prepare(ROOT / "data" / "mnist", out, validation_size=5000, stratified=True, seed=0)
+    return load_split(out)
+
+
+def sparse_mask(seed: int, density: float = 0.2) -> Mask:
+    rng = np.random.default_rng(seed)
+    return {layer: rng.random(LAYER_SHAPES[layer]) < density for layer in LAYERS}
+
+
+def inputs(n: int) -> tuple[list[Weights], list[Mask], list[int]]:
+    inits = [glorot_normal_init(np.random.default_rng([7, i])) for i in range(n)]
+    masks = [sparse_mask(100 + i) for i in range(n)]
+    return inits, masks, [1000 + i for i in range(n)]
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+def assert_same(a: NetResult, b: NetResult) -> None:
+    """Bit-identical weights and curves."""
+    assert a.weights.keys() == b.weights.keys()
+    for key in a.weights:
+        assert np.array_equal(a.weights[key], b.weights[key]), key
+    assert a.curves == b.curves
+    assert a.early_stop_iteration == b.early_stop_iteration
+
+
+@pytest.fixture(scope="module")
+def stacked(split: Split) -> tuple[Engine, list[NetResult]]:
+    """K = 3 networks (~20% random masks) trained together for 30 iterations."""
+    engine = Engine(split, K, CFG)
+    return engine, engine.train(*inputs(K), progress=quiet)
+
+
+def test_masked_weights_stay_exactly_zero(stacked: tuple[Engine, list[NetResult]]) -> None:
+    engine, results = stacked
+    _, masks, _ = inputs(K)
+    raw = {layer.name: layer.kernel.numpy() for layer in engine.model.dense}
+    for k, res in enumerate(results):
+        for layer in LAYERS:
+            pruned = ~masks[k][layer]
+            assert pruned.mean() > 0.7  # the mask really is ~20% dense
+            # The trained variable itself, not only the exported (masked) copy: Adam
+            # never moved a pruned weight.
+            assert np.all(raw[layer][k][pruned] == 0.0), layer
+            assert np.all(res.weights[kernel_key(layer)][pruned] == 0.0), layer
+            kept = res.weights[kernel_key(layer)][masks[k][layer]]
+            assert np.count_nonzero(kept) == kept.size  # survivors did train (none hit 0)
+
+
+def test_stacked_equals_single(split: Split, stacked: tuple[Engine, list[NetResult]]) -> None:
+    _, together = stacked
+    inits, masks, seeds = inputs(K)
+    single = Engine(split, 1, CFG)
+    for k in range(K):
+        (alone,) = single.train([inits[k]], [masks[k]], [seeds[k]], progress=quiet)
+        for key, w in together[k].weights.items():
+            np.testing.assert_allclose(w, alone.weights[key], rtol=0, atol=1e-5, err_msg=key)
+        assert together[k].curves["iteration"] == alone.curves["iteration"]
+        for key, values in together[k].curves.items():
+            np.testing.assert_allclose(values, alone.curves[key], rtol=1e-5, atol=1e-6)
+        assert together[k].early_stop_iteration == alone.early_stop_iteration
+        next_together = prune_magnitude(kernels_of(together[k].weights), masks[k], RATES)
+        next_alone = prune_magnitude(kernels_of(alone.weights), masks[k], RATES)
+        for layer in LAYERS:
+            assert np.array_equal(next_together[layer], next_alone[layer]), layer
+
+
+def test_same_inputs_give_bit_identical_results(
+    split: Split, stacked: tuple[Engine, list[NetResult]]
+) -> None:
+    _, first = stacked
+    inits, masks, seeds = inputs(K)
+    second = Engine(split, K, CFG).train(inits, masks, seeds, progress=quiet)
+    for a, b in zip(first, second, strict=True):
+        assert_same(a, b)
+        mask_a = prune_magnitude(kernels_of(a.weights), masks[0], RATES)
+        mask_b = prune_magnitude(kernels_of(b.weights), masks[0], RATES)
+        for layer in LAYERS:
+            assert np.array_equal(mask_a[layer], mask_b[layer])
+
+
+def test_fresh_optimizer_each_train_call(stacked: tuple[Engine, list[NetResult]]) -> None:
+    engine, first = stacked
+    again = engine.train(*inputs(K), progress=quiet)  # Adam moments and step count reset
+    for a, b in zip(first, again, strict=True):
+        assert_same(a, b)
+
+
+def test_eval_points_include_the_final_iteration() -> None:
+    assert eval_points(TrainConfig(iterations=30, eval_every=10)) == [10, 20, 30]
+    assert eval_points(TrainConfig(iterations=25, eval_every=10)) == [10, 20, 25]
+    assert eval_points(TrainConfig(iterations=5, eval_every=10)) == [5]
+
+
+def test_early_stop_is_the_minimum_validation_loss() -> None:
+    curves = {
+        "iteration": [10.0, 20.0, 30.0, 40.0],
+        "train_loss": [1.0, 0.5, 0.3, 0.2],
+        "val_loss": [0.9, 0.4, 0.6, 0.4],  # minimum at 20 (tie at 40: the earliest wins)
+        "val_accuracy": [0.7, 0.9, 0.85, 0.91],
+        "test_loss": [0.8, 0.5, 0.2, 0.3],
+        "test_accuracy": [0.71, 0.88, 0.95, 0.93],  # best test accuracy elsewhere: not used
+    }
+    es, summary = _summarise(curves)
+    assert es == 20
+    assert summary["test_accuracy_at_early_stop"] == 0.88
+    assert summary["val_loss_at_early_stop"] == 0.4
+    assert summary["final_test_accuracy"] == 0.93
+
+
+@pytest.fixture(scope="module")
+def rewound(split: Split) -> tuple[NetResult, NetResult]:
+    """One network for 27 iterations (eval every 10) with a snapshot at 7 (chunks of 7, 3,
+    10, 7 steps), and the same network trained 7 iterations only."""
+    inits, masks, seeds = inputs(1)
+    cfg = TrainConfig(iterations=27, eval_every=10, snapshot_iteration=7)
+    (full,) = Engine(split, 1, cfg).train(inits, masks, seeds, progress=quiet)
+    (short,) = Engine(split, 1, TrainConfig(iterations=7, eval_every=10)).train(
+        inits, masks, seeds, progress=quiet
+    )
+    return full, short
+
+
+def test_early_stop_and_final_evaluation_in_training(rewound: tuple[NetResult, NetResult]) -> None:
+    full, _ = rewound
+    c = full.curves
+    assert c["iteration"] == [10.0, 20.0, 27.0]  # the snapshot point is not an evaluation
+    i = int(np.argmin(c["val_loss"]))
+    assert full.early_stop_iteration == c["iteration"][i]
+    assert full.summary["early_stop_iteration"] == c["iteration"][i]
+    assert full.summary["test_accuracy_at_early_stop"] == c["test_accuracy"][i]
+    assert full.summary["final_test_accuracy"] == c["test_accuracy"][-1]
+    assert all(0.0 <= a <= 1.0 for a in c["test_accuracy"] + c["val_accuracy"])
+    assert c["val_accuracy"][-1] > 0.3  # it did learn (chance is 0.1)
+
+
+def test_snapshot_equals_training_that_many_iterations(
+    rewound: tuple[NetResult, NetResult],
+) -> None:
+    full, short = rewound
+    assert full.snapshot is not None
+    for key, w in short.weights.items():
+        assert np.array_equal(full.snapshot[key], w), key
+    assert not np.array_equal(full.snapshot["fc1/kernel"], full.weights["fc1/kernel"])
+
+
+def test_snapshot_at_zero_is_the_masked_init(split: Split) -> None:
+    inits, masks, seeds = inputs(1)
+    cfg = TrainConfig(iterations=3, eval_every=10, snapshot_iteration=0)
+    (res,) = Engine(split, 1, cfg).train(inits, masks, seeds, progress=quiet)
+    assert res.snapshot is not None
+    for layer in LAYERS:
+        expected = inits[0][kernel_key(layer)] * masks[0][layer]
+        assert np.array_equal(res.snapshot[kernel_key(layer)], expected)

@@ -1,0 +1,514 @@
+"""Bad params: `load_params` refuses them with a message naming the key, and every stage
+entry (`lottery.cli.stage_main`) turns that into one `error: ...` paragraph, exit code 2,
+without calling the stage (so nothing is written)."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lottery.cli import stage_main
+from lottery.params import Params, ParamsError, generate_pipeline, load_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def valid_raw() -> dict[str, Any]:
+    """The committed params, pinned to what these tests assume (both controls, 10 rounds)."""
+    raw: dict[str, Any] = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["study"]["rounds"] = 10
+    raw["data"]["validation_size"] = 5000
+    raw["train"].update(iterations=5000, eval_every=100, batch_size=60)
+    raw["prune"]["rewind_iteration"] = 0
+    raw["controls"].update(reinit=True, random=True)
+    raw["pipeline"] = generate_pipeline(10, True, True)
+    return raw
+
+
+def dump(tmp: Path, raw: Any) -> Path:
+    path = tmp / "params.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def set_path(raw: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    out = copy.deepcopy(raw)
+    *parents, last = dotted.split(".")
+    node = out
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    return out
+
+
+def del_path(raw: dict[str, Any], dotted: str) -> dict[str, Any]:
+    out = copy.deepcopy(raw)
+    *parents, last = dotted.split(".")
+    node = out
+    for key in parents:
+        node = node[key]
+    del node[last]
+    return out
+
+
+def rejected(tmp: Path, raw: Any) -> str:
+    path = dump(tmp, raw)
+    with pytest.raises(ParamsError) as info:
+        load_params(path)
+    msg = str(info.value)
+    assert str(path) in msg, msg  # names the file
+    assert "\n" not in msg, msg
+    return msg
+
+
+def test_the_committed_params_are_valid(tmp_path: Path) -> None:
+    p = load_params(ROOT / "params.yaml")
+    assert isinstance(p, Params)
+    assert isinstance(load_params(dump(tmp_path, valid_raw())), Params)
+    assert p.train.iterations >= p.train.eval_every
+
+
+# ------------------------------------------------------------------ ranges
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("prune.rates.fc1", -0.1),
+        ("prune.rates.fc2", 1.0),
+        ("prune.rates.out", 1.5),
+        ("prune.global_rate", -0.2),
+        ("prune.global_rate", 1),
+        ("train.learning_rate", 0),
+        ("train.learning_rate", -0.001),
+        ("train.learning_rate", 1.0),
+        ("train.learning_rate", float("nan")),
+        ("train.iterations", 0),
+        ("train.iterations", -5),
+        ("train.batch_size", 0),
+        ("train.batch_size", 60_000),
+        ("study.trials", 0),
+        ("study.trials", 101),
+        ("study.seed", -1),
+        ("study.rounds", -1),
+        ("study.rounds", 100),
+        ("data.validation_size", 0),
+        ("data.validation_size", 60_000),
+        ("data.split_seed", -3),
+        ("prune.rewind_iteration", -1),
+        ("prune.rewind_iteration", 5000),
+        ("controls.reinit_repeats", 0),
+        ("controls.reinit_repeats", 21),
+    ],
+)
+def test_out_of_range_values_name_the_key(tmp_path: Path, key: str, value: Any) -> None:
+    msg = rejected(tmp_path, set_path(valid_raw(), key, value))
+    assert key in msg, msg
+    assert repr(value) in msg or str(value) in msg, msg  # says what was found
+
+
+def test_unknown_layer_in_global_exclude(tmp_path: Path) -> None:
+    msg = rejected(tmp_path, set_path(valid_raw(), "prune.global_exclude", ["out", "fc9"]))
+    assert "prune.global_exclude[1]" in msg and "'fc9'" in msg, msg
+
+
+def test_eval_every_above_iterations(tmp_path: Path) -> None:
+    raw = set_path(set_path(valid_raw(), "train.iterations", 50), "train.eval_every", 100)
+    msg = rejected(tmp_path, raw)
+    assert "train.eval_every" in msg and "train.iterations (50)" in msg, msg
+
+
+def test_eval_every_zero(tmp_path: Path) -> None:
+    assert "train.eval_every" in rejected(tmp_path, set_path(valid_raw(), "train.eval_every", 0))
+
+
+def test_rates_for_wrong_layers(tmp_path: Path) -> None:
+    raw = set_path(valid_raw(), "prune.rates", {"fc1": 0.2, "fc2": 0.2, "conv1": 0.1})
+    msg = rejected(tmp_path, raw)
+    assert "prune.rates" in msg and "conv1" in msg, msg
+
+
+# ------------------------------------------------------------------ types
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "wanted"),
+    [
+        ("train.iterations", "5000", "an integer"),
+        ("train.iterations", 1.5, "an integer"),
+        ("train.iterations", True, "an integer"),
+        ("study.trials", True, "an integer"),
+        ("study.trials", None, "an integer"),
+        ("train.batch_size", [60], "an integer"),
+        ("train.learning_rate", "0.001", "a number"),
+        ("train.learning_rate", False, "a number"),
+        ("data.stratified", "yes please", "true or false"),
+        ("data.stratified", 1, "true or false"),
+        ("controls.random", 0, "true or false"),
+        ("study.name", "", "a non-empty string"),
+        ("study.name", 7, "a non-empty string"),
+        ("prune.strategy", "greedy", "'iterative' or 'oneshot'"),
+        ("prune.scope", "local", "'layerwise' or 'global'"),
+        ("prune.rates", 0.2, "a mapping"),
+        ("prune.rates.fc1", "0.2", "a number"),
+        ("prune.global_exclude", "out", "a list"),
+        ("prune.global_exclude", [1], "a non-empty string"),
+        ("train", [1, 2], "a mapping"),
+        ("controls", "none", "a mapping"),
+    ],
+)
+def test_wrong_types_name_the_key(tmp_path: Path, key: str, value: Any, wanted: str) -> None:
+    msg = rejected(tmp_path, set_path(valid_raw(), key, value))
+    assert key in msg and wanted in msg, msg
+
+
+# ------------------------------------------------------------------ keys
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["train.momentum", "study.epochs", "data.augment", "extra_section", "controls.reinit_rounds"],
+)
+def test_unknown_keys(tmp_path: Path, key: str) -> None:
+    msg = rejected(tmp_path, set_path(valid_raw(), key, 1))
+    assert f"unknown key {key}" in msg, msg
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["train.batch_size", "study.seed", "prune.rewind_iteration", "controls", "pipeline", "data"],
+)
+def test_missing_keys(tmp_path: Path, key: str) -> None:
+    msg = rejected(tmp_path, del_path(valid_raw(), key))
+    assert f"missing key {key}" in msg, msg
+
+
+def test_missing_rate_for_a_layer(tmp_path: Path) -> None:
+    msg = rejected(tmp_path, del_path(valid_raw(), "prune.rates.out"))
+    assert "prune.rates" in msg and "out" in msg, msg
+
+
+# ------------------------------------------------------------------ files
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["study: [unclosed\n", "train:\n  iterations: 1\n bad_indent: 2\n", "a: b: c\n", "\t- x\n"],
+)
+def test_malformed_yaml(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ParamsError, match="not valid YAML") as info:
+        load_params(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["", "just a string\n", "- 1\n- 2\n", "42\n"])
+def test_not_a_mapping(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ParamsError, match="must be a mapping"):
+        load_params(path)
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_bytes(b"study:\n  name: \xff\xfe\n")
+    with pytest.raises(ParamsError, match=r"params\.yaml"):
+        load_params(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ParamsError, match="no such params file"):
+        load_params(tmp_path / "nope.yaml")
+
+
+# ------------------------------------------------------------------ generated pipeline
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda raw: raw["study"].__setitem__("rounds", 3),  # edited rounds, not regenerated
+        lambda raw: raw["controls"].__setitem__("reinit", False),
+        lambda raw: raw["pipeline"]["rounds"].pop("r10"),
+        lambda raw: raw["pipeline"]["random_rounds"]["r02"].__setitem__("parent", "r00"),
+        lambda raw: raw["pipeline"]["rounds"]["r01"].__setitem__("round", 7),
+    ],
+)
+def test_pipeline_out_of_sync(tmp_path: Path, change: Callable[[dict[str, Any]], Any]) -> None:
+    raw = valid_raw()
+    change(raw)
+    msg = rejected(tmp_path, raw)
+    assert "pipeline section" in msg and "lottery rounds" in msg, msg
+
+
+def test_regenerated_pipeline_is_accepted(tmp_path: Path) -> None:
+    raw = valid_raw()
+    raw["study"]["rounds"] = 3
+    raw["controls"]["random"] = False
+    raw["pipeline"] = generate_pipeline(3, True, False)
+    assert load_params(dump(tmp_path, raw)).study.rounds == 3
+
+
+# ------------------------------------------------------------------ property: the stage entry
+
+#: Values that are wrong for each leaf type (never accepted whatever the key).
+WRONG_FOR: dict[str, list[Any]] = {
+    "int": ["5000", 1.5, True, False, None, [1], {"a": 1}, "", 2.0],
+    "float": ["0.1", True, None, [0.1], {"a": 0.1}, ""],
+    "bool": [0, 1, "yes", "true", None, 1.0, [True]],
+    "str": [0, None, "", "   ", [], ["x"], {"a": "b"}],
+    "literal": ["greedy", "", 0, None, ["iterative"], "Iterative"],
+    "list": ["out", 3, None, {"out": 1}, [1], ["fc9"]],
+    "mapping": ["x", 3, None, [1, 2], True],
+}
+
+#: Values out of the allowed range, per key (every one is refused).
+OUT_OF_RANGE: dict[str, list[Any]] = {
+    "study.seed": [-1, -100],
+    "study.trials": [0, -1, 101],
+    "study.rounds": [-1, 100],
+    "data.validation_size": [0, -5, 60_000, 10**9],
+    "data.split_seed": [-1],
+    "train.iterations": [0, -1],
+    "train.batch_size": [0, -60, 55_001],
+    "train.learning_rate": [0, 0.0, -1e-3, 1, 1.0, 10.0, float("inf"), float("nan")],
+    "train.eval_every": [0, -1, 5001, 10**6],
+    "prune.rates.fc1": [-0.01, 1, 1.0, 2.5, float("nan")],
+    "prune.rates.fc2": [-1, 1.0],
+    "prune.rates.out": [1.0, -0.5],
+    "prune.global_rate": [-0.1, 1.0, float("inf")],
+    "prune.rewind_iteration": [-1, 5000, 10**6],
+    "controls.reinit_repeats": [0, 21],
+}
+
+
+def leaf_kind(dotted: str, value: Any) -> str:
+    if dotted in ("prune.strategy", "prune.scope"):
+        return "literal"
+    if dotted == "prune.global_exclude":
+        return "list"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    return "mapping"
+
+
+def leaves(raw: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Every (dotted key, value) of the params tree, mappings included (not pipeline's)."""
+    out: list[tuple[str, Any]] = []
+    for k, v in raw.items():
+        key = f"{prefix}{k}"
+        out.append((key, v))
+        if isinstance(v, dict) and not key.startswith("pipeline"):
+            out += leaves(v, key + ".")
+    return out
+
+
+VALID = valid_raw()
+LEAVES = leaves(VALID)
+MAPPINGS = [k for k, v in LEAVES if isinstance(v, dict)] + [""]
+
+
+@st.composite
+def mutation(draw: st.DrawFn) -> tuple[str, str, Any]:
+    """(kind, dotted key, new value); kind is set, delete or add."""
+    kind = draw(st.sampled_from(["type", "range", "delete", "add"]))
+    if kind == "type":
+        key, value = draw(st.sampled_from([kv for kv in LEAVES if kv[0] != "pipeline"]))
+        return ("set", key, draw(st.sampled_from(WRONG_FOR[leaf_kind(key, value)])))
+    if kind == "range":
+        key = draw(st.sampled_from(sorted(OUT_OF_RANGE)))
+        return ("set", key, draw(st.sampled_from(OUT_OF_RANGE[key])))
+    if kind == "delete":
+        key = draw(st.sampled_from([k for k, _ in LEAVES] + ["pipeline.rounds.r03"]))
+        return ("delete", key, None)
+    parent = draw(st.sampled_from([*MAPPINGS, "pipeline.rounds"]))
+    name = draw(st.from_regex(r"[a-z][a-z_]{0,11}", fullmatch=True))
+    value = draw(st.one_of(st.integers(), st.text(max_size=5), st.booleans(), st.none()))
+    return ("add", f"{parent}.{name}" if parent else name, value)
+
+
+def apply(raw: dict[str, Any], kind: str, key: str, value: Any) -> dict[str, Any] | None:
+    """The mutated params, or None when the mutation happens to be a no-op / invalid to make."""
+    *parents, last = key.split(".")
+    out = copy.deepcopy(raw)
+    node: Any = out
+    for p in parents:
+        if not isinstance(node, dict) or p not in node:
+            return None  # an earlier mutation replaced the parent
+        node = node[p]
+    if not isinstance(node, dict):
+        return None
+    if kind == "delete":
+        if last not in node:
+            return None
+        del node[last]
+    elif kind == "add":
+        if last in node:
+            return None
+        node[last] = value
+    else:
+        node[last] = value
+    return out
+
+
+def names_a_key(msg: str, keys: list[str]) -> bool:
+    """The message names a mutated key, or the mapping / generated section it belongs to."""
+    for key in keys:
+        parts = key.split(".")
+        if parts[0] == "pipeline" and "pipeline" in msg:
+            return True
+        # a key inside prune.rates is reported as prune.rates; else the full key
+        shortest = 2 if key.startswith("prune.rates.") else len(parts)
+        if any(".".join(parts[:i]) in msg for i in range(len(parts), shortest - 1, -1)):
+            return True
+        if key == "study.rounds" and "study.rounds" in msg:
+            return True
+        if key.startswith(("study.rounds", "controls.reinit", "controls.random")) and (
+            "pipeline section" in msg
+        ):
+            return True  # changing what generates the pipeline puts it out of sync
+    return False
+
+
+def run_stage_entry(params_file: Path) -> tuple[int, str, list[Params]]:
+    called: list[Params] = []
+    err = io.StringIO()
+    code: Any = None
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            stage_main(called.append, str(params_file))
+        except SystemExit as exc:
+            code = exc.code
+    return code, err.getvalue(), called
+
+
+def assert_clean_error(code: Any, stderr: str, called: list[Params]) -> str:
+    assert called == [], "the stage function ran on invalid params"
+    assert code == 2, (code, stderr)
+    assert stderr.startswith("error: "), stderr
+    assert "Traceback" not in stderr, stderr
+    body = stderr.rstrip("\n")
+    assert "\n" not in body, f"not one paragraph: {stderr!r}"
+    return body
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(mutation(), min_size=1, max_size=3))
+def test_stage_entry_rejects_mutated_params(muts: list[tuple[str, str, Any]]) -> None:
+    raw: dict[str, Any] | None = VALID
+    keys = []
+    for kind, key, value in muts:
+        new = apply(raw or VALID, kind, key, value)
+        if new is not None:
+            raw = new
+            keys.append(key)
+    if not keys:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = dump(Path(tmp), raw)
+        code, stderr, called = run_stage_entry(path)
+        body = assert_clean_error(code, stderr, called)
+        assert str(path) in body, body
+        assert names_a_key(body, keys), (keys, body)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        st.text(max_size=200).map(str.encode),
+        st.lists(
+            st.sampled_from(
+                [
+                    "study:",
+                    "  ",
+                    "- ",
+                    ": ",
+                    "[",
+                    "]",
+                    "{",
+                    "}",
+                    "'",
+                    '"',
+                    "\t",
+                    "\n",
+                    "&a",
+                    "*a",
+                    "!!python/object:os.system",
+                    "train",
+                    "iterations: 5",
+                    "%YAML 9.9",
+                    "---",
+                    "...",
+                ]
+            ),
+            max_size=30,
+        ).map(lambda xs: "".join(xs).encode()),
+    )
+)
+def test_stage_entry_rejects_garbage_files(blob: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "params.yaml"
+        path.write_bytes(blob)
+        code, stderr, called = run_stage_entry(path)
+        body = assert_clean_error(code, stderr, called)
+        assert str(path) in body, body
+
+
+def test_stage_entry_passes_valid_params_through() -> None:
+    code, stderr, called = run_stage_entry(ROOT / "params.yaml")
+    assert code is None and stderr == "" and len(called) == 1
+
+
+# ------------------------------------------------------------------ the real stage scripts
+
+
+@pytest.mark.parametrize(
+    ("script", "change", "key"),
+    [
+        ("prepare.py", ("train.iterations", "5000"), "train.iterations"),
+        ("init.py", ("study.trials", True), "study.trials"),
+        ("train.py", ("prune.rates.fc1", 1.0), "prune.rates.fc1"),
+        ("report.py", ("study.rounds", 4), "pipeline section"),
+    ],
+)
+def test_real_stage_scripts_print_one_error(
+    tmp_path: Path, script: str, change: tuple[str, Any], key: str
+) -> None:
+    for rel in ("stages", "lottery"):
+        shutil.copytree(ROOT / rel, tmp_path / rel, ignore=shutil.ignore_patterns("__pycache__"))
+    dump(tmp_path, set_path(valid_raw(), *change))
+    args = ["ticket", "r01"] if script == "train.py" else []
+    proc = subprocess.run(
+        [sys.executable, f"stages/{script}", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: params.yaml: "), proc.stderr
+    assert key in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert not (tmp_path / "artifacts").exists() and not (tmp_path / "metrics").exists()

@@ -1,0 +1,300 @@
+"""MLflow as the pipeline records it: the run tree, no runs from a no-op `dvc repro`, a real
+remote `mlflow server`, and a clear early failure when the server cannot be reached."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import VENV_BIN, base_env, copy_study, make_project, ran_stages, run
+from mlflow import MlflowClient
+
+from lottery.masks import load_mask, mask_hash
+from lottery.params import load_params
+
+#: A short study for the tests that run their own `dvc repro`: dense + one pruning round.
+SHORT: dict[str, Any] = {
+    "study": {"rounds": 1},
+    "controls": {"random": False, "reinit": False},
+}
+
+
+def experiment_name(project: Path) -> str:
+    return str(yaml.safe_load((project / "params.yaml").read_text())["study"]["name"])
+
+
+def all_runs(client: MlflowClient) -> list[Any]:
+    ids = [e.experiment_id for e in client.search_experiments()]
+    return list(client.search_runs(ids, max_results=5000))
+
+
+def lineage(project: Path, rel: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((project / rel).with_suffix(".json").read_text())
+    return data
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ---------------------------------------------------------------- (a) the run tree
+
+
+def test_run_tree(tiny_study: Path) -> None:
+    import mlflow
+
+    uri = f"sqlite:///{tiny_study / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment_name(tiny_study))
+    assert exp is not None
+    mlflow.set_tracking_uri(uri)
+    try:
+        frame = mlflow.search_runs([exp.experiment_id])
+    finally:
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+    params = load_params(tiny_study / "params.yaml")
+    stages = {"dense", *(f"ticket@{n}" for n in params.pipeline.rounds)}
+    stages |= {f"reinit@{n}" for n in params.pipeline.reinit_rounds}
+    stages |= {f"random@{n}" for n in params.pipeline.random_rounds}
+    per_trial = 1 + len(params.pipeline.rounds) + len(params.pipeline.random_rounds)
+    per_trial += len(params.pipeline.reinit_rounds) * params.controls.reinit_repeats
+    n_children = params.study.trials * per_trial
+    assert len(frame) == 1 + n_children
+
+    runs = list(client.search_runs([exp.experiment_id]))
+    parents = [r for r in runs if r.data.tags.get("lottery.kind") == "study"]
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.data.params["study.trials"] == str(params.study.trials)
+    children = [r for r in runs if r is not parent]
+    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children)
+    assert all(r.info.status == "FINISHED" for r in runs)
+
+    # One child per (stage, trial, condition, repeat).
+    key = {
+        (
+            r.data.tags["lottery.dvc_stage"],
+            r.data.tags["lottery.trial"],
+            r.data.tags["lottery.condition"],
+            r.data.tags.get("lottery.repeat"),
+        )
+        for r in children
+    }
+    assert len(key) == len(children) == n_children
+    assert {k[0] for k in key} == stages
+
+    head = run(tiny_study, "git", "rev-parse", "HEAD").stdout.strip()
+    split_sha = json.loads((tiny_study / "artifacts/data/manifest.json").read_text())[
+        "split_sha256"
+    ]
+    curves_cache: dict[str, Any] = {}
+    for r in children:
+        tags = r.data.tags
+        t, cond, stage = (
+            int(tags["lottery.trial"]),
+            tags["lottery.condition"],
+            tags["lottery.dvc_stage"],
+        )
+        k = int(tags["lottery.round"])
+        name = f"r{k:02d}"
+        theta = json.loads((tiny_study / f"artifacts/init/t{t}/theta0.json").read_text())
+        assert tags["lottery.theta0_sha256"] == theta["sha256"]
+        assert tags["lottery.study_hash"] == parent.data.tags["lottery.study_hash"]
+        assert tags["lottery.git_commit"].startswith(head)
+        assert tags["lottery.device"]
+        assert 0 < float(tags["lottery.density"]) <= 1
+        m_k = (
+            "artifacts/init/t{t}/mask.npz"
+            if k == 0
+            else f"artifacts/ticket/r{k - 1:02d}/t{t}/next_mask.npz"
+        )
+        m_k = m_k.format(t=t)
+        if cond == "ticket":
+            own = f"artifacts/ticket/{name}/t{t}/next_mask.npz"
+            assert tags["lottery.mask_sha256"] == lineage(tiny_study, m_k)["sha256"]
+            assert tags["lottery.next_mask_sha256"] == lineage(tiny_study, own)["sha256"]
+        else:
+            key_ = f"t{t}r0" if cond == "reinit" else f"t{t}"
+            own = f"artifacts/{cond}/{name}/{key_}/mask.npz"
+            assert tags["lottery.mask_sha256"] == lineage(tiny_study, own)["sha256"]
+            assert tags["lottery.source_mask_sha256"] == lineage(tiny_study, m_k)["sha256"]
+        assert lineage(tiny_study, own)["mlflow_run_id"] == r.info.run_id
+        assert stage == lineage(tiny_study, own)["dvc_stage"]
+
+        # Curves: the iteration as step, one value per evaluation (30 iterations / 10).
+        curves_file = tiny_study / f"artifacts/{cond}/{name}/curves.json"
+        curves = curves_cache.setdefault(str(curves_file), json.loads(curves_file.read_text()))
+        run_key = Path(own).parent.name
+        history = client.get_metric_history(r.info.run_id, "val_loss")
+        assert [m.step for m in history] == [10, 20, 30]
+        assert [m.step for m in history] == [int(i) for i in curves["runs"][run_key]["iteration"]]
+        assert [m.value for m in history] == pytest.approx(curves["runs"][run_key]["val_loss"])
+        assert "test_accuracy_at_early_stop" in r.data.metrics
+        assert r.data.params["train.iterations"] == "30"
+
+        # Artifacts: the mask and its JSON, the trained weights, the curves.
+        arts = {
+            a.path
+            for d in ("mask", "weights", "curves")
+            for a in client.list_artifacts(r.info.run_id, d)
+        }
+        mask_name = Path(own).name
+        assert {f"mask/{mask_name}", f"mask/{Path(mask_name).with_suffix('.json')}"} <= arts
+        assert {"weights/trained.npz", "curves/curves.json"} <= arts
+        if cond == "reinit":
+            assert "weights/init.npz" in arts
+
+        # The dataset input.
+        assert r.inputs is not None
+        (ds,) = r.inputs.dataset_inputs
+        assert ds.dataset.name == "mnist-split"
+        assert ds.dataset.digest == split_sha[:36]
+        assert {t_.key: t_.value for t_ in ds.tags}["mlflow.data.context"] == "training"
+
+    # One mask artifact, downloaded, equals the file on disk.
+    dense_t0 = next(
+        r
+        for r in children
+        if r.data.tags["lottery.dvc_stage"] == "dense" and r.data.tags["lottery.trial"] == "0"
+    )
+    local = client.download_artifacts(dense_t0.info.run_id, "mask/next_mask.npz")
+    assert mask_hash(load_mask(Path(local))) == mask_hash(
+        load_mask(tiny_study / "artifacts/ticket/r00/t0/next_mask.npz")
+    )
+
+
+# ---------------------------------------------------------------- (b) no-op repro
+
+
+def test_second_repro_adds_no_runs(tiny_study: Path, tmp_path: Path) -> None:
+    project = copy_study(tiny_study, tmp_path / "study")
+    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+    before = {r.info.run_id for r in all_runs(client)}
+    proc = run(project, "dvc", "repro")
+    assert ran_stages(proc.stdout) == []
+    after = {r.info.run_id for r in all_runs(client)}
+    assert after == before
+
+
+# ---------------------------------------------------------------- (c) a remote server
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A real `mlflow server` on a free local port, with its own store and artifacts."""
+    port = free_port()
+    art = tmp_path / "server-artifacts"
+    log = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen(
+        [
+            str(VENV_BIN / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(art),
+        ],
+        cwd=tmp_path,
+        env=base_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(
+                    f"mlflow server did not start:\n{(tmp_path / 'server.log').read_text()[-3000:]}"
+                )
+            time.sleep(0.5)
+        yield url, art
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        log.close()
+
+
+def test_remote_tracking_server(mlflow_server: tuple[str, Path], tmp_path: Path) -> None:
+    url, art = mlflow_server
+    project = make_project(tmp_path / "remote", SHORT)
+    env = {"MLFLOW_TRACKING_URI": url}
+    proc = run(project, "dvc", "repro", env=env)
+    assert {"dense", "ticket@r01"} <= set(ran_stages(proc.stdout))
+    assert not (project / "mlflow.db").exists(), "recorded locally instead of on the server"
+
+    client = MlflowClient(tracking_uri=url)
+    exp = client.get_experiment_by_name(experiment_name(project))
+    assert exp is not None
+    runs = list(client.search_runs([exp.experiment_id]))
+    parents = [r for r in runs if r.data.tags.get("lottery.kind") == "study"]
+    children = [r for r in runs if r.data.tags.get("lottery.kind") != "study"]
+    assert len(parents) == 1 and len(children) == 2 * 2  # 2 trials x (dense, ticket@r01)
+    for r in children:
+        tags = r.data.tags
+        assert tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert r.info.artifact_uri.startswith("mlflow-artifacts:")
+        name = "r00" if tags["lottery.dvc_stage"] == "dense" else "r01"
+        rel = f"artifacts/ticket/{name}/t{tags['lottery.trial']}/next_mask.npz"
+        assert lineage(project, rel)["mlflow_run_id"] == r.info.run_id
+        assert tags["lottery.next_mask_sha256"] == mask_hash(load_mask(project / rel))
+        assert len(client.get_metric_history(r.info.run_id, "val_loss")) == 3
+        local = client.download_artifacts(r.info.run_id, "mask/next_mask.npz", str(tmp_path))
+        assert mask_hash(load_mask(Path(local))) == tags["lottery.next_mask_sha256"]
+    assert list(art.rglob("next_mask.npz")), "artifacts not stored by the server"
+
+    audit = run(project, "lottery", "audit", "--json", env=env, check=False)
+    assert audit.returncode == 0, audit.stdout[-3000:] + audit.stderr[-2000:]
+    assert json.loads(audit.stdout)["tracking_uri"] == url
+
+
+# ---------------------------------------------------------------- (d) no server
+
+
+def test_unreachable_server_fails_fast(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "offline", {**SHORT, "study": {"rounds": 1, "trials": 1}})
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    proc = run(project, "dvc", "repro", env={"MLFLOW_TRACKING_URI": url}, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"cannot reach the MLflow tracking server at {url}" in out
+    assert "Nothing was trained or recorded" in out
+    assert ran_stages(proc.stdout) == ["prepare", "init", "dense"]
+    assert "dense: training" not in out  # failed before any training
+
+    status = json.loads(run(project, "dvc", "status", "--json").stdout)
+    assert "dense" in status and "ticket@r01" in status
+    assert "prepare" not in status and "init" not in status
+    assert not (project / "metrics/ticket/r00.json").exists()
+    assert not (project / "artifacts/ticket/r00").exists()
+    assert not (project / "mlflow.db").exists()
