@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import copy_study, ran_stages, run
 
 from lottery.masks import load_mask, mask_hash, save_mask
 from lottery.params import load_params
+from tests.conftest import copy_study, ran_stages, run
 
 R00 = "artifacts/ticket/r00/t0/next_mask.npz"  # m_1 of trial 0 (stage dense)
 R01 = "artifacts/ticket/r01/t0/next_mask.npz"  # m_2 of trial 0 (stage ticket@r01)

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import VENV_BIN, base_env, copy_study, make_project, ran_stages, run
 from mlflow import MlflowClient
 
 from lottery.masks import load_mask, mask_hash
 from lottery.params import load_params
+from tests.conftest import VENV_BIN, base_env, copy_study, make_project, ran_stages, run
 
 #: A short study for the tests that run their own `dvc repro`: dense + one pruning round.
 SHORT: dict[str, Any] = {
