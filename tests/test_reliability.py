@@ -594,7 +594,10 @@ def test_remote_push_clone_pull_reruns_nothing(tiny_study: Path, tmp_path: Path)
     subprocess.run(
         ["git", "clone", "-q", str(origin), str(clone)], check=True, env=base_env(), timeout=300
     )
-    assert not (clone / "artifacts").exists()
+    # Git carries only DVC's .gitignore files under artifacts/; the data comes from the remote.
+    assert not [
+        p for p in (clone / "artifacts").rglob("*") if p.is_file() and p.name != ".gitignore"
+    ]
     run(clone, "dvc", "pull")
     assert (clone / "artifacts" / "ticket" / "r02" / "t1" / "next_mask.npz").is_file()
     status = run(clone, "dvc", "status").stdout
