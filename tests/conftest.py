@@ -31,10 +31,11 @@ COPIED = [
     ".dvc/config",
 ]
 
-#: Tiny but real: 2 trials, 2 pruning rounds, 30 iterations evaluated every 10.
+#: Tiny but real: 2 trials, 2 pruning rounds, 30 iterations evaluated every 10, both controls.
 TINY: dict[str, Any] = {
     "study": {"trials": 2, "rounds": 2},
     "train": {"iterations": 30, "eval_every": 10},
+    "controls": {"reinit": True, "random": True},
 }
 
 
