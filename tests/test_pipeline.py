@@ -10,7 +10,7 @@ import yaml
 from lottery import paths
 from lottery.masks import load_mask, mask_hash, read_lineage
 from lottery.params import load_params
-from tests.conftest import copy_study, ran_stages, run
+from tests.conftest import copy_study, ran_stages, run, write_params
 
 TRAIN_STAGES = [
     "dense",
@@ -104,7 +104,10 @@ def test_more_rounds_run_only_the_new_rounds(tiny_study: Path, tmp_path: Path) -
 
 def test_params_change_reruns_exactly_the_affected_stages(tiny_study: Path, tmp_path: Path) -> None:
     study = copy_study(tiny_study, tmp_path / "study")
-    proc = run(study, "dvc", "exp", "run", "-S", "controls.reinit_repeats=2")
+    run(study, "git", "add", "-A")
+    run(study, "git", "commit", "-q", "-m", "results of the tiny study")
+    write_params(study, {"controls": {"reinit_repeats": 2}})
+    proc = run(study, "dvc", "repro")
     assert sorted(ran_stages(proc.stdout)) == sorted(
         ["reinit@r01", "reinit@r02", "visualise", "report"]
     )
@@ -113,8 +116,8 @@ def test_params_change_reruns_exactly_the_affected_stages(tiny_study: Path, tmp_
     diff = run(study, "dvc", "metrics", "diff", "--json")
     changed = json.loads(diff.stdout)
     assert "metrics/reinit/r01.json" in changed and "metrics/ticket/r01.json" not in changed
-    show = run(study, "dvc", "exp", "show", "--json")
-    assert "reinit_repeats" in show.stdout
+    params_diff = run(study, "dvc", "params", "diff", "--json")
+    assert "controls.reinit_repeats" in params_diff.stdout
 
 
 def test_paths_agree_with_dvc_yaml() -> None:
