@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from lottery import paths
+from lottery.errors import UserError
 from lottery.masks import (
     MaskError,
     load_mask,
@@ -674,12 +675,8 @@ def audit(target: str | None, params_file: str = "params.yaml") -> tuple[dict[st
         try:
             targets = [p.relative_to(root).as_posix()]
         except ValueError:
-            from lottery.cli import UserError
-
             raise UserError(f"{target} is not inside the project {root}") from None
         if not p.is_file():
-            from lottery.cli import UserError
-
             raise UserError(f"{target}: no such mask file")
     auditor = Auditor(root, tracking_uri())
     try:

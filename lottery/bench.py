@@ -50,9 +50,9 @@ TARGET_SPEEDUP = 20.0
 TARGET_EVAL_SHARE = 0.25
 TARGET_STARTUP_S = 15.0
 
-#: The paper preset (presets/paper.yaml): 5 trials, 50,000 iterations, 16 pruning rounds
-#: to 3.6% remaining after the dense round; reinit control with 3 repeats.
-PAPER = {"trials": 5, "iterations": 50_000, "rounds": 16, "reinit_repeats": 3}
+#: The paper preset (presets/paper.yaml): 5 trials, 50,000 iterations, 15 pruning rounds
+#: after the dense round (3.6% of weights remaining); reinit control with 3 repeats.
+PAPER = {"trials": 5, "iterations": 50_000, "rounds": 15, "reinit_repeats": 3}
 
 #: Density of the "~20%" networks: round 7 of the paper's rates (0.8^7 hidden, 0.9^7 out).
 SPARSE_DENSITY = {"fc1": 0.8**7, "fc2": 0.8**7, "out": 0.9**7}
@@ -330,9 +330,9 @@ def _stat(samples_s: list[float], net_iterations: int) -> dict[str, Any]:
 def paper_estimate(rates: dict[str, float], stage_overhead_s: float) -> dict[str, Any]:
     """Wall-clock of the paper preset, stages run one after another (`dvc repro`).
 
-    Ticket: 17 stages (dense + 16 rounds) of K = 5; reinit: 16 stages of K = 15 (5 trials x
+    Ticket: 16 stages (dense + 15 rounds) of K = 5; reinit: 15 stages of K = 15 (5 trials x
     3 repeats), priced at the K = 10 per-network rate (the largest K measured); random:
-    16 stages of K = 5. Rates are the mean of the 100% and ~20% density medians.
+    15 stages of K = 5. Rates are the mean of the 100% and ~20% density medians.
     """
     t, it, r = PAPER["trials"], PAPER["iterations"], PAPER["rounds"]
     k5 = (rates["engine_k5_d100"] + rates["engine_k5_d20"]) / 2

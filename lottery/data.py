@@ -22,6 +22,7 @@ import numpy as np
 
 from lottery import io
 from lottery.arch import N_CLASSES, N_INPUTS
+from lottery.errors import UserError
 
 IMAGE_SIDE = 28
 IMAGES_MAGIC = 0x00000803  # unsigned byte data, 3 dimensions
@@ -44,7 +45,7 @@ _REPREPARE = "rerun `dvc repro prepare` to rebuild the split"
 _SHA256_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A data file is missing, corrupt or inconsistent (the message says which and how to fix)."""
 
 

@@ -23,12 +23,13 @@ import numpy as np
 
 from lottery import io
 from lottery.arch import LAYER_SHAPES, LAYERS, N_PRUNABLE, weight_shapes
+from lottery.errors import UserError
 
 Mask = dict[str, np.ndarray]
 Weights = dict[str, np.ndarray]
 
 
-class MaskError(ValueError):
+class MaskError(UserError, ValueError):
     """A mask or weights object/file is invalid (the message names it, the problem, the fix)."""
 
 

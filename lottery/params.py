@@ -19,9 +19,10 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 
 from lottery.arch import LAYERS
+from lottery.errors import UserError
 
 
-class ParamsError(ValueError):
+class ParamsError(UserError, ValueError):
     """Invalid params: the message names the key, the allowed values and the fix."""
 
 

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,10 @@ class Net:
     start: Weights
     data_seed: int
     tags: dict[str, str]
+
+    @cached_property
+    def start_sha256(self) -> str:
+        return weights_hash(self.start)
 
 
 def _round_index(name: str) -> int:
@@ -257,7 +262,7 @@ def train_stage(params: Params, condition: str, name: str) -> dict[str, Any]:
         tags = {f"lottery.{k_}": v for k_, v in net.tags.items()}
         tags.update(common)
         tags["lottery.mask_sha256"] = mask_hash(net.mask)
-        tags["lottery.init_sha256"] = weights_hash(net.start)
+        tags["lottery.init_sha256"] = net.start_sha256
         tags["lottery.density"] = f"{density(net.mask)['overall']:.6f}"
         tags["lottery.percent_remaining"] = f"{percent_remaining(net.mask):.4f}"
         run_ids[net.key] = recorder.start_child(f"{condition}-{name}-{net.key}", tags)
@@ -357,7 +362,7 @@ def _write_outputs(
                 parent_sha256=mask_sha,
                 parent_path=str(paths.round_mask_path(k, net.trial)),
                 theta0_sha256=net.tags["theta0_sha256"],
-                start_sha256=weights_hash(net.start),
+                start_sha256=net.start_sha256,
                 trained_sha256=weights_hash(res.weights),
                 pruning=pruning,
                 mlflow_run_id=run_ids[net.key],
@@ -386,7 +391,7 @@ def _write_outputs(
                     parent_sha256=net.tags["source_mask_sha256"],
                     parent_path=net.tags["source_mask_path"],
                     theta0_sha256=net.tags["theta0_sha256"],
-                    start_sha256=weights_hash(net.start),
+                    start_sha256=net.start_sha256,
                     trained_sha256=weights_hash(res.weights),
                     mlflow_run_id=run_ids[net.key],
                     dvc_stage=stage,

@@ -29,12 +29,14 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 
+from lottery.errors import UserError
+
 TAG = "lottery."  # prefix of every tag this project sets
 BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch call
 MAX_PARAM_LEN = 6000
 
 
-class TrackingError(RuntimeError):
+class TrackingError(UserError, RuntimeError):
     """The tracking store cannot be used; the message says how to fix it."""
 
 

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
-from collections.abc import Mapping
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +137,73 @@ def copy_study(src: Path, dest: Path) -> Path:
     """An independent copy of a completed study (files, DVC cache, MLflow store, git)."""
     shutil.copytree(src, dest, symlinks=True)
     return dest
+
+
+# ---------------------------------------------------------------- a real MLflow server
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class MlflowServer:
+    url: str
+    log: Path
+    artifacts: Path
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path) -> Iterator[MlflowServer]:
+    """A real `mlflow server` on 127.0.0.1 (SQLite backend, served artifacts); stopped after."""
+    port = free_port()
+    srv = tmp_path / "mlflow-server"
+    srv.mkdir()
+    server = MlflowServer(f"http://127.0.0.1:{port}", srv / "server.log", srv / "artifacts")
+    cmd = [
+        str(VENV_BIN / "mlflow"),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+        "--backend-store-uri",
+        f"sqlite:///{srv / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(server.artifacts),
+    ]
+    with server.log.open("wb") as out:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=srv,
+            env=base_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 180
+            while True:
+                try:
+                    with urllib.request.urlopen(server.url + "/health", timeout=2) as resp:
+                        if resp.status == 200:
+                            break
+                except OSError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    tail = server.log.read_text()[-3000:]
+                    raise AssertionError(f"mlflow server did not start:\n{tail}")
+                time.sleep(0.5)
+            yield server
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=30)

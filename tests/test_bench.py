@@ -87,3 +87,17 @@ def test_targets_are_reported_pass_or_fail(report: tuple[dict[str, Any], str]) -
         )
         assert t["pass"] is ok
         assert f"{'PASS' if ok else 'FAIL'}  {t['name']}" in stdout
+
+
+def test_paper_estimate_prices_the_paper_preset() -> None:
+    """The estimate's plan is the preset's (trials, iterations, rounds, reinit repeats)."""
+    from lottery.bench import PAPER
+    from lottery.params import load_params
+
+    p = load_params(ROOT / "presets" / "paper.yaml")
+    assert {
+        "trials": p.study.trials,
+        "iterations": p.train.iterations,
+        "rounds": p.study.rounds,
+        "reinit_repeats": p.controls.reinit_repeats,
+    } == PAPER

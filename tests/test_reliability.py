@@ -15,13 +15,10 @@ import os
 import re
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +30,16 @@ from lottery import masks
 from lottery.arch import LAYER_SHAPES, weight_shapes
 from lottery.io import sha256_file
 from lottery.masks import MaskError
-from tests.conftest import ROOT, base_env, copy_study, make_project, ran_stages, run, write_params
+from tests.conftest import (
+    ROOT,
+    MlflowServer,
+    base_env,
+    copy_study,
+    make_project,
+    ran_stages,
+    run,
+    write_params,
+)
 
 MNIST = Path("data/mnist")
 TEST_LABELS = MNIST / "t10k-labels-idx1-ubyte.gz"
@@ -456,65 +462,6 @@ def test_killed_stage_resumes_bit_identical(tiny_study: Path, tmp_path: Path) ->
 # ====================================================================== parallel experiments
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def mlflow_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A real `mlflow server` on 127.0.0.1 with a SQLite backend; stopped afterwards."""
-    port = free_port()
-    srv = tmp_path / "mlflow-server"
-    srv.mkdir()
-    log = srv / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "mlflow"),
-                "server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "2",
-                "--backend-store-uri",
-                f"sqlite:///{srv / 'mlflow.db'}",
-                "--artifacts-destination",
-                str(srv / "artifacts"),
-            ],
-            cwd=srv,
-            env=base_env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        uri = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                try:
-                    with urllib.request.urlopen(uri + "/health", timeout=2) as resp:
-                        if resp.status == 200:
-                            break
-                except OSError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"mlflow server did not start:\n{log.read_text()}")
-                time.sleep(0.5)
-            yield uri, log
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=30)
-
-
 SMALL: dict[str, Any] = {
     "study": {"trials": 1, "rounds": 1},
     "controls": {"reinit": False, "random": False},
@@ -524,9 +471,9 @@ RATES = ["0.001", "0.002", "0.003", "0.004"]
 
 
 def test_parallel_queue_against_one_mlflow_server(
-    tmp_path: Path, mlflow_server: tuple[str, Path]
+    tmp_path: Path, mlflow_server: MlflowServer
 ) -> None:
-    uri, server_log = mlflow_server
+    uri, server_log = mlflow_server.url, mlflow_server.log
     env = {"MLFLOW_TRACKING_URI": uri}
     project = make_project(tmp_path / "exp", SMALL)
     for lr in RATES:

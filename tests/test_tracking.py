@@ -4,13 +4,6 @@ remote `mlflow server`, and a clear early failure when the server cannot be reac
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +13,14 @@ from mlflow import MlflowClient
 
 from lottery.masks import load_mask, mask_hash
 from lottery.params import load_params
-from tests.conftest import VENV_BIN, base_env, copy_study, make_project, ran_stages, run
+from tests.conftest import (
+    MlflowServer,
+    copy_study,
+    free_port,
+    make_project,
+    ran_stages,
+    run,
+)
 
 #: A short study for the tests that run their own `dvc repro`: dense + one pruning round.
 SHORT: dict[str, Any] = {
@@ -41,12 +41,6 @@ def all_runs(client: MlflowClient) -> list[Any]:
 def lineage(project: Path, rel: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((project / rel).with_suffix(".json").read_text())
     return data
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ---------------------------------------------------------------- (a) the run tree
@@ -191,62 +185,8 @@ def test_second_repro_adds_no_runs(tiny_study: Path, tmp_path: Path) -> None:
 # ---------------------------------------------------------------- (c) a remote server
 
 
-@pytest.fixture
-def mlflow_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A real `mlflow server` on a free local port, with its own store and artifacts."""
-    port = free_port()
-    art = tmp_path / "server-artifacts"
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen(
-        [
-            str(VENV_BIN / "mlflow"),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'server.db'}",
-            "--artifacts-destination",
-            str(art),
-        ],
-        cwd=tmp_path,
-        env=base_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(
-                    f"mlflow server did not start:\n{(tmp_path / 'server.log').read_text()[-3000:]}"
-                )
-            time.sleep(0.5)
-        yield url, art
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
-
-
-def test_remote_tracking_server(mlflow_server: tuple[str, Path], tmp_path: Path) -> None:
-    url, art = mlflow_server
+def test_remote_tracking_server(mlflow_server: MlflowServer, tmp_path: Path) -> None:
+    url, art = mlflow_server.url, mlflow_server.artifacts
     project = make_project(tmp_path / "remote", SHORT)
     env = {"MLFLOW_TRACKING_URI": url}
     proc = run(project, "dvc", "repro", env=env)
