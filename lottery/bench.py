@@ -257,6 +257,7 @@ import json, sys, time
 t_start = time.time()
 from lottery.training import BatchStream, Engine, TrainConfig, tf
 from lottery.data import load_split
+from lottery import study, tracking  # everything else a training stage imports (MLflow)
 import numpy as np
 t_import = time.time()
 split = load_split(sys.argv[1])

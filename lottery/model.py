@@ -1,4 +1,4 @@
-"""LeNet-300-100 as a Keras 3 model that holds K independent networks side by side.
+"""LeNet-300-100 holding K independent networks side by side, and its Adam optimiser.
 
 Each `StackedMaskedDense` layer keeps a kernel of shape (K, fan_in, fan_out), a bias of
 shape (K, fan_out) and a non-trainable 0/1 mask of the kernel's shape. The forward pass
@@ -6,40 +6,77 @@ uses `kernel * mask`, so the gradient of every pruned weight is exactly zero and
 never regrows it (no per-batch `set_weights`, no `kernel_constraint`). K = 1 is a plain
 masked LeNet; K > 1 trains trials and controls together in one step (design.md §6).
 
+Plain `tf.Module`s and `tf.Variable`s, not Keras layers: a training stage never imports
+Keras, which saves ~7 s of every stage's start on 2 cores (see `_import_tensorflow`).
+`Adam` performs exactly the arithmetic of Keras 3's `keras.optimizers.Adam` (same
+expressions, same order), so results match it bit for bit (tests/test_engine.py).
+
 This is the only module (with `training.py`) that imports TensorFlow.
 """
 
 from __future__ import annotations
 
 import os
-
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
+import sys
 from collections.abc import Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from lottery.arch import LAYER_SHAPES, LAYERS, bias_key, kernel_key
 from lottery.masks import Mask, Weights
 
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-class StackedMaskedDense(keras.layers.Layer):
+#: Imported eagerly by `import tensorflow` although training uses none of them: TF loads
+#: `keras.src.optimizers` (all of Keras), and Keras loads scikit-learn and matplotlib.pyplot
+#: when installed (MLflow installs both): ~7 s of the ~17 s import on this 2-core machine.
+_NOT_NEEDED_BY_TF = ("keras", "sklearn", "matplotlib.pyplot")
+
+
+def _import_tensorflow() -> ModuleType:
+    """`import tensorflow`, with Keras & co. hidden while it loads (TF tolerates that).
+
+    The modules are hidden only during the import (a `None` entry in `sys.modules` makes
+    their import fail, which TensorFlow and Keras catch) and are importable again as soon
+    as it returns: `lottery bench` imports Keras afterwards for its reference contenders.
+    """
+    if "tensorflow" in sys.modules:  # already loaded (with Keras) by the caller
+        return sys.modules["tensorflow"]
+    hidden = [name for name in _NOT_NEEDED_BY_TF if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        import tensorflow
+    finally:
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+    return tensorflow
+
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+else:
+    tf = _import_tensorflow()
+
+
+class StackedMaskedDense(tf.Module):  # type: ignore[misc]
     """K masked dense layers applied to K separate inputs: (K, B, in) -> (K, B, out)."""
 
-    def __init__(self, n_networks: int, fan_in: int, fan_out: int, **kwargs: object) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, n_networks: int, fan_in: int, fan_out: int, name: str) -> None:
+        super().__init__(name=name)
         self.n_networks = n_networks
         self.fan_in = fan_in
         self.fan_out = fan_out
         shape = (n_networks, fan_in, fan_out)
-        self.kernel = self.add_weight(shape=shape, initializer="zeros", name="kernel")
-        self.bias = self.add_weight(shape=(n_networks, fan_out), initializer="zeros", name="bias")
-        self.mask = self.add_weight(shape=shape, initializer="ones", name="mask", trainable=False)
+        self.kernel = tf.Variable(tf.zeros(shape), name="kernel")
+        self.bias = tf.Variable(tf.zeros((n_networks, fan_out)), name="bias")
+        self.mask = tf.Variable(tf.ones(shape), name="mask", trainable=False)
 
-    def call(self, x: tf.Tensor) -> tf.Tensor:
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
         return tf.matmul(x, self.kernel * self.mask) + self.bias[:, None, :]
 
     def call_shared(self, x: tf.Tensor) -> tf.Tensor:
@@ -47,20 +84,22 @@ class StackedMaskedDense(keras.layers.Layer):
         return tf.einsum("ni,kio->kno", x, self.kernel * self.mask) + self.bias[:, None, :]
 
 
-class StackedLeNet(keras.Model):
+class StackedLeNet(tf.Module):  # type: ignore[misc]
     """K LeNet-300-100 networks: Dense 300 -> ReLU -> Dense 100 -> ReLU -> Dense 10 (logits)."""
 
-    def __init__(self, n_networks: int, **kwargs: object) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, n_networks: int) -> None:
+        super().__init__(name="stacked_lenet")
         self.n_networks = n_networks
         self.dense = [
             StackedMaskedDense(n_networks, *LAYER_SHAPES[name], name=name) for name in LAYERS
         ]
 
-    def build(self, input_shape: object = None) -> None:
-        self.built = True  # every weight is created in __init__
+    @property
+    def trainable(self) -> list[tf.Variable]:
+        """kernel, bias of each layer in order (the masks are not trained)."""
+        return [v for layer in self.dense for v in (layer.kernel, layer.bias)]
 
-    def call(self, x: tf.Tensor) -> tf.Tensor:
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
         for i, layer in enumerate(self.dense):
             x = layer(x)
             if i < len(self.dense) - 1:
@@ -100,6 +139,50 @@ class StackedLeNet(keras.Model):
                 out[k][kernel_key(name)] = kernel[k].copy()
                 out[k][bias_key(name)] = bias[k].copy()
         return out
+
+
+class Adam(tf.Module):  # type: ignore[misc]
+    """Adam (Kingma & Ba) as Keras 3 computes it, for a fixed list of variables.
+
+    Per step t (1-based): m += (g - m)(1 - β1); v += (g² - v)(1 - β2);
+    θ -= m·α / (√v + ε) with α = lr·√(1 - β2^t) / (1 - β1^t); Keras' defaults
+    β1 = 0.9, β2 = 0.999, ε = 1e-7.
+    """
+
+    def __init__(
+        self,
+        variables: Sequence[tf.Variable],
+        learning_rate: float,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+    ) -> None:
+        super().__init__(name="adam")
+        self.variables_ = list(variables)
+        self.learning_rate = learning_rate
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
+        self.m = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.variables_]
+        self.v = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.variables_]
+
+    def reset(self) -> None:
+        """A fresh optimiser: moments and step count back to zero."""
+        self.iterations.assign(0)
+        for slot in (*self.m, *self.v):
+            slot.assign(tf.zeros_like(slot))
+
+    def apply(self, grads: Sequence[tf.Tensor]) -> None:
+        dtype = tf.float32
+        lr = tf.cast(self.learning_rate, dtype)
+        step = tf.cast(self.iterations + 1, dtype)
+        beta_1_power = tf.pow(tf.cast(self.beta_1, dtype), step)
+        beta_2_power = tf.pow(tf.cast(self.beta_2, dtype), step)
+        for g, var, m, v in zip(grads, self.variables_, self.m, self.v, strict=True):
+            alpha = lr * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+            m.assign_add(tf.multiply(tf.subtract(g, m), 1 - self.beta_1))
+            v.assign_add(tf.multiply(tf.subtract(tf.square(g), v), 1 - self.beta_2))
+            var.assign_sub(tf.divide(tf.multiply(m, alpha), tf.add(tf.sqrt(v), self.epsilon)))
+        self.iterations.assign_add(1)
 
 
 def glorot_normal_init(rng: np.random.Generator) -> Weights:

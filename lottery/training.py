@@ -23,7 +23,7 @@ import numpy as np
 
 from lottery.data import Split
 from lottery.masks import Mask, Weights
-from lottery.model import StackedLeNet, device_name, tf
+from lottery.model import Adam, StackedLeNet, device_name, tf
 
 #: Compile the train chunk and evaluation with XLA (env LOTTERY_JIT=0 turns it off).
 JIT = os.environ.get("LOTTERY_JIT", "1") != "0"
@@ -97,11 +97,7 @@ class Engine:
         self.cfg = cfg
         self.k = n_networks
         self.model = StackedLeNet(n_networks)
-        self.model.build((n_networks, cfg.batch_size, split.x_train.shape[1]))
-        self.optimizer = tf.keras.optimizers.Adam(learning_rate=cfg.learning_rate)
-        self.optimizer.build(self.model.trainable_variables)
-        # A fresh optimizer for every `train` call: its variables' values right after build.
-        self._optimizer_start = [v.numpy() for v in self.optimizer.variables]
+        self.optimizer = Adam(self.model.trainable, learning_rate=cfg.learning_rate)
         self.x_train = tf.constant(split.x_train)  # uint8 on the device; scaled per batch
         self.y_train = tf.constant(split.y_train.astype(np.int32))
         self.x_val = tf.constant(split.x_val.astype(np.float32) / 255.0)
@@ -118,7 +114,7 @@ class Engine:
         self._evaluate = tf.function(self._evaluate_py, jit_compile=JIT)
 
     def _train_chunk_py(self, idx: tf.Tensor) -> tf.Tensor:
-        variables = self.model.trainable_variables
+        variables = self.model.trainable
         total = tf.zeros([self.k])
         for i in tf.range(tf.shape(idx)[0]):
             x = tf.cast(tf.gather(self.x_train, idx[i]), tf.float32) / 255.0  # (K, B, 784)
@@ -130,7 +126,7 @@ class Engine:
                 )
                 loss = tf.reduce_sum(per_net)  # networks are independent: sum of their losses
             grads = tape.gradient(loss, variables)
-            self.optimizer.apply_gradients(zip(grads, variables, strict=True))
+            self.optimizer.apply(grads)
             total += per_net
         return total / tf.cast(tf.shape(idx)[0], tf.float32)
 
@@ -162,8 +158,7 @@ class Engine:
             raise ValueError(f"need {self.k} inits, masks and seeds")
         log = progress or _stderr
         self.model.load(inits, masks)
-        for v, start in zip(self.optimizer.variables, self._optimizer_start, strict=True):
-            v.assign(start)  # a fresh optimizer each run (moments, step count)
+        self.optimizer.reset()  # a fresh optimizer each run (moments, step count)
         streams = [BatchStream(self.n_train, cfg.batch_size, s) for s in seeds]
         points = eval_points(cfg)
         snap = cfg.snapshot_iteration
