@@ -316,6 +316,26 @@ def measure_startup(split_dir: Path, k: int, steps: int) -> dict[str, float]:
     }
 
 
+def flops_per_net_iteration(batch_size: int, n_eval: int, eval_every: int) -> dict[str, float]:
+    """FLOPs of one network-iteration of the study (multiply-add = 2), biases ignored.
+
+    forward: 2·B·Σ fan_in·fan_out; backward: the kernels' gradients (as much again) plus
+    the activations' gradients of every layer but the first (the input needs none);
+    evaluation: the forward pass on `n_eval` examples every `eval_every` iterations.
+    """
+    macs = [fan_in * fan_out for fan_in, fan_out in LAYER_SHAPES.values()]
+    forward = 2.0 * batch_size * sum(macs)
+    backward = forward + 2.0 * batch_size * sum(macs[1:])
+    evaluation = 2.0 * n_eval * sum(macs) / eval_every
+    return {
+        "forward": forward,
+        "backward": backward,
+        "training": forward + backward,
+        "evaluation": evaluation,
+        "total": forward + backward + evaluation,
+    }
+
+
 # --------------------------------------------------------------------------- run
 
 
@@ -370,7 +390,8 @@ def run(cfg: BenchConfig, log: Callable[[str], None] = _say) -> dict[str, Any]:
     started = time.perf_counter()
     load_start = os.getloadavg()
     with bench_split() as (split, split_dir, source):
-        log(f"data: {source} ({split.sizes()})")
+        sizes = split.sizes()
+        log(f"data: {source} ({sizes})")
         log("startup: timing a fresh process (imports, data load, compile) ...")
         startup = measure_startup(split_dir, k=5, steps=cfg.eval_every)
         from lottery.training import JIT, device_name
@@ -450,7 +471,21 @@ def run(cfg: BenchConfig, log: Callable[[str], None] = _say) -> dict[str, Any]:
         target(f"evaluation share {name}", e["eval_share"], TARGET_EVAL_SHARE, False)
     target("stage startup_s (K=5)", startup["startup_s"], TARGET_STARTUP_S, False)
 
+    flops = flops_per_net_iteration(cfg.batch_size, sizes["val"] + sizes["test"], cfg.eval_every)
+    compute = {
+        "flops_per_net_iteration": flops,
+        "gflops_per_s": {
+            key: rate * flops["total"] / 1e9 for key, rate in rates.items() if "d100" in key
+        },
+        #: What (a) would have to sustain to be TARGET_SPEEDUP x (c) at 100% density.
+        "gflops_per_s_for_target": TARGET_SPEEDUP
+        * rates["keras_masked_d100"]
+        * flops["total"]
+        / 1e9,
+    }
+
     return {
+        "compute": compute,
         "machine": {
             "platform": platform.platform(),
             "python": platform.python_version(),
@@ -516,6 +551,19 @@ def render(result: dict[str, Any]) -> str:
         f"{s['engine_build_s']:.1f}s + compile {s['compile_train_s']:.1f}s + chunk "
         f"{s['chunk_s']:.1f}s; evaluation compile {s['compile_eval_s']:.1f}s",
     ]
+    c = result.get("compute")
+    if c:  # absent from results written before it was measured
+        f = {k: v / 1e6 for k, v in c["flops_per_net_iteration"].items()}
+        lines += [
+            "",
+            f"compute per net-iteration: training {f['training']:.1f} MFLOP (forward "
+            f"{f['forward']:.1f}, backward {f['backward']:.1f}) + evaluation "
+            f"{f['evaluation']:.1f} MFLOP = {f['total']:.1f} MFLOP; evaluation is "
+            f"{f['evaluation'] / f['total']:.0%} of the FLOPs",
+            "  sustained: "
+            + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in c["gflops_per_s"].items())
+            + f"; {TARGET_SPEEDUP:.0f}x (c) would need {c['gflops_per_s_for_target']:.0f} GFLOP/s",
+        ]
     p = result["paper_estimate"]
     lines += ["", f"paper preset estimate: {p['total_h']:.1f} h ({p['assumptions']})"]
     for name, c in p["conditions"].items():

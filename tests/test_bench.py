@@ -69,6 +69,11 @@ def test_ratios_are_consistent_with_the_figures(report: tuple[dict[str, Any], st
         assert r["value"] > 0
         assert math.isclose(r["value"], rates[r["numerator"]] / rates[r["denominator"]]), name
         assert name in stdout
+    compute = result["compute"]
+    total = compute["flops_per_net_iteration"]["total"]
+    for key, gflops in compute["gflops_per_s"].items():
+        assert math.isclose(gflops, rates[key] * total / 1e9), key
+    assert "engine_k10_d100" in compute["gflops_per_s"] and "sustained:" in stdout
     c = result["ratios"]["a_k10_over_c_d100"]
     assert (c["numerator"], c["denominator"]) == ("engine_k10_d100", "keras_masked_d100")
     b = result["ratios"]["b_over_c_d20"]
@@ -101,3 +106,16 @@ def test_paper_estimate_prices_the_paper_preset() -> None:
         "rounds": p.study.rounds,
         "reinit_repeats": p.controls.reinit_repeats,
     } == PAPER
+
+
+def test_flops_per_net_iteration_counts_lenet_by_hand() -> None:
+    # LeNet-300-100: 784*300 + 300*100 + 100*10 = 266,200 multiply-adds per example.
+    from lottery.bench import flops_per_net_iteration
+
+    f = flops_per_net_iteration(batch_size=60, n_eval=15_000, eval_every=100)
+    assert f["forward"] == 2 * 60 * 266_200
+    # kernel gradients (= forward) + activation gradients of fc2 and out (not of the input)
+    assert f["backward"] == 2 * 60 * 266_200 + 2 * 60 * (300 * 100 + 100 * 10)
+    assert f["evaluation"] == 2 * 15_000 * 266_200 / 100
+    assert f["total"] == f["forward"] + f["backward"] + f["evaluation"]
+    assert 0.53 < f["evaluation"] / f["total"] < 0.55  # why evaluation can't be <= 25% of time
