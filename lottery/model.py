@@ -30,18 +30,18 @@ from lottery.masks import Mask, Weights
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-#: Imported eagerly by `import tensorflow` although training uses none of them: TF loads
-#: `keras.src.optimizers` (all of Keras), and Keras loads scikit-learn and matplotlib.pyplot
-#: when installed (MLflow installs both): ~7 s of the ~17 s import on this 2-core machine.
-_NOT_NEEDED_BY_TF = ("keras", "sklearn", "matplotlib.pyplot")
+#: Imported eagerly by `import tensorflow` although training doesn't use it: TF loads
+#: `keras.src.optimizers` (all of Keras), and Keras in turn scikit-learn and
+#: matplotlib.pyplot when installed (MLflow installs both): ~7 s of start-up on 2 cores.
+_NOT_NEEDED_BY_TF = ("keras",)
 
 
 def _import_tensorflow() -> ModuleType:
-    """`import tensorflow`, with Keras & co. hidden while it loads (TF tolerates that).
+    """`import tensorflow` with Keras hidden while it loads (TF tolerates that).
 
-    The modules are hidden only during the import (a `None` entry in `sys.modules` makes
-    their import fail, which TensorFlow and Keras catch) and are importable again as soon
-    as it returns: `lottery bench` imports Keras afterwards for its reference contenders.
+    Keras is hidden only during the import (a `None` entry in `sys.modules` makes its
+    import fail with the ImportError that TensorFlow catches) and is importable again as
+    soon as it returns: `lottery bench` imports it afterwards for its reference contenders.
     """
     if "tensorflow" in sys.modules:  # already loaded (with Keras) by the caller
         return sys.modules["tensorflow"]
