@@ -153,14 +153,16 @@ class EngineRunner:
     def warm_up(self) -> None:
         """Compile the train chunk (for a chunk of `eval_every` steps) and the evaluation."""
         self.engine.model.load(self.inits, self.masks["d100"])
-        self._chunks(1)
+        for idx in self._chunk_indices(1):
+            self.engine._train_chunk(idx).numpy()
         _ = [t.numpy() for t in self.engine._evaluate()]
 
-    def _chunks(self, n: int) -> None:
+    def _chunk_indices(self, n: int) -> Iterator[Any]:
+        """Batch indices of `n` chunks of `eval_every` steps, (steps, K, B) tensors."""
         streams = [self._stream(self.engine.n_train, self.cfg.batch_size, s) for s in self.seeds]
         for _ in range(n):
             idx = np.stack([s.take(self.cfg.eval_every) for s in streams], axis=1)
-            self.engine._train_chunk(self._tf.constant(idx)).numpy()
+            yield self._tf.constant(idx)
 
     def window(self, density: str) -> float:
         """Seconds for one `Engine.train` call of `window` iterations (evaluation included)."""
@@ -176,12 +178,10 @@ class EngineRunner:
         from the difference of two runs that machine noise would distort.
         """
         self.engine.model.load(self.inits, self.masks["d100"])
-        streams = [self._stream(self.engine.n_train, self.cfg.batch_size, s) for s in self.seeds]
         train_s = eval_s = 0.0
-        for _ in range(self.cfg.window // self.cfg.eval_every):
-            idx = np.stack([s.take(self.cfg.eval_every) for s in streams], axis=1)
+        for idx in self._chunk_indices(self.cfg.window // self.cfg.eval_every):
             t0 = time.perf_counter()
-            self.engine._train_chunk(self._tf.constant(idx)).numpy()
+            self.engine._train_chunk(idx).numpy()
             t1 = time.perf_counter()
             _ = [t.numpy() for t in self.engine._evaluate()]
             train_s += t1 - t0
@@ -568,19 +568,18 @@ def render(result: dict[str, Any]) -> str:
         f"{s['engine_build_s']:.1f}s + compile {s['compile_train_s']:.1f}s + chunk "
         f"{s['chunk_s']:.1f}s; evaluation compile {s['compile_eval_s']:.1f}s",
     ]
-    c = result.get("compute")
-    if c:  # absent from results written before it was measured
-        f = {k: v / 1e6 for k, v in c["flops_per_net_iteration"].items()}
-        lines += [
-            "",
-            f"compute per net-iteration: training {f['training']:.1f} MFLOP (forward "
-            f"{f['forward']:.1f}, backward {f['backward']:.1f}) + evaluation "
-            f"{f['evaluation']:.1f} MFLOP = {f['total']:.1f} MFLOP; evaluation is "
-            f"{f['evaluation'] / f['total']:.0%} of the FLOPs",
-            "  sustained: "
-            + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in c["gflops_per_s"].items())
-            + f"; {TARGET_SPEEDUP:.0f}x (c) would need {c['gflops_per_s_for_target']:.0f} GFLOP/s",
-        ]
+    c = result["compute"]
+    f = {k: v / 1e6 for k, v in c["flops_per_net_iteration"].items()}
+    lines += [
+        "",
+        f"compute per net-iteration: training {f['training']:.1f} MFLOP (forward "
+        f"{f['forward']:.1f}, backward {f['backward']:.1f}) + evaluation "
+        f"{f['evaluation']:.1f} MFLOP = {f['total']:.1f} MFLOP; evaluation is "
+        f"{f['evaluation'] / f['total']:.0%} of the FLOPs",
+        "  sustained: "
+        + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in c["gflops_per_s"].items())
+        + f"; {TARGET_SPEEDUP:.0f}x (c) would need {c['gflops_per_s_for_target']:.0f} GFLOP/s",
+    ]
     p = result["paper_estimate"]
     lines += ["", f"paper preset estimate: {p['total_h']:.1f} h ({p['assumptions']})"]
     for name, c in p["conditions"].items():

@@ -27,33 +27,28 @@ import numpy as np
 from lottery.arch import LAYER_SHAPES, LAYERS, bias_key, kernel_key
 from lottery.masks import Mask, Weights
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-#: Imported eagerly by `import tensorflow` although training doesn't use it: TF loads
-#: `keras.src.optimizers` (all of Keras), and Keras in turn scikit-learn and
-#: matplotlib.pyplot when installed (MLflow installs both): ~7 s of start-up on 2 cores.
-_NOT_NEEDED_BY_TF = ("keras",)
 
 
 def _import_tensorflow() -> ModuleType:
     """`import tensorflow` with Keras hidden while it loads (TF tolerates that).
 
-    Keras is hidden only during the import (a `None` entry in `sys.modules` makes its
-    import fail with the ImportError that TensorFlow catches) and is importable again as
-    soon as it returns: `lottery bench` imports it afterwards for its reference contenders.
+    `import tensorflow` eagerly loads `keras.src.optimizers`, i.e. all of Keras, and Keras
+    in turn scikit-learn and matplotlib.pyplot when installed (MLflow installs both): ~7 s
+    of every stage's start on 2 cores, for nothing the engine uses. A `None` entry in
+    `sys.modules` makes that import fail with the ImportError TensorFlow catches; it is
+    removed as soon as TensorFlow is loaded, so Keras stays importable (`lottery bench`).
     """
     if "tensorflow" in sys.modules:  # already loaded (with Keras) by the caller
         return sys.modules["tensorflow"]
-    hidden = [name for name in _NOT_NEEDED_BY_TF if name not in sys.modules]
-    for name in hidden:
-        sys.modules[name] = None  # type: ignore[assignment]
+    hide = "keras" not in sys.modules
+    if hide:
+        sys.modules["keras"] = None  # type: ignore[assignment]
     try:
         import tensorflow
     finally:
-        for name in hidden:
-            if name in sys.modules and sys.modules[name] is None:
-                del sys.modules[name]
+        if hide and "keras" in sys.modules and sys.modules["keras"] is None:
+            del sys.modules["keras"]
     return tensorflow
 
 
@@ -177,8 +172,8 @@ class Adam(tf.Module):  # type: ignore[misc]
         step = tf.cast(self.iterations + 1, dtype)
         beta_1_power = tf.pow(tf.cast(self.beta_1, dtype), step)
         beta_2_power = tf.pow(tf.cast(self.beta_2, dtype), step)
+        alpha = lr * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
         for g, var, m, v in zip(grads, self.variables_, self.m, self.v, strict=True):
-            alpha = lr * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
             m.assign_add(tf.multiply(tf.subtract(g, m), 1 - self.beta_1))
             v.assign_add(tf.multiply(tf.subtract(tf.square(g), v), 1 - self.beta_2))
             var.assign_sub(tf.divide(tf.multiply(m, alpha), tf.add(tf.sqrt(v), self.epsilon)))
