@@ -58,6 +58,7 @@ def set_rounds(params_file: Path, rounds: int | None) -> str:
         int(raw["study"]["rounds"]),
         bool(raw["controls"].get("reinit")),
         bool(raw["controls"].get("random")),
+        raw["controls"].get("rounds", "all"),
     )
     head = text.split(GENERATED_MARKER)[0].rstrip("\n")
     head = re.sub(r"(?ms)^pipeline:.*\Z", "", head).rstrip("\n")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -64,6 +65,7 @@ class ControlParams:
     reinit: bool
     reinit_repeats: int
     random: bool
+    rounds: Literal["all"] | list[int]  # rounds that get the controls: all, or e.g. [7, 11, 15]
 
 
 @dataclass(frozen=True)
@@ -108,24 +110,32 @@ def round_name(k: int) -> str:
     return f"r{k:02d}"
 
 
-def generate_pipeline(rounds: int, reinit: bool, random: bool) -> dict[str, dict[str, Any]]:
-    """The `pipeline` section for `rounds` pruning rounds (DVC templates have no arithmetic)."""
+def generate_pipeline(
+    rounds: int, reinit: bool, random: bool, control_rounds: str | list[int] = "all"
+) -> dict[str, dict[str, Any]]:
+    """The `pipeline` section for `rounds` pruning rounds (DVC templates have no arithmetic).
 
-    def entries() -> dict[str, Any]:
-        return {
-            round_name(k): {"parent": round_name(k - 1), "round": k} for k in range(1, rounds + 1)
-        }
+    `control_rounds` ("all" or a list of round numbers) selects the rounds that get the
+    reinit and random-prune controls.
+    """
+    every = range(1, rounds + 1)
+    picked = every if isinstance(control_rounds, str) else sorted(set(control_rounds))
+
+    def entries(ks: typing.Iterable[int]) -> dict[str, Any]:
+        return {round_name(k): {"parent": round_name(k - 1), "round": k} for k in ks}
 
     return {
-        "rounds": entries(),
-        "reinit_rounds": entries() if reinit else {},
-        "random_rounds": entries() if random else {},
+        "rounds": entries(range(1, rounds + 1)),
+        "reinit_rounds": entries(picked) if reinit else {},
+        "random_rounds": entries(picked) if random else {},
     }
 
 
 def _type_name(tp: Any) -> str:
     if get_origin(tp) is Literal:
         return " or ".join(repr(a) for a in get_args(tp))
+    if get_origin(tp) is list:
+        return f"a list of {_type_name(get_args(tp)[0]).removeprefix('an ').removeprefix('a ')}s"
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
         tp, str(tp)
     )
@@ -133,6 +143,14 @@ def _type_name(tp: Any) -> str:
 
 def _check_type(key: str, value: Any, tp: Any) -> Any:
     origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for option in get_args(tp):
+            try:
+                return _check_type(key, value, option)
+            except ParamsError:
+                continue
+        alternatives = " or ".join(_type_name(a) for a in get_args(tp))
+        raise ParamsError(f"{key} must be {alternatives} (got {value!r}).")
     if origin is Literal:
         if value not in get_args(tp):
             raise ParamsError(f"{key} must be {_type_name(tp)} (got {value!r}).")
@@ -243,7 +261,15 @@ def validate(p: Params) -> Params:
         "an integer from 1 to 20",
         c.reinit_repeats,
     )
-    expected = generate_pipeline(s.rounds, c.reinit, c.random)
+    if c.rounds != "all":
+        bad = [k for k in c.rounds if not 1 <= k <= s.rounds]
+        _require(
+            bool(c.rounds) and not bad,
+            "controls.rounds",
+            f"all, or a non-empty list of rounds from 1 to study.rounds ({s.rounds})",
+            c.rounds,
+        )
+    expected = generate_pipeline(s.rounds, c.reinit, c.random, c.rounds)
     got = {
         k: {name: dataclasses.asdict(e) for name, e in getattr(p.pipeline, k).items()}
         for k in expected
@@ -251,7 +277,8 @@ def validate(p: Params) -> Params:
     if got != expected:
         raise ParamsError(
             "the pipeline section of params.yaml does not match study.rounds="
-            f"{s.rounds}, controls.reinit={c.reinit}, controls.random={c.random}. It is "
+            f"{s.rounds}, controls.reinit={c.reinit}, controls.random={c.random}, "
+            f"controls.rounds={c.rounds}. It is "
             "generated: run `lottery rounds` (or `lottery rounds N` to change the number "
             "of rounds) to rewrite it, then `dvc repro`."
         )

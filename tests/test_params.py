@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lottery.cli import stage_main
-from lottery.params import Params, ParamsError, generate_pipeline, load_params
+from lottery.params import Params, ParamsError, generate_pipeline, load_params, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -512,3 +512,21 @@ def test_real_stage_scripts_print_one_error(
     assert key in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert not (tmp_path / "artifacts").exists() and not (tmp_path / "metrics").exists()
+
+
+def test_controls_can_be_limited_to_some_rounds() -> None:
+    raw = valid_raw()
+    raw["controls"]["rounds"] = [7, 3]
+    raw["pipeline"] = generate_pipeline(10, True, True, [7, 3])
+    p = parse_params(raw)
+    assert list(p.pipeline.reinit_rounds) == ["r03", "r07"] == list(p.pipeline.random_rounds)
+    assert p.pipeline.reinit_rounds["r03"].parent == "r02"
+    assert len(p.pipeline.rounds) == 10
+
+
+@pytest.mark.parametrize("value", [[], [0], [11], "some", 3])
+def test_controls_rounds_must_be_all_or_rounds_that_exist(value: object) -> None:
+    raw = valid_raw()
+    raw["controls"]["rounds"] = value
+    with pytest.raises(ParamsError, match=r"controls\.rounds"):
+        parse_params(raw)
