@@ -1,7 +1,8 @@
 """Figures for the study, and the flat tables `dvc plots` draws from.
 
-Every figure is rendered with matplotlib's Agg backend through the object-oriented
-`Figure` API (no pyplot state, so nothing needs closing and nothing leaks), written
+Every figure is a `matplotlib.figure.Figure` with its own Agg canvas (no pyplot state,
+so nothing needs closing and nothing leaks; importing this module leaves the process's
+matplotlib backend alone, so a notebook keeps its own), rendered headless, written
 into memory and then onto disk with `io.atomic_open`: an interrupted stage never leaves
 a half-written PNG. Sizes are fixed, so the pixel size of every file is known:
 
@@ -13,29 +14,30 @@ first-layer mask image      `MASK_FIGSIZE`      600 x 1000
 28x28 pixel connection map  `PIXEL_FIGSIZE`     600 x 500
 ==========================  ==================  =====================
 
-Accuracies are fractions in the metrics files and percentages on the figures.
+Accuracies are fractions in the metrics files and percentages on the figures. Points
+of a (condition, round) with censored runs (`lottery.results`) are drawn hollow.
+The statistics come from `lottery.results`.
 """
 
 from __future__ import annotations
 
 import io as _bytes_io
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import numpy as np
+import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
-from lottery import io
+from lottery import io, results
 from lottery.arch import LAYER_SHAPES, LAYERS
-
-matplotlib.use("Agg")
 
 #: Resolution of every PNG (dots per inch).
 DPI = 100
@@ -48,8 +50,6 @@ PIXEL_FIGSIZE: tuple[float, float] = (6.0, 5.0)
 
 #: Side of the square MNIST image; fc1 has IMAGE_SIDE**2 inputs.
 IMAGE_SIDE = 28
-#: Conditions in the order they are drawn and tabulated.
-CONDITIONS: tuple[str, ...] = ("ticket", "reinit", "random")
 CONDITION_LABELS: dict[str, str] = {
     "ticket": "winning ticket (original init)",
     "reinit": "reinit control (same mask, fresh init)",
@@ -61,15 +61,8 @@ DEFAULT_CURVE_TARGETS: tuple[float, ...] = (100.0, 51.0, 21.0, 7.0, 3.6)
 #: Colours of the first-layer mask image.
 PRUNED_COLOR = "#eeeeee"
 KEPT_COLOR = "#1f4e79"
-#: Summary statistics of a metric over the runs of one (condition, round).
-STAT_NAMES: tuple[str, ...] = ("mean", "min", "max")
 
 Mask = Mapping[str, np.ndarray]
-
-
-def pixel_size(figsize: tuple[float, float], dpi: int = DPI) -> tuple[int, int]:
-    """(width, height) in pixels of a PNG saved from a figure of `figsize` inches."""
-    return round(figsize[0] * dpi), round(figsize[1] * dpi)
 
 
 # --------------------------------------------------------------------------- writing
@@ -88,6 +81,7 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
 
 def _new_figure(figsize: tuple[float, float]) -> tuple[Figure, Axes]:
     fig = Figure(figsize=figsize, dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)  # this figure's own canvas: no global backend is touched
     return fig, fig.add_subplot()
 
 
@@ -243,70 +237,6 @@ def layer_density_by_round(densities: Mapping[int, Mapping[str, float]], path: s
 # ------------------------------------------------------------------- metrics series
 
 
-def metric_stats(metrics: Mapping[str, Any], key: str) -> dict[str, float]:
-    """{"mean", "min", "max"} of `key` over the runs of one metrics dict.
-
-    Computed from `runs` when present (the source of truth), else read from `summary`.
-    """
-    runs = metrics.get("runs") or {}
-    values = [float(r[key]) for r in runs.values() if r.get(key) is not None]
-    if values:
-        return {"mean": float(np.mean(values)), "min": min(values), "max": max(values)}
-    summary = (metrics.get("summary") or {}).get(key)
-    if summary is None:
-        raise KeyError(
-            f"metrics of {metrics.get('condition')!r} round {metrics.get('round')!r} "
-            f"have no {key!r} in runs or summary"
-        )
-    return {s: float(summary[s]) for s in STAT_NAMES}
-
-
-def n_runs(metrics: Mapping[str, Any]) -> int:
-    return len(metrics.get("runs") or {})
-
-
-@dataclass(frozen=True)
-class Series:
-    """One line of a plot: a condition's statistic by round, ordered by round."""
-
-    condition: str
-    rounds: list[int]
-    percent_remaining: list[float]
-    mean: list[float]
-    low: list[float]
-    high: list[float]
-    n_runs: list[int]
-
-    @property
-    def has_band(self) -> bool:
-        """A min-max band is drawn only where some point has more than one run."""
-        return max(self.n_runs, default=0) > 1
-
-
-def condition_series(
-    metrics: Sequence[Mapping[str, Any]], key: str, scale: float = 1.0
-) -> dict[str, Series]:
-    """condition -> Series of `key` (times `scale`), conditions in `CONDITIONS` order."""
-    by_cond: dict[str, list[Mapping[str, Any]]] = {}
-    for m in metrics:
-        by_cond.setdefault(str(m["condition"]), []).append(m)
-    order = [c for c in CONDITIONS if c in by_cond] + sorted(set(by_cond) - set(CONDITIONS))
-    out: dict[str, Series] = {}
-    for cond in order:
-        items = sorted(by_cond[cond], key=lambda m: int(m["round"]))
-        stats = [metric_stats(m, key) for m in items]
-        out[cond] = Series(
-            condition=cond,
-            rounds=[int(m["round"]) for m in items],
-            percent_remaining=[float(m["percent_remaining"]) for m in items],
-            mean=[scale * s["mean"] for s in stats],
-            low=[scale * s["min"] for s in stats],
-            high=[scale * s["max"] for s in stats],
-            n_runs=[n_runs(m) for m in items],
-        )
-    return out
-
-
 def _fmt_percent(value: float) -> str:
     if value >= 10:
         return f"{value:.0f}" if abs(value - round(value)) < 0.05 else f"{value:.1f}"
@@ -345,27 +275,54 @@ def _percent_axis(ax: Axes, xs: Iterable[float]) -> None:
     ax.set_xlabel("% of weights remaining (log scale)")
 
 
+#: Legend entry of the hollow markers.
+CENSORED_LABEL = "hollow marker: some runs censored (lower bound / may be understated)"
+
+
+def _draw_series(ax: Axes, s: results.Series) -> None:
+    """The mean line (filled markers), hollow markers where runs are censored, the band."""
+    color = CONDITION_COLORS.get(s.condition)
+    censored = [i for i, n in enumerate(s.n_censored) if n > 0]
+    ax.plot(
+        s.percent_remaining,
+        s.mean,
+        marker="o",
+        markersize=4,
+        markevery=[i for i in range(len(s.mean)) if i not in censored],
+        color=color,
+        label=CONDITION_LABELS.get(s.condition, s.condition),
+    )
+    if censored:
+        ax.plot(
+            [s.percent_remaining[i] for i in censored],
+            [s.mean[i] for i in censored],
+            linestyle="none",
+            marker="o",
+            markersize=7,
+            markerfacecolor="white",
+            markeredgecolor=color,
+            label="_censored",
+        )
+    if s.has_band:
+        ax.fill_between(s.percent_remaining, s.low, s.high, color=color, alpha=0.2, linewidth=0)
+
+
 def series_figure(
-    metrics: Sequence[Mapping[str, Any]], key: str, ylabel: str, title: str, scale: float = 1.0
+    data: pd.DataFrame | Sequence[Mapping[str, Any]],
+    key: str,
+    ylabel: str,
+    title: str,
+    scale: float = 1.0,
 ) -> Figure:
-    """Mean of `key` vs % remaining, one line per condition, min-max band over runs."""
+    """Mean of `key` vs % remaining, one line per condition, min-max band over runs;
+    hollow markers where a point has censored runs."""
     fig, ax = _new_figure(LINE_FIGSIZE)
-    series = condition_series(metrics, key, scale)
+    series = results.condition_series(data, key, scale)
     if not series:
         _no_data(ax, "metrics")
         return fig
-    for cond, s in series.items():
-        color = CONDITION_COLORS.get(cond)
-        ax.plot(
-            s.percent_remaining,
-            s.mean,
-            marker="o",
-            markersize=4,
-            color=color,
-            label=CONDITION_LABELS.get(cond, cond),
-        )
-        if s.has_band:
-            ax.fill_between(s.percent_remaining, s.low, s.high, color=color, alpha=0.2, linewidth=0)
+    for s in series.values():
+        _draw_series(ax, s)
     _percent_axis(ax, (x for s in series.values() for x in s.percent_remaining))
     ax.set_ylabel(ylabel)
     runs = sorted({n for s in series.values() for n in s.n_runs})
@@ -374,11 +331,25 @@ def series_figure(
     )
     ax.set_title(f"{title}\n({band}; runs per point: {', '.join(map(str, runs))})")
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    handles, labels = ax.get_legend_handles_labels()
+    if any(n > 0 for s in series.values() for n in s.n_censored):
+        handles.append(
+            Line2D(
+                [],
+                [],
+                linestyle="none",
+                marker="o",
+                markersize=7,
+                markerfacecolor="white",
+                markeredgecolor="black",
+            )
+        )
+        labels.append(CENSORED_LABEL)
+    ax.legend(handles, labels)
     return fig
 
 
-def accuracy_figure(metrics: Sequence[Mapping[str, Any]]) -> Figure:
+def accuracy_figure(metrics: pd.DataFrame | Sequence[Mapping[str, Any]]) -> Figure:
     return series_figure(
         metrics,
         "test_accuracy_at_early_stop",
@@ -388,7 +359,7 @@ def accuracy_figure(metrics: Sequence[Mapping[str, Any]]) -> Figure:
     )
 
 
-def early_stop_figure(metrics: Sequence[Mapping[str, Any]]) -> Figure:
+def early_stop_figure(metrics: pd.DataFrame | Sequence[Mapping[str, Any]]) -> Figure:
     return series_figure(
         metrics,
         "early_stop_iteration",
@@ -397,12 +368,16 @@ def early_stop_figure(metrics: Sequence[Mapping[str, Any]]) -> Figure:
     )
 
 
-def accuracy_vs_remaining(metrics: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+def accuracy_vs_remaining(
+    metrics: pd.DataFrame | Sequence[Mapping[str, Any]], path: str | Path
+) -> Path:
     """Test accuracy at early stop vs % weights remaining (the paper's Figure 4 style)."""
     return save_figure(accuracy_figure(metrics), path)
 
 
-def early_stop_vs_remaining(metrics: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+def early_stop_vs_remaining(
+    metrics: pd.DataFrame | Sequence[Mapping[str, Any]], path: str | Path
+) -> Path:
     """Early-stop iteration vs % weights remaining, one line per condition."""
     return save_figure(early_stop_figure(metrics), path)
 
@@ -431,16 +406,23 @@ def curve_band(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """(iterations, mean, min, max, n_runs) of `key` over the runs of one curves dict.
 
-    Only iterations every run evaluated are used, so runs of different length align.
+    Test metrics are plotted against `test_iteration` (their own, sparser grid) when the
+    curves have it, everything else against `iteration`. Only iterations every run
+    evaluated are used, so runs of different length align.
     """
     runs = [r for r in (curves.get("runs") or {}).values() if r.get(key)]
     if not runs:
         empty = np.zeros(0)
         return empty, empty, empty, empty, 0
-    common = set.intersection(*(set(map(int, r["iteration"])) for r in runs))
+
+    def grid(run: Mapping[str, Any]) -> list[int]:
+        x = "test_iteration" if key.startswith("test_") and "test_iteration" in run else "iteration"
+        return [int(i) for i in run[x]]
+
+    common = set.intersection(*(set(grid(r)) for r in runs))
     its = np.array(sorted(common), dtype=np.int64)
     table = np.array(
-        [[dict(zip(map(int, r["iteration"]), r[key], strict=True))[i] for i in its] for r in runs],
+        [[dict(zip(grid(r), r[key], strict=True))[i] for i in its] for r in runs],
         dtype=np.float64,
     )
     return its, table.mean(axis=0), table.min(axis=0), table.max(axis=0), len(runs)
@@ -498,45 +480,59 @@ def learning_curves(
 # ------------------------------------------------------------------------ dvc plots
 
 
-def dvc_plot_rows(metrics: Sequence[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+#: dvc plots field -> runs column (the field names dvc.yaml's `plots` refer to).
+DVC_PLOT_FIELDS: dict[str, str] = {
+    "test_accuracy": "test_accuracy_at_early_stop",
+    "test_accuracy_at_stop": "test_accuracy_at_stop",
+    "early_stop_iteration": "early_stop_iteration",
+}
+
+
+def _dvc_row(cell: Mapping[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        k: cell[k]
+        for k in ("condition", "round", "percent_remaining", "n_runs", "n_trials", "n_censored")
+    }
+    for name, key in DVC_PLOT_FIELDS.items():
+        s = results.cell_stats(cell, key)
+        row[name] = s.mean
+        row.update({f"{name}_{stat}": getattr(s, stat) for stat in results.STAT_NAMES[1:]})
+    return row
+
+
+def dvc_plot_rows(
+    data: pd.DataFrame | Sequence[Mapping[str, Any]],
+) -> dict[str, list[dict[str, Any]]]:
     """Flat rows for `dvc plots`: one file per condition, `accuracy_{condition}.json`.
 
     One file per condition because DVC draws one line per file (and revision). Each row:
-    condition, round, percent_remaining, n_runs, and for `test_accuracy` (at early stop,
-    a fraction), `final_test_accuracy` and `early_stop_iteration` the mean (plain name)
-    and `<name>_min` / `<name>_max`. Rows are ordered by round.
+    condition, round, percent_remaining, n_runs, n_trials, n_censored and, for each field
+    of `DVC_PLOT_FIELDS`, the mean (plain name) and `<name>_min`, `_max`, `_ci_low`,
+    `_ci_high` (95% bootstrap over trials; null with fewer than 3). Control rows add
+    `ticket_minus_control_pp` (test accuracy at early stop, paired by trial) with its
+    `_ci_low` / `_ci_high`. Rows are ordered by round.
     """
-    fields = {
-        "test_accuracy": "test_accuracy_at_early_stop",
-        "final_test_accuracy": "final_test_accuracy",
-        "early_stop_iteration": "early_stop_iteration",
-    }
+    runs = results.as_runs(data)
+    cells = results.cell_table(runs, tuple(DVC_PLOT_FIELDS.values()))
     out: dict[str, list[dict[str, Any]]] = {}
-    for cond, items in _group_by_condition(metrics).items():
-        rows: list[dict[str, Any]] = []
-        for m in items:
-            row: dict[str, Any] = {
-                "condition": cond,
-                "round": int(m["round"]),
-                "percent_remaining": float(m["percent_remaining"]),
-                "n_runs": n_runs(m),
-            }
-            for name, key in fields.items():
-                s = metric_stats(m, key)
-                row[name] = s["mean"]
-                row[f"{name}_min"] = s["min"]
-                row[f"{name}_max"] = s["max"]
+    for cond in results.ordered_conditions(cells["condition"]):
+        rows = []
+        for cell in cells[cells["condition"] == cond].sort_values("round").to_dict("records"):
+            row = _dvc_row(cell)
+            if cond != "ticket":
+                d = results.paired_difference(
+                    runs,
+                    "test_accuracy_at_early_stop",
+                    ("ticket", int(cell["round"])),
+                    (cond, int(cell["round"])),
+                    scale=100.0,
+                )
+                row["ticket_minus_control_pp"] = None if d is None else d.mean
+                row["ticket_minus_control_pp_ci_low"] = None if d is None else d.ci_low
+                row["ticket_minus_control_pp_ci_high"] = None if d is None else d.ci_high
             rows.append(row)
         out[f"accuracy_{cond}.json"] = rows
     return out
-
-
-def _group_by_condition(metrics: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
-    groups: dict[str, list[Mapping[str, Any]]] = {}
-    for m in metrics:
-        groups.setdefault(str(m["condition"]), []).append(m)
-    order = [c for c in CONDITIONS if c in groups] + sorted(set(groups) - set(CONDITIONS))
-    return {c: sorted(groups[c], key=lambda m: int(m["round"])) for c in order}
 
 
 def write_dvc_plot_tables(
@@ -571,6 +567,31 @@ def mask_figure_names(rnd: int) -> tuple[str, str]:
     return f"masks/r{rnd:02d}_fc1_mask", f"masks/r{rnd:02d}_pixel_map"
 
 
+def metric_figures(
+    metrics: Sequence[Mapping[str, Any]],
+    out_dir: str | Path,
+    densities: Mapping[int, Mapping[str, float]] | None = None,
+) -> dict[str, Path]:
+    """The figures drawn from the metrics files alone: accuracy and early stop vs %
+    remaining, and the layer densities (`densities` from the masks, where given, over the
+    ticket metrics' `density`)."""
+    out_dir = Path(out_dir)
+    runs = results.runs_frame(metrics)
+    dens: dict[int, Mapping[str, float]] = {
+        int(m["round"]): dict(m["density"])
+        for m in metrics
+        if m["condition"] == "ticket" and m.get("density")
+    }
+    dens.update(densities or {})
+    return {
+        "accuracy_vs_remaining": accuracy_vs_remaining(runs, out_dir / "accuracy_vs_remaining.png"),
+        "early_stop_vs_remaining": early_stop_vs_remaining(
+            runs, out_dir / "early_stop_vs_remaining.png"
+        ),
+        "density_by_round": layer_density_by_round(dens, out_dir / "density_by_round.png"),
+    }
+
+
 def render_all(
     masks_by_round: Mapping[int, Mapping[int, Mask]],
     metrics: Sequence[Mapping[str, Any]],
@@ -585,23 +606,11 @@ def render_all(
     metrics' `density` for rounds without masks.
     """
     out_dir = Path(out_dir)
-    out: dict[str, Path] = {}
     ticket = {int(m["round"]): m for m in metrics if m["condition"] == "ticket"}
-
-    out["accuracy_vs_remaining"] = accuracy_vs_remaining(
-        metrics, out_dir / "accuracy_vs_remaining.png"
-    )
-    out["early_stop_vs_remaining"] = early_stop_vs_remaining(
-        metrics, out_dir / "early_stop_vs_remaining.png"
-    )
+    out = metric_figures(metrics, out_dir, densities_from_masks(masks_by_round))
     out["learning_curves"] = learning_curves(
         curves.get("ticket", {}), ticket, out_dir / "learning_curves.png"
     )
-
-    densities = {r: dict(m["density"]) for r, m in ticket.items() if m.get("density")}
-    densities.update(densities_from_masks(masks_by_round))
-    out["density_by_round"] = layer_density_by_round(densities, out_dir / "density_by_round.png")
-
     for rnd in sorted(masks_by_round):
         trials = masks_by_round[rnd]
         if not trials:

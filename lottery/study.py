@@ -452,21 +452,29 @@ def round_names(params: Params) -> list[str]:
 
 
 def load_metrics(params: Params) -> list[dict[str, Any]]:
-    out = [io.read_json(paths.metrics_path("ticket", n)) for n in round_names(params)]
-    for cond, entries in (
-        ("reinit", params.pipeline.reinit_rounds),
-        ("random", params.pipeline.random_rounds),
-    ):
-        out += [io.read_json(paths.metrics_path(cond, name)) for name in entries]
-    return out
+    """The metrics files of the pipeline's stages, in today's schema (`lottery.results`)."""
+    from lottery import results
+
+    defaults = {
+        "eval_every": params.train.eval_every,
+        "iterations": params.train.iterations,
+        "patience": int(getattr(params.train, "patience", 0) or 0),
+    }
+    names = [("ticket", n) for n in round_names(params)]
+    names += [("reinit", n) for n in params.pipeline.reinit_rounds]
+    names += [("random", n) for n in params.pipeline.random_rounds]
+    return [
+        results.normalise(io.read_json(paths.metrics_path(cond, n)), defaults) for cond, n in names
+    ]
 
 
 def load_curves(params: Params) -> dict[str, dict[int, dict[str, Any]]]:
+    from lottery.params import round_name
+
     curves: dict[str, dict[int, dict[str, Any]]] = {}
     for m in load_metrics(params):
-        name = f"r{m['round']:02d}"
         curves.setdefault(m["condition"], {})[m["round"]] = io.read_json(
-            paths.curves_path(m["condition"], name)
+            paths.curves_path(m["condition"], round_name(int(m["round"])))
         )
     return curves
 
@@ -488,27 +496,29 @@ def visualise(params: Params) -> dict[str, Path]:
 
 def report(params: Params) -> Path:
     """The Markdown report, the DVC plots tables and the top-level summary metrics."""
-    from lottery import plots
     from lottery import report as rep
-    from lottery.tracking import git_revision
+    from lottery import results, tracking
 
     metrics = load_metrics(params)
-    fig_dir = paths.figures_dir()
-    figures = {
-        p.relative_to(fig_dir).with_suffix("").as_posix(): p.resolve()
-        for p in sorted(fig_dir.rglob("*.png"))
-    }
-    shown = {k: v for k, v in figures.items() if not k.startswith("masks/")}
-    shown.update({k: v for k, v in figures.items() if k.startswith("masks/")})
+    runs = results.runs_frame(metrics)
+    figures = rep.figure_order(paths.figures_dir())
     settings = {k: v for k, v in params.as_dict().items() if k != "pipeline"}
     text = rep.render_report(
-        metrics, shown, settings, params.study_hash(), git_revision(), paths.REPORTS.resolve()
+        runs,
+        figures,
+        settings,
+        params.study_hash(),
+        tracking.git_revision(),
+        paths.REPORTS.resolve(),
     )
-    rep.write_report(paths.report_path(), text)
-    plots.write_dvc_plot_tables(plots.dvc_plot_rows(metrics), paths.plots_dir())
-    io.write_json(paths.summary_metrics_path(), headline(rep.compute_summary(metrics)))
-    from lottery import tracking
-
+    rep.write_outputs(
+        runs,
+        text,
+        rep.compute_summary(runs),
+        paths.report_path(),
+        paths.plots_dir(),
+        paths.summary_metrics_path(),
+    )
     recorder = tracking.StudyRecorder(params.study.name, params.study_hash(), params.as_dict())
     recorder.log_artifacts(
         recorder.parent_id,
@@ -516,21 +526,3 @@ def report(params: Params) -> Path:
     )
     log(f"wrote {paths.report_path()} ({len(metrics)} metrics files, {len(figures)} figures)")
     return paths.report_path()
-
-
-def headline(summary: Any) -> dict[str, float | int | None]:
-    """The report's computed claims as flat numbers for `dvc metrics diff`."""
-    out: dict[str, float | int | None] = {}
-    if summary.dense is not None:
-        out["dense_test_accuracy"] = summary.dense.test_accuracy
-        out["dense_early_stop_iteration"] = summary.dense.early_stop_iteration
-    if summary.earliest is not None:
-        out["earliest_stop_round"] = summary.earliest.ticket.round
-        out["earliest_stop_iteration"] = summary.earliest.ticket.early_stop_iteration
-        out["earliest_stop_speedup_vs_dense"] = summary.earliest.factor_vs_dense
-    if summary.best is not None:
-        out["best_ticket_round"] = summary.best.ticket.round
-        out["best_ticket_gain_pp"] = summary.best.gain_pp
-    match = summary.sparsest_matching
-    out["sparsest_matching_percent_remaining"] = match.percent_remaining if match else None
-    return out

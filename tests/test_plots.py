@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,7 @@ import numpy as np
 import pytest
 from matplotlib.collections import PolyCollection
 
-from lottery import plots  # selects the Agg backend before anything imports pyplot
+from lottery import plots, results
 from lottery.arch import LAYER_SHAPES
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -35,7 +37,8 @@ def run(es: float, acc: float, final: float | None = None) -> dict[str, Any]:
     return {
         "early_stop_iteration": es,
         "test_accuracy_at_early_stop": acc,
-        "final_test_accuracy": acc - 0.002 if final is None else final,
+        "val_accuracy_at_early_stop": acc,
+        "test_accuracy_at_stop": acc - 0.002 if final is None else final,
     }
 
 
@@ -50,12 +53,15 @@ def metrics(condition: str, rnd: int, pct: float, runs: list[dict[str, Any]]) ->
             "min": min(r[k] for r in runs),
             "max": max(r[k] for r in runs),
         }
-        for k in ("early_stop_iteration", "test_accuracy_at_early_stop", "final_test_accuracy")
+        for k in ("early_stop_iteration", "test_accuracy_at_early_stop", "test_accuracy_at_stop")
     }
     return {
         "round": rnd,
         "condition": condition,
         "percent_remaining": pct,
+        "eval_every": 100,
+        "iterations": 2000,
+        "patience": 0,
         "density": {"fc1": pct / 100, "fc2": pct / 100, "out": 0.9**rnd, "overall": pct / 100},
         "runs": keyed,
         "summary": summary,
@@ -175,26 +181,54 @@ def test_single_condition_single_run_draws_no_band(tmp_path: Path) -> None:
 
 
 def test_condition_series_statistics() -> None:
-    series = plots.condition_series(study_metrics(), "early_stop_iteration")
+    series = results.condition_series(study_metrics(), "early_stop_iteration")
     assert list(series) == ["ticket", "reinit", "random"]
     t = series["ticket"]
     assert t.rounds == [0, 1, 2, 3]
     assert t.mean == [1100.0, 800.0, 750.0, 700.0]
     assert t.low == [1000, 800, 700, 600] and t.high == [1200, 800, 800, 800]
+    assert t.n_censored == [0, 0, 0, 0]
     assert t.has_band
 
 
-def test_metric_stats_falls_back_to_summary() -> None:
-    m = metrics("ticket", 0, 100.0, [run(1000, 0.98), run(1200, 0.99)])
-    del m["runs"]
-    assert plots.metric_stats(m, "early_stop_iteration") == {
-        "mean": 1100.0,
-        "min": 1000.0,
-        "max": 1200.0,
-    }
-    del m["summary"]
-    with pytest.raises(KeyError):
-        plots.metric_stats(m, "early_stop_iteration")
+def test_censored_points_are_hollow_and_explained() -> None:
+    m = study_metrics()
+    # reinit round 3: one of its two runs reached its minimum at the last evaluation.
+    m[-2]["runs"]["t0"]["early_stop_iteration"] = 2000
+    fig = plots.early_stop_figure(m)
+    ax = fig.axes[0]
+    lines = ax.get_lines()
+    assert len(lines) == 4  # three conditions + the hollow censored marker
+    hollow = [ln for ln in lines if ln.get_label() == "_censored"]
+    assert len(hollow) == 1 and hollow[0].get_markerfacecolor() == "white"
+    np.testing.assert_allclose(np.asarray(hollow[0].get_xdata()), [51.2])
+    np.testing.assert_allclose(np.asarray(hollow[0].get_ydata()), [1650.0])
+    reinit = next(ln for ln in lines if str(ln.get_label()).startswith("reinit"))
+    assert reinit.get_markevery() == [0, 1]  # filled markers only where nothing is censored
+    legend = ax.get_legend()
+    assert legend is not None
+    assert [t.get_text() for t in legend.get_texts()][-1] == plots.CENSORED_LABEL
+    # Without censored runs there is no hollow marker and no legend note.
+    clean = plots.early_stop_figure(study_metrics()).axes[0].get_legend()
+    assert clean is not None
+    assert plots.CENSORED_LABEL not in [t.get_text() for t in clean.get_texts()]
+
+
+def test_importing_plots_leaves_the_backend_alone() -> None:
+    """A notebook's backend survives `import lottery.plots`, and figures still render."""
+    code = (
+        "import matplotlib; matplotlib.use('pdf'); "
+        "from lottery import plots; "
+        "assert matplotlib.get_backend() == 'pdf', matplotlib.get_backend(); "
+        "import io; buf = io.BytesIO(); "
+        "plots.accuracy_figure([]).savefig(buf, format='png'); "
+        "assert buf.getvalue()[:8] == b'\\x89PNG\\r\\n\\x1a\\n'"
+    )
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr
 
 
 def test_density_by_round(tmp_path: Path) -> None:
@@ -242,6 +276,18 @@ def test_curve_band_aligns_runs_of_different_length() -> None:
     np.testing.assert_allclose(high, [0.901, 0.911, 0.921])
 
 
+def test_curve_band_plots_test_metrics_on_their_own_grid() -> None:
+    c = curves(1, n_runs=2, n_evals=4)
+    for t, r in enumerate(c["runs"].values()):
+        r["test_iteration"] = [200, 400]
+        r["test_accuracy"] = [0.95 + 0.01 * t, 0.96 + 0.01 * t]
+    its, mean, _, _, n = plots.curve_band(c)
+    assert n == 2 and its.tolist() == [200, 400]
+    np.testing.assert_allclose(mean, [0.955, 0.965])
+    its, mean, _, _, _ = plots.curve_band(c, "val_loss")  # validation stays on `iteration`
+    assert its.tolist() == [100, 200, 300, 400]
+
+
 def test_learning_curves_lines_bands_and_legend(tmp_path: Path) -> None:
     by_round = {k: metrics("ticket", k, 100 * 0.8**k, [run(1000, 0.98)]) for k in range(5)}
     cur = {k: curves(k, n_runs=2) for k in range(5)}
@@ -273,6 +319,17 @@ def test_dvc_rows_cover_every_condition_and_round(tmp_path: Path) -> None:
     assert row["test_accuracy"] == pytest.approx(0.981)
     assert (row["test_accuracy_min"], row["test_accuracy_max"]) == (0.980, 0.982)
     assert (row["early_stop_iteration_min"], row["early_stop_iteration_max"]) == (1000, 1200)
+    assert row["test_accuracy_at_stop"] == pytest.approx(0.979)
+    assert row["n_censored"] == 0 and row["n_trials"] == 2
+    # Two trials: no interval.
+    assert row["test_accuracy_ci_low"] is None and row["test_accuracy_ci_high"] is None
+    assert "ticket_minus_control_pp" not in row
+    # Controls carry the paired ticket − control difference (pp): round 1, trials 0 and 1:
+    # ticket 98.3, 98.5; reinit 96.5, 97.0 -> +1.8, +1.5.
+    reinit = tables["accuracy_reinit.json"][0]
+    assert reinit["round"] == 1
+    assert reinit["ticket_minus_control_pp"] == pytest.approx(1.65)
+    assert reinit["ticket_minus_control_pp_ci_low"] is None
 
     paths = plots.write_dvc_plot_tables(tables, tmp_path / "plots")
     for name, path in paths.items():

@@ -1,8 +1,15 @@
-"""The report: numbers and sentences computed from crafted metrics with known answers."""
+"""The report: sentences and table cells computed from hand-built metrics with known answers.
+
+With 3 trials the 95% bootstrap interval of a mean is exactly [min, max] of the three
+values (each extreme resample has probability 1/27 > 2.5%), so the intervals below are
+known by hand.
+"""
 
 from __future__ import annotations
 
+import json
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,198 +18,262 @@ import yaml
 
 from lottery import report
 
+HORIZON = 10_000
+
 
 def metrics(
-    condition: str, rnd: int, pct: float, es: list[float], acc: list[float]
+    condition: str,
+    rnd: int,
+    pct: float,
+    es: list[int],
+    acc: list[float],
+    val: list[float] | None = None,
+    reasons: list[str] | None = None,
 ) -> dict[str, Any]:
-    """A metrics dict with one run per (es, acc) pair; final accuracy = acc - 0.001."""
+    """One run per trial: early stop `es`, test accuracy `acc` (accuracy when training
+    stopped = acc - 0.001), validation accuracy `val` (default: acc)."""
+    val = acc if val is None else val
+    reasons = reasons or ["horizon"] * len(es)
     runs = {
-        (f"t{i}" if condition != "reinit" else f"t0r{i}"): {
-            "trial": 0 if condition == "reinit" else i,
-            "repeat": i if condition == "reinit" else 0,
+        f"t{i}": {
+            "trial": i,
+            "repeat": 0,
             "percent_remaining": pct,
             "early_stop_iteration": e,
-            "test_accuracy_at_early_stop": a,
-            "final_test_accuracy": a - 0.001,
             "val_loss_at_early_stop": 0.06,
-            "val_accuracy_at_early_stop": a,
+            "val_accuracy_at_early_stop": v,
+            "test_accuracy_at_early_stop": a,
+            "stop_iteration": HORIZON,
+            "stop_reason": why,
+            "test_accuracy_at_stop": a - 0.001,
+            "val_loss_at_stop": 0.07,
         }
-        for i, (e, a) in enumerate(zip(es, acc, strict=True))
+        for i, (e, a, v, why) in enumerate(zip(es, acc, val, reasons, strict=True))
     }
-    return {"round": rnd, "condition": condition, "percent_remaining": pct, "runs": runs}
+    return {
+        "round": rnd,
+        "condition": condition,
+        "percent_remaining": pct,
+        "eval_every": 100,
+        "iterations": HORIZON,
+        "patience": 0,
+        "runs": runs,
+    }
 
 
 def study() -> list[dict[str, Any]]:
-    """Dense: es 1000, acc 98.10%. Tickets: r1 700/98.50, r2 400/98.30, r3 1000/97.10.
+    """Three trials.
 
-    Reinit (one run): 98.00, 97.50, 96.00; random (one run): 97.90, 97.00, 95.00.
+    dense:      es 1000 x3, test 98.00 x3
+    ticket r1:  es 600/700/800, test 98.3/98.4/98.5 (+0.3..+0.5 vs dense), best validation
+    ticket r2:  es 400/500/600, test 98.6/98.7/98.8: the best on test, not on validation
+    ticket r3:  es 900/1000/1100, test 97.9/98.2/98.5: -0.1..+0.5 vs dense (straddles 0)
+    reinit r1:  test 98.0/98.1/98.2: ticket − reinit = +0.3 in every trial
+    reinit r3:  es 9900/10000/9000 (2 censored), test 98.0/98.1/98.2: −0.1..+0.3
     """
     return [
-        metrics("ticket", 0, 100.0, [1000, 1000], [0.980, 0.982]),
-        metrics("ticket", 1, 80.0, [800, 600], [0.984, 0.986]),
-        metrics("ticket", 2, 64.0, [400, 400], [0.982, 0.984]),
-        metrics("ticket", 3, 51.2, [900, 1100], [0.970, 0.972]),
-        metrics("reinit", 1, 80.0, [1200], [0.980]),
-        metrics("reinit", 2, 64.0, [1300], [0.975]),
-        metrics("reinit", 3, 51.2, [1400], [0.960]),
-        metrics("random", 1, 80.0, [1200], [0.979]),
-        metrics("random", 2, 64.0, [1300], [0.970]),
-        metrics("random", 3, 51.2, [1400], [0.950]),
+        metrics("ticket", 0, 100.0, [1000] * 3, [0.980] * 3),
+        metrics("ticket", 1, 80.0, [600, 700, 800], [0.983, 0.984, 0.985], [0.990] * 3),
+        metrics("ticket", 2, 64.0, [400, 500, 600], [0.986, 0.987, 0.988], [0.985] * 3),
+        metrics("ticket", 3, 51.2, [900, 1000, 1100], [0.979, 0.982, 0.985], [0.980] * 3),
+        metrics("reinit", 1, 80.0, [1200, 1300, 1400], [0.980, 0.981, 0.982]),
+        metrics("reinit", 3, 51.2, [9900, 10000, 9000], [0.980, 0.981, 0.982]),
     ]
+
+
+def claims_by_start(claims: list[str]) -> dict[str, str]:
+    return {c.split(" ")[0] + " " + c.split(" ")[1]: c for c in claims}
 
 
 # --------------------------------------------------------------------------- table
 
 
-def test_aggregate_table_order_and_values() -> None:
+def test_table_rows_order_and_cells() -> None:
     shuffled = study()
     random.Random(0).shuffle(shuffled)
-    rows = report.aggregate_table(shuffled)
-    assert [(r["condition"], r["round"]) for r in rows] == [
-        ("ticket", 0),
-        ("ticket", 1),
-        ("ticket", 2),
-        ("ticket", 3),
-        ("reinit", 1),
-        ("reinit", 2),
-        ("reinit", 3),
-        ("random", 1),
-        ("random", 2),
-        ("random", 3),
-    ]
-    assert [r["label"] for r in rows[:5]] == [
-        "dense (round 0)",
-        "ticket, round 1",
-        "ticket, round 2",
-        "ticket, round 3",
-        "reinit control, round 1",
-    ]
-    assert rows[-1]["label"] == "random-prune control, round 3"
-    r1 = rows[1]
-    assert r1["n_runs"] == 2 and r1["percent_remaining"] == 80.0
-    assert r1["early_stop_iteration"] == {"mean": 700.0, "min": 600.0, "max": 800.0}
-    assert r1["test_accuracy_at_early_stop"]["mean"] == pytest.approx(0.985)
-    assert r1["final_test_accuracy"]["max"] == pytest.approx(0.985)
-
-
-def test_aggregate_table_rejects_duplicates() -> None:
-    m = study()
-    with pytest.raises(ValueError, match="duplicate"):
-        report.aggregate_table([*m, m[1]])
-
-
-def test_markdown_table_cells() -> None:
-    text = report.markdown_table(report.aggregate_table(study()))
-    lines = text.strip().splitlines()
+    lines = report.markdown_table(report.cells(shuffled)).strip().splitlines()
     assert lines[0] == (
         "| condition | % weights remaining | early-stop iteration "
-        "| test acc. at early stop | final test acc. |"
+        "| test acc. at early stop | test acc. when training stopped |"
     )
     body = lines[2:]
-    assert len(body) == 10  # one row per (condition, round)
-    assert body[0] == (
-        "| dense (round 0) | 100.0 | 1000 (1000–1000) | 98.10 (98.00–98.20) | 98.00 (97.90–98.10) |"
+    assert [line.split(" | ")[0] for line in body] == [
+        "| dense (round 0)",
+        "| ticket, round 1",
+        "| ticket, round 2",
+        "| ticket, round 3",
+        "| reinit control, round 1",
+        "| reinit control, round 3",
+    ]
+    assert body[1] == (
+        "| ticket, round 1 | 80.0 | 700 (600–800) [600, 800] | 98.40 (98.30–98.50) "
+        "[98.30, 98.50] | 98.30 (98.20–98.40) [98.20, 98.40] |"
     )
-    assert body[1].startswith("| ticket, round 1 | 80.0 | 700 (600–800) | 98.50 (98.40–98.60) |")
-    # Single-run rows show the value alone, without "(min–max)".
-    assert body[4] == "| reinit control, round 1 | 80.0 | 1200 | 98.00 | 97.90 |"
-    assert all("(" not in line and "–" not in line for line in body[4:])
-    assert all("–" in line for line in body[:4])
 
 
-def test_percent_remaining_format() -> None:
-    assert report.fmt_percent_remaining(100.0) == "100.0"
-    assert report.fmt_percent_remaining(3.6) == "3.6"
-    assert report.fmt_percent_remaining(0.5903) == "0.59"
+def test_censored_cell_is_a_lower_bound_with_its_count() -> None:
+    body = report.markdown_table(report.cells(study())).strip().splitlines()[2:]
+    assert body[5] == (
+        "| reinit control, round 3 | 51.2 | ≥ 9633 (9000–10000) [9000, 10000], 2/3 censored "
+        "| 98.10 (98.00–98.20) [98.00, 98.20] * | 98.00 (97.90–98.10) [97.90, 98.10] * |"
+    )
+    assert "≥" not in body[4] and "*" not in body[4]
+
+
+def test_censoring_sentence() -> None:
+    claims = report.summary_claims(study())
+    assert claims[0] == (
+        "2 of 18 runs are censored: training reached its last iteration with the minimum "
+        "validation loss in the last two evaluations (reinit control round 3 (2/3)). Their "
+        "early-stop iterations are lower bounds and their accuracies may be understated."
+    )
+    assert (
+        "The reinit control's mean early-stop iteration goes from 1300 at 80.0% (round 1) to "
+        "≥ 9633 at 51.2% (round 3; 2/3 runs censored), and its mean test accuracy at early "
+        "stop from 98.10% to 98.10%."
+    ) in claims
+
+
+def test_a_run_stopped_by_patience_is_not_censored() -> None:
+    m = study()
+    m[5] = metrics(
+        "reinit", 3, 51.2, [9900, 10000, 9000], [0.98, 0.981, 0.982], reasons=["patience"] * 3
+    )
+    claims = report.summary_claims(m)
+    assert claims[0] == (
+        "No run is censored: every run reached its minimum validation loss before the last "
+        "two evaluations of its training, or was stopped by patience."
+    )
+    assert "≥" not in report.markdown_table(report.cells(m))
 
 
 # ------------------------------------------------------------------------- summary
 
 
-def test_summary_numbers_on_known_study() -> None:
-    s = report.compute_summary(study())
-    assert s.dense is not None and s.dense.early_stop_iteration == 1000
-    assert s.dense.test_accuracy == pytest.approx(0.981)
-    assert [t.round for t in s.tickets] == [1, 2, 3]
-
-    assert s.earliest is not None
-    assert s.earliest.ticket.round == 2 and s.earliest.ticket.percent_remaining == 64.0
-    assert s.earliest.factor_vs_dense == pytest.approx(2.5)
-    assert s.earliest.tied_rounds == ()
-
-    assert s.best is not None and s.best.ticket.round == 1
-    assert s.best.gain_pp == pytest.approx(0.4)
-
-    assert s.sparsest_matching is not None and s.sparsest_matching.round == 2  # 98.30 >= 98.10
-    assert s.control_conditions == ("reinit", "random")
-    gaps = {g.round: (g.reinit_gap_pp, g.random_gap_pp) for g in s.gaps}
-    assert gaps.keys() == {1, 2, 3}
-    assert gaps[1] == (pytest.approx(0.5), pytest.approx(0.6))
-    assert gaps[2] == (pytest.approx(0.8), pytest.approx(1.3))
-    assert gaps[3] == (pytest.approx(1.1), pytest.approx(2.1))
-
-
-def test_tolerance_changes_the_sparsest_match() -> None:
-    # Round 3 is 1.00 pp below dense: it matches with a 1.0 pp tolerance, not with 0.99.
-    s = report.compute_summary(study(), tolerance_pp=1.0)
-    assert s.sparsest_matching is not None and s.sparsest_matching.round == 3
-    s = report.compute_summary(study(), tolerance_pp=0.99)
-    assert s.sparsest_matching is not None and s.sparsest_matching.round == 2
-    with pytest.raises(ValueError):
-        report.compute_summary(study(), tolerance_pp=-1)
-
-
-def test_summary_sentences_contain_the_numbers() -> None:
+def test_earliest_stop_sentence() -> None:
     claims = report.summary_claims(study())
-    text = "\n".join(claims)
-    earliest = next(c for c in claims if c.startswith("The earliest-stopping ticket"))
-    assert "round 2 (64.0% of weights remaining)" in earliest
-    assert "400 vs 1000" in earliest and "factor of 2.5" in earliest and "earlier than" in earliest
-    best = next(c for c in claims if c.startswith("The most accurate ticket"))
-    assert "round 1 (80.0%" in best and "98.50%" in best and "98.10%" in best
-    assert "+0.40 percentage points" in best
-    match = next(c for c in claims if "matches the dense network" in c)
-    assert "round 2" in match and "tolerance of 0.00 percentage points" in match
-    assert "Round 1 (80.0% remaining)" in text
-    assert "ticket − reinit = +0.50 pp" in text and "ticket − random prune = +0.60 pp" in text
-    assert "ticket − reinit = +1.10 pp" in text and "ticket − random prune = +2.10 pp" in text
-    # Passing a precomputed Summary renders the same sentences.
-    assert report.summary_claims(report.compute_summary(study())) == claims
+    assert claims[1] == (
+        "The earliest-stopping ticket is round 2 (64.0% of weights remaining): mean early-stop "
+        "iteration 500 vs 1000 for the dense network, a factor of 2.0 (dense ÷ ticket); "
+        "dense − ticket = +500 iterations (95% interval +400 to +600, 3 trials): the ticket "
+        "stops earlier."
+    )
 
 
-def test_no_ticket_matches_dense_and_all_worse() -> None:
+def test_best_ticket_is_picked_on_validation_not_test() -> None:
+    s = report.compute_summary(study())
+    assert s.best is not None and s.best.ticket.round == 1 and s.best.test_best.round == 2
+    assert report.summary_claims(s)[2] == (
+        "Chosen by mean validation accuracy at early stop, the best ticket is round 1 (80.0% "
+        "of weights remaining), with 99.00% on validation; its mean test accuracy at early "
+        "stop is 98.40% vs 98.00% for the dense network; ticket − dense = +0.40 pp (95% "
+        "interval +0.30 to +0.50, 3 trials): the ticket is more accurate. Round 2 has the "
+        "highest mean test accuracy (98.70%), but a round picked on test accuracy would "
+        "overstate the gain."
+    )
+
+
+def test_floor_at_the_last_round_is_a_lower_bound() -> None:
+    s = report.compute_summary(study())
+    assert s.floor is not None and s.floor.ticket.round == 3 and s.floor.is_sparsest_run
+    assert report.summary_claims(s)[3] == (
+        "Tickets match dense (mean test accuracy at early stop at least the dense network's "
+        "98.00% minus 0.00 pp) down to at least 51.2% (the sparsest round run): round 3 has "
+        "98.20%, ticket − dense = +0.20 pp (95% interval -0.10 to +0.50, 3 trials): no clear "
+        "difference."
+    )
+
+
+def test_floor_before_the_last_round() -> None:
+    m = [*study()[:3], metrics("ticket", 3, 51.2, [900] * 3, [0.975, 0.976, 0.977])]
+    s = report.compute_summary(m)
+    assert s.floor is not None and s.floor.ticket.round == 2 and not s.floor.is_sparsest_run
+    assert s.floor.sparser_rounds == (3,)
+    floor = next(c for c in report.summary_claims(s) if c.startswith("Tickets match"))
+    assert floor == (
+        "Tickets match dense (mean test accuracy at early stop at least the dense network's "
+        "98.00% minus 0.00 pp) down to 64.0%: round 2 has 98.70%, ticket − dense = +0.70 pp "
+        "(95% interval +0.60 to +0.80, 3 trials): the ticket is more accurate. The sparser "
+        "round 3 does not match."
+    )
+    # A tolerance of 0.4 pp lets round 3 (97.60%) match: it becomes the floor; 0.39 does not.
+    s = report.compute_summary(m, tolerance_pp=0.4)
+    assert s.floor is not None and s.floor.ticket.round == 3 and s.floor.is_sparsest_run
+    s = report.compute_summary(m, tolerance_pp=0.39)
+    assert s.floor is not None and s.floor.ticket.round == 2
+    with pytest.raises(ValueError):
+        report.compute_summary(m, tolerance_pp=-1)
+
+
+def test_no_ticket_matches_dense() -> None:
     m = [
-        metrics("ticket", 0, 100.0, [1000], [0.98]),
-        metrics("ticket", 1, 80.0, [1500], [0.975]),
-        metrics("ticket", 2, 64.0, [2000], [0.97]),
+        metrics("ticket", 0, 100.0, [1000] * 3, [0.98] * 3),
+        metrics("ticket", 1, 80.0, [1500] * 3, [0.975, 0.976, 0.977]),
     ]
     s = report.compute_summary(m)
-    assert s.sparsest_matching is None
-    assert s.best is not None and s.best.ticket.round == 1
-    assert s.best.gain_pp == pytest.approx(-0.5)
-    assert s.earliest is not None and s.earliest.factor_vs_dense == pytest.approx(1000 / 1500)
-    claims = report.summary_claims(m)
-    text = "\n".join(claims)
-    assert "No pruned ticket matches the dense network" in text
-    assert "-0.50 percentage points (no pruned ticket reached the dense accuracy)" in text
-    assert "factor of 0.7" in text and "later than" in text
-    assert "No control runs" in text  # no reinit / random in these metrics
-    assert s.gaps == ()
+    assert s.floor is None
+    claims = report.summary_claims(s)
+    assert (
+        "No pruned ticket matches dense (mean test accuracy at early stop at least the dense "
+        "network's 98.00% minus 0.00 pp)."
+    ) in claims
+    assert claims[1].endswith(
+        "dense − ticket = -500 iterations (95% interval -500 to -500, 3 trials): the ticket "
+        "stops later."
+    )
+    assert claims[2].endswith(
+        "ticket − dense = -0.40 pp (95% interval -0.50 to -0.30, 3 trials): the ticket is "
+        "less accurate."
+    )
+    assert claims[-1].startswith("No control runs")
 
 
-def test_only_round_zero() -> None:
-    m = [metrics("ticket", 0, 100.0, [1000, 1200], [0.98, 0.982])]
-    s = report.compute_summary(m)
-    assert s.tickets == () and s.earliest is None and s.best is None and s.gaps == ()
-    claims = report.summary_claims(m)
-    assert len(claims) == 1
-    assert claims[0].startswith("Only the dense network (round 0)")
-    assert "1100" in claims[0] and "98.10%" in claims[0]
-    rows = report.aggregate_table(m)
-    assert [r["label"] for r in rows] == ["dense (round 0)"]
-    assert report.summary_claims([]) == [
-        "No ticket results were found, so there is nothing to summarise."
+def test_interval_that_excludes_zero_and_one_that_straddles_it() -> None:
+    claims = report.summary_claims(study())
+    assert (
+        "Round 1 (80.0% remaining), test accuracy at early stop: ticket − reinit = +0.30 pp "
+        "(95% interval +0.30 to +0.30, 3 trials): the ticket is more accurate."
+    ) in claims
+    assert (
+        "Round 3 (51.2% remaining), test accuracy at early stop: ticket − reinit = +0.10 pp "
+        "(95% interval -0.10 to +0.30, 3 trials): no clear difference (reinit: 2/3 runs "
+        "censored, its accuracy may be understated)."
+    ) in claims
+
+
+def test_an_interval_whose_printed_end_is_zero_is_no_clear_difference() -> None:
+    m = [
+        metrics("ticket", 1, 80.0, [500] * 3, [0.98, 0.981, 0.982]),
+        metrics("reinit", 1, 80.0, [500] * 3, [0.98 - 1e-7, 0.978, 0.976]),
     ]
+    text = "\n".join(report.summary_claims(m))
+    assert "ticket − reinit = +0.30 pp (95% interval +0.00 to +0.60, 3 trials): no clear" in text
+
+
+def one_and_two_trials() -> list[dict[str, Any]]:
+    return [
+        metrics("ticket", 0, 100.0, [900, 1100], [0.980, 0.982]),
+        metrics("ticket", 1, 80.0, [700, 900], [0.985, 0.985]),
+        metrics("reinit", 1, 80.0, [1200], [0.98]),
+    ]
+
+
+def test_one_and_two_trials_give_no_interval() -> None:
+    m = one_and_two_trials()
+    body = report.markdown_table(report.cells(m)).strip().splitlines()[2:]
+    assert body[0] == (
+        "| dense (round 0) | 100.0 | 1000 (900–1100) [no interval: 2 trials] "
+        "| 98.10 (98.00–98.20) [no interval: 2 trials] "
+        "| 98.00 (97.90–98.10) [no interval: 2 trials] |"
+    )
+    assert body[2] == "| reinit control, round 1 | 80.0 | 1200 | 98.00 | 97.90 |"
+    claims = report.summary_claims(m)
+    assert claims[1].endswith("dense − ticket = +200 iterations (2 trials: no interval possible).")
+    assert claims[2].endswith("ticket − dense = +0.40 pp (2 trials: no interval possible).")
+    assert claims[-1] == (
+        "Round 1 (80.0% remaining), test accuracy at early stop: ticket − reinit = +0.50 pp "
+        "(1 trial: no interval possible)."
+    )
 
 
 def test_ties_pick_the_sparsest_and_say_so() -> None:
@@ -216,31 +287,56 @@ def test_ties_pick_the_sparsest_and_say_so() -> None:
     assert s.earliest is not None and s.earliest.ticket.round == 2
     assert s.earliest.tied_rounds == (1,)
     assert s.best is not None and s.best.ticket.round == 2 and s.best.tied_rounds == (1,)
-    assert s.sparsest_matching is not None and s.sparsest_matching.round == 3  # equal counts
-    claims = report.summary_claims(m)
-    assert sum("tied with round 1" in c for c in claims) == 2
+    assert s.floor is not None and s.floor.ticket.round == 3  # equal to dense counts
+    assert sum("tied with round 1" in c for c in report.summary_claims(m)) == 2
 
 
-def test_zero_gain_is_not_negative_zero() -> None:
-    m = [
-        metrics("ticket", 0, 100.0, [1000], [0.98]),
-        metrics("ticket", 1, 80.0, [1000], [0.98 - 1e-7]),
+def test_only_round_zero_and_nothing() -> None:
+    m = [metrics("ticket", 0, 100.0, [1000, 1200], [0.98, 0.982])]
+    s = report.compute_summary(m)
+    assert s.tickets == () and s.earliest is None and s.best is None and s.gaps == ()
+    assert report.summary_claims(m)[1] == (
+        "Only the dense network (round 0) has been trained: mean early-stop iteration 1100, "
+        "mean test accuracy at early stop 98.10%; there are no pruned tickets to compare."
+    )
+    assert report.summary_claims([]) == [
+        "No ticket results were found, so there is nothing to summarise."
     ]
-    text = "\n".join(report.summary_claims(m))
-    assert "+0.00 percentage points" in text and "-0.00" not in text
-    assert "factor of 1.0" in text and "stops the same as the dense network" in text
-    # 1e-7 below dense is a real (if tiny) loss: with no tolerance it does not match.
-    assert "No pruned ticket matches the dense network" in text
 
 
 def test_missing_dense_round() -> None:
     m = [metrics("ticket", 1, 80.0, [500], [0.98]), metrics("reinit", 1, 80.0, [600], [0.97])]
     s = report.compute_summary(m)
-    assert s.dense is None and s.earliest is not None and s.earliest.factor_vs_dense is None
-    assert s.best is not None and s.best.gain_pp is None and s.sparsest_matching is None
+    assert s.dense is None and s.earliest is not None and s.earliest.vs_dense is None
     text = "\n".join(report.summary_claims(m))
     assert "dense network (round 0) is missing" in text
-    assert "ticket − reinit = +1.00 pp" in text and "random prune =" not in text
+    assert "ticket − reinit = +1.00 pp (1 trial: no interval possible)" in text
+
+
+# ---------------------------------------------------------------------- summary.json
+
+
+def test_summary_json_carries_the_same_facts() -> None:
+    s = report.compute_summary(study())
+    out = report.summary_json(s, report.cells(study()))
+    assert out["runs"] == 18 and out["censored_runs"] == 2
+    assert out["best_ticket_round"] == 1 and out["test_best_ticket_round"] == 2
+    assert out["best_ticket_gain_pp"]["mean"] == pytest.approx(0.4)
+    assert out["best_ticket_gain_pp"]["ci_low"] == pytest.approx(0.3)
+    assert out["sparsest_matching_round"] == 3 and out["sparsest_matching_is_sparsest_run"]
+    assert out["earliest_stop_dense_minus_ticket"]["ci_high"] == pytest.approx(600)
+    cell = out["cells"]["reinit"]["r03"]
+    assert cell["n_censored"] == 2 and cell["early_stop_iteration"]["ci_low"] == 9000
+    gap = out["ticket_minus_control_pp"]["reinit"]["r03"]
+    assert gap["ci_low"] == pytest.approx(-0.1) and gap["ci_high"] == pytest.approx(0.3)
+    json.dumps(out)  # plain JSON
+    two = report.compute_summary(one_and_two_trials())
+    assert report.summary_json(two, report.cells(one_and_two_trials()))["best_ticket_gain_pp"] == {
+        "mean": pytest.approx(0.4),
+        "ci_low": None,
+        "ci_high": None,
+        "n_trials": 2,
+    }
 
 
 # -------------------------------------------------------------------------- report
@@ -252,21 +348,20 @@ def test_render_report(tmp_path: Path) -> None:
         "accuracy_vs_remaining": report_dir / "figures" / "accuracy_vs_remaining.png",
         "masks/r03_fc1_mask": Path("figures/masks/r03_fc1_mask.png"),
     }
-    params = {"study": {"rounds": 3, "trials": 2}, "train": {"lr": 0.0012, "batch": 60}}
+    params = {"study": {"rounds": 3, "trials": 3}, "train": {"lr": 0.0012, "batch": 60}}
     text = report.render_report(study(), figures, params, "abc123", "deadbeef", report_dir)
-
     assert text.startswith("# ")
     for claim in report.summary_claims(study()):
         assert f"- {claim}" in text
-    assert report.markdown_table(report.aggregate_table(study())).strip() in text
+    assert report.markdown_table(report.cells(study())).strip() in text
     assert "](figures/accuracy_vs_remaining.png)" in text  # absolute -> relative
     assert "](figures/masks/r03_fc1_mask.png)" in text  # relative kept as is
     assert "Round 3: first-layer mask" in text
-    assert "Runs per (condition, round): ticket 2; reinit 1; random 1." in text
+    assert "Runs per (condition, round): ticket 3; reinit 3." in text
     assert "`abc123`" in text and "`deadbeef`" in text
     block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
     assert yaml.safe_load(block) == params
-    # Deterministic: the same inputs give the same bytes (no timestamps).
+    # Deterministic: the same inputs give the same bytes (no timestamps, seeded intervals).
     assert report.render_report(study(), figures, params, "abc123", "deadbeef", report_dir) == text
 
 
@@ -277,3 +372,26 @@ def test_write_report_is_atomic(tmp_path: Path) -> None:
     report.write_report(path, "# again\n")
     assert path.read_text() == "# again\n"
     assert sorted(p.name for p in path.parent.iterdir()) == ["report.md"]
+
+
+# ------------------------------------------------------------ the committed result
+
+RESULT = Path(__file__).resolve().parent.parent / "reports/results/lenet-5trials-10k"
+
+
+def test_committed_result_is_regenerated_from_its_metrics(tmp_path: Path) -> None:
+    """The committed report, summary.json and plots are exactly what its metrics give."""
+    copy = tmp_path / "result"
+    shutil.copytree(RESULT, copy)
+    report.regenerate(copy)
+    assert (copy / "report.md").read_text() == (RESULT / "report.md").read_text()
+    assert json.loads((copy / "summary.json").read_text()) == json.loads(
+        (RESULT / "summary.json").read_text()
+    )
+    for table in sorted((RESULT / "plots").glob("*.json")):
+        assert json.loads((copy / "plots" / table.name).read_text()) == json.loads(
+            table.read_text()
+        )
+    text = (copy / "report.md").read_text()
+    assert "17 of 230 runs are censored" in text
+    assert "down to at least 3.6% (the sparsest round run)" in text
