@@ -140,6 +140,7 @@ class ControlGap:
     percent_remaining: float
     control: Cell
     difference: Difference
+    ticket: Cell
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,7 @@ def _gaps(runs: pd.DataFrame, tickets: Sequence[Cell], controls: Mapping[str, Se
                 runs, ACC, ("ticket", t.round), (cond, t.round), scale=100.0
             )
             if diff is not None:
-                gaps.append(ControlGap(t.round, t.percent_remaining, control, diff))
+                gaps.append(ControlGap(t.round, t.percent_remaining, control, diff, t))
     return tuple(gaps)
 
 
@@ -458,9 +459,7 @@ def _best_claim(s: Summary, b: BestTicket) -> str:
             f"({_pct(b.test_best.accuracy.mean)}), but a round picked on test accuracy "
             f"would overstate the gain."
         )
-    if t.censored:
-        text += f" This round has {_censored_note(t)}: its accuracy may be understated."
-    return text
+    return text + _censored_tickets(dense, t)
 
 
 def _floor_claim(s: Summary) -> str:
@@ -489,7 +488,7 @@ def _floor_claim(s: Summary) -> str:
         text += f" The sparser {_rounds(f.sparser_rounds)} not match."
     if f.failing_rounds:
         text += f" Denser {_rounds(f.failing_rounds)} not match either."
-    return text
+    return text + _censored_tickets(dense, t)
 
 
 def _rounds(rounds: Sequence[int]) -> str:
@@ -529,9 +528,20 @@ def _gap_claim(rnd: int, pct: float, gaps: Sequence[ControlGap]) -> str:
         if g.control.censored:
             part += f" ({label}: {_censored_note(g.control)}, its accuracy may be understated)"
         parts.append(part)
-    return (
+    text = (
         f"Round {rnd} ({fmt_percent_remaining(pct)}% remaining), test accuracy at early stop: "
         f"{'; '.join(parts)}."
+    )
+    return text + _censored_tickets(gaps[0].ticket)
+
+
+def _censored_tickets(*tickets: Cell | None) -> str:
+    """' The ticket of round 3 has 1/5 runs censored: …' for each censored ticket cell."""
+    return "".join(
+        f" The {'dense network' if t.round == 0 else f'ticket of round {t.round}'} has "
+        f"{_censored_note(t)}: its accuracy may be understated."
+        for t in tickets
+        if t is not None and t.censored
     )
 
 

@@ -134,6 +134,20 @@ def test_censoring_sentence() -> None:
     ) in claims
 
 
+def test_sentences_using_a_censored_ticket_cell_say_so() -> None:
+    m = study()
+    m[3]["runs"]["t0"]["early_stop_iteration"] = 9900  # ticket round 3, trial 0
+    claims = report.summary_claims(m)
+    note = " The ticket of round 3 has 1/3 runs censored: its accuracy may be understated."
+    floor = next(c for c in claims if c.startswith("Tickets match"))
+    gap = next(c for c in claims if c.startswith("Round 3 "))
+    assert floor.endswith("(95% interval -0.10 to +0.50, 3 trials): no clear difference." + note)
+    assert gap.endswith("its accuracy may be understated)." + note)
+    assert sum(note in c for c in claims) == 2
+    assert claims[0].startswith("3 of 18 runs are censored")
+    assert "ticket rounds" not in claims[0] and "ticket round 3 (1/3)" in claims[0]
+
+
 def test_a_run_stopped_by_patience_is_not_censored() -> None:
     m = study()
     m[5] = metrics(
