@@ -47,7 +47,9 @@ class TrainParams:
     iterations: int
     batch_size: int
     learning_rate: float
-    eval_every: int
+    eval_every: int  # evaluate on validation every N iterations (early stopping)
+    test_every: int  # also evaluate the test set every N iterations (learning curves)
+    patience: int  # stop a network N iterations after its minimum validation loss; 0 = never
 
 
 @dataclass(frozen=True)
@@ -238,6 +240,26 @@ def validate(p: Params) -> Params:
         "train.eval_every",
         f"an integer from 1 to train.iterations ({t.iterations})",
         t.eval_every,
+    )
+    _require(
+        t.test_every >= t.eval_every and t.test_every % t.eval_every == 0,
+        "train.test_every",
+        f"a multiple of train.eval_every ({t.eval_every})",
+        t.test_every,
+    )
+    _require(
+        t.patience == 0 or (t.patience > 0 and t.patience % t.eval_every == 0),
+        "train.patience",
+        f"0 (train every network to train.iterations) or a multiple of train.eval_every "
+        f"({t.eval_every})",
+        t.patience,
+    )
+    _require(
+        t.patience == 0 or pr.rewind_iteration <= t.eval_every + t.patience,
+        "prune.rewind_iteration",
+        f"at most train.eval_every + train.patience ({t.eval_every + t.patience}), the "
+        "earliest a network can stop, or use a larger patience",
+        pr.rewind_iteration,
     )
     if sorted(pr.rates) != sorted(LAYERS):
         raise ParamsError(

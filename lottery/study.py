@@ -47,7 +47,12 @@ from lottery.pruning import cumulative_rate, prune_magnitude, random_mask_like
 
 #: Fixed ids that keep the seed streams of different purposes apart.
 _STREAM = {"theta0": 0, "ticket": 1, "reinit": 2, "random": 3, "random_mask": 4}
-SUMMARY_KEYS = ("early_stop_iteration", "test_accuracy_at_early_stop", "final_test_accuracy")
+SUMMARY_KEYS = (
+    "early_stop_iteration",
+    "test_accuracy_at_early_stop",
+    "test_accuracy_at_stop",
+    "stop_iteration",
+)
 
 
 def log(msg: str) -> None:
@@ -225,7 +230,7 @@ def _aggregate(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
 def train_stage(params: Params, condition: str, name: str) -> dict[str, Any]:
     """Train every network of one (condition, round) stage and write its outputs."""
     from lottery import tracking
-    from lottery.training import Engine, TrainConfig, device_name
+    from lottery.training import TEST_CURVE_KEYS, VAL_CURVE_KEYS, Engine, TrainConfig, device_name
 
     k = _round_index(name)
     stage = dvc_stage_name(condition, name)
@@ -238,7 +243,15 @@ def train_stage(params: Params, condition: str, name: str) -> dict[str, Any]:
     nets = _nets(params, condition, k)
     t = params.train
     snapshot = params.prune.rewind_iteration if (condition == "ticket" and k == 0) else None
-    cfg = TrainConfig(t.iterations, t.batch_size, t.learning_rate, t.eval_every, snapshot)
+    cfg = TrainConfig(
+        t.iterations,
+        t.batch_size,
+        t.learning_rate,
+        t.eval_every,
+        snapshot,
+        patience=t.patience,
+        test_every=t.test_every,
+    )
     device = device_name()
     git_rev = tracking.git_revision()
     common = {
@@ -287,7 +300,11 @@ def train_stage(params: Params, condition: str, name: str) -> dict[str, Any]:
         for net, res in zip(nets, results, strict=True):
             rid = run_ids[net.key]
             recorder.log_params(rid, flat_params)
-            recorder.log_curves(rid, res.curves)
+            c = res.curves
+            recorder.log_curves(rid, {key: c[key] for key in ("iteration", *VAL_CURVE_KEYS)})
+            recorder.log_curves(
+                rid, {"iteration": c["test_iteration"], **{key: c[key] for key in TEST_CURVE_KEYS}}
+            )
             recorder.log_summary(
                 rid,
                 {
@@ -300,8 +317,9 @@ def train_stage(params: Params, condition: str, name: str) -> dict[str, Any]:
                 rid, "mnist-split", str(manifest["split_sha256"]), str(paths.prepared_dir())
             )
             recorder.log_artifacts(rid, out["artifacts"][net.key])
-            if net.key in out["run_tags"]:
-                recorder.log_tags(rid, out["run_tags"][net.key])
+            recorder.log_tags(
+                rid, {**out["run_tags"].get(net.key, {}), "lottery.stop_reason": res.stop_reason}
+            )
         ok = True
     finally:
         for rid in run_ids.values():
@@ -310,7 +328,8 @@ def train_stage(params: Params, condition: str, name: str) -> dict[str, Any]:
     io.write_json(paths.metrics_path(condition, name), metrics)  # last: the stage is done
     log(
         f"{stage}: early stop {metrics['summary']['early_stop_iteration']['mean']:.0f}, "
-        f"test acc {metrics['summary']['test_accuracy_at_early_stop']['mean'] * 100:.2f}% "
+        f"test acc {metrics['summary']['test_accuracy_at_early_stop']['mean'] * 100:.2f}%, "
+        f"stopped at {metrics['summary']['stop_iteration']['mean']:.0f} "
         f"({seconds:.0f}s)"
     )
     return metrics
@@ -407,6 +426,8 @@ def _write_outputs(
             **{key: res.summary[key] for key in res.summary},
         }
         runs[net.key]["early_stop_iteration"] = int(res.early_stop_iteration)
+        runs[net.key]["stop_iteration"] = int(res.stop_iteration)
+        runs[net.key]["stop_reason"] = res.stop_reason
         curves[net.key] = res.curves
         artifacts[net.key] = files
     curves_file = paths.curves_path(condition, name)
@@ -418,6 +439,9 @@ def _write_outputs(
         "round": k,
         "condition": condition,
         "percent_remaining": float(np.mean([r["percent_remaining"] for r in runs.values()])),
+        "iterations": params.train.iterations,
+        "eval_every": params.train.eval_every,
+        "patience": params.train.patience,
         "density": dens,
         "runs": runs,
         "summary": _aggregate(runs),

@@ -2,13 +2,24 @@
 
 Every network k has its own initial weights, mask and data order (its own seed); they
 share nothing but the matrix multiplications. Training runs in chunks of `eval_every`
-iterations inside one `tf.function` (no Python per step); after each chunk all K
-networks are evaluated on the validation and test sets in large shared-input GEMMs.
+iterations inside one `tf.function` (no Python per step); after each chunk the networks
+are evaluated on the validation set, each as its own batched GEMM, so a network's
+numbers do not depend on what else is in its stack.
 
-Early stopping is bookkeeping, not a halt (as in the paper): the early-stop iteration
-is the evaluation step with the minimum validation loss; the reported accuracy is the
-test accuracy at that step. Training always runs the full number of iterations, so the
-final accuracy is reported too.
+Early stopping (`lottery.stopping`): the early-stop iteration is the evaluation with the
+minimum validation loss; the reported accuracy is the test accuracy there. The test set
+is evaluated only where a number needs it: at an evaluation where some network of the
+stack reaches a new minimum validation loss, where some network stops, and every
+`test_every` iterations for the learning curves. So the test accuracy at early stop and
+at the last iteration trained are exact, computed on the weights of that iteration.
+
+With `patience` P > 0 a network stops P iterations after its best evaluation; the stack
+is then rebuilt without it (its weights, Adam moments and data stream carried over), so a
+stopped network costs nothing more. A network's trajectory is bit-identical whatever else
+is in its stack, as long as the stack holds at least two networks: XLA compiles a batch
+of one to a different CPU kernel (last-bit differences). So a stack that starts with two
+or more networks never shrinks below two: the last network to stop stays in as ballast
+until the final one stops. P = 0 trains every network to the horizon (the paper).
 """
 
 from __future__ import annotations
@@ -24,31 +35,44 @@ import numpy as np
 from lottery.data import Split
 from lottery.masks import Mask, Weights
 from lottery.model import Adam, StackedLeNet, device_name, tf
+from lottery.stopping import Tracker
 
 #: Compile the train chunk and evaluation with XLA (env LOTTERY_JIT=0 turns it off).
 JIT = os.environ.get("LOTTERY_JIT", "1") != "0"
-CURVE_KEYS = ("train_loss", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
+#: Curves at every evaluation ("iteration"), and on the test grid ("test_iteration").
+VAL_CURVE_KEYS = ("train_loss", "val_loss", "val_accuracy")
+TEST_CURVE_KEYS = ("test_loss", "test_accuracy")
+CURVE_KEYS = (*VAL_CURVE_KEYS, *TEST_CURVE_KEYS)
+#: Called after each evaluation with the iteration and {network index: metrics}.
+EvalCallback = Callable[[int, dict[int, dict[str, float]]], None]
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    iterations: int
+    iterations: int  # the horizon: the most iterations any network trains
     batch_size: int = 60
     learning_rate: float = 1.2e-3
     eval_every: int = 100
     #: Also return each network's weights at this iteration (late rewinding); 0 = θ0.
     snapshot_iteration: int | None = None
+    #: Stop a network this many iterations after its minimum validation loss; 0 = never.
+    patience: int = 0
+    #: Also evaluate the test set every N iterations (learning curves); None = every
+    #: evaluation (the test curve is then as dense as the validation curve).
+    test_every: int | None = None
 
 
 @dataclass
 class NetResult:
     """What one network's training produced."""
 
-    weights: Weights
-    curves: dict[str, list[float]]  # "iteration" plus CURVE_KEYS, one value per evaluation
+    weights: Weights  # at the last iteration it trained
+    curves: dict[str, list[float]]  # "iteration" + VAL_CURVE_KEYS, "test_iteration" + TEST_...
     early_stop_iteration: int
     snapshot: Weights | None = None
     summary: dict[str, float] = field(default_factory=dict)
+    stop_iteration: int = 0
+    stop_reason: str = ""
 
 
 class BatchStream:
@@ -77,27 +101,41 @@ def eval_points(cfg: TrainConfig) -> list[int]:
     return points
 
 
-def _summarise(curves: dict[str, list[float]]) -> tuple[int, dict[str, float]]:
+def summarise(curves: dict[str, list[float]]) -> dict[str, float]:
+    """The early-stop and stop numbers of a finished curve (the test value at the
+    early-stop iteration must be on the test grid: the engine makes sure it is)."""
     i = int(np.argmin(curves["val_loss"]))  # first minimum: earliest on ties
-    summary = {
-        "early_stop_iteration": float(curves["iteration"][i]),
+    es = curves["iteration"][i]
+    test_iterations = curves.get("test_iteration", curves["iteration"])
+    j = test_iterations.index(es)
+    stop = curves["iteration"][-1]
+    if test_iterations[-1] != stop:
+        raise ValueError(f"no test evaluation at the last iteration trained ({stop:.0f})")
+    return {
+        "early_stop_iteration": float(es),
         "val_loss_at_early_stop": curves["val_loss"][i],
         "val_accuracy_at_early_stop": curves["val_accuracy"][i],
-        "test_accuracy_at_early_stop": curves["test_accuracy"][i],
-        "final_test_accuracy": curves["test_accuracy"][-1],
-        "final_val_loss": curves["val_loss"][-1],
+        "test_accuracy_at_early_stop": curves["test_accuracy"][j],
+        "stop_iteration": float(stop),
+        "test_accuracy_at_stop": curves["test_accuracy"][-1],
+        "val_loss_at_stop": curves["val_loss"][-1],
     }
-    return int(curves["iteration"][i]), summary
+
+
+def _empty_curves() -> dict[str, list[float]]:
+    return {key: [] for key in ("iteration", *VAL_CURVE_KEYS, "test_iteration", *TEST_CURVE_KEYS)}
 
 
 class Engine:
-    """Holds the data on the device and the compiled step for K networks."""
+    """Holds the data on the device and the compiled steps for a stack of K networks."""
 
     def __init__(self, split: Split, n_networks: int, cfg: TrainConfig) -> None:
+        if cfg.patience and cfg.patience % cfg.eval_every:
+            raise ValueError(f"patience ({cfg.patience}) must be a multiple of eval_every")
+        if cfg.test_every is not None and (cfg.test_every < 1 or cfg.test_every % cfg.eval_every):
+            raise ValueError(f"test_every ({cfg.test_every}) must be a multiple of eval_every")
         self.cfg = cfg
         self.k = n_networks
-        self.model = StackedLeNet(n_networks)
-        self.optimizer = Adam(self.model.trainable, learning_rate=cfg.learning_rate)
         self.x_train = tf.constant(split.x_train)  # uint8 on the device; scaled per batch
         self.y_train = tf.constant(split.y_train.astype(np.int32))
         self.x_val = tf.constant(split.x_val.astype(np.float32) / 255.0)
@@ -105,17 +143,52 @@ class Engine:
         self.x_test = tf.constant(split.x_test.astype(np.float32) / 255.0)
         self.y_test = tf.constant(split.y_test.astype(np.int32))
         self.n_train = int(split.x_train.shape[0])
+        self._build(n_networks)
 
-        idx_spec = tf.TensorSpec([None, n_networks, cfg.batch_size], tf.int32)
+    # ------------------------------------------------------------ the compiled stack
+
+    def _build(self, n: int) -> None:
+        """A stack of n networks with its optimizer and compiled functions."""
+        self.stack_size = n
+        self.model = StackedLeNet(n)
+        self.optimizer = Adam(self.model.trainable, learning_rate=self.cfg.learning_rate)
+        idx_spec = tf.TensorSpec([None, n, self.cfg.batch_size], tf.int32)
         # XLA (jit_compile) fuses the step: ~1.5-2x faster on CPU, deterministic run to run.
         self._train_chunk = tf.function(
             self._train_chunk_py, input_signature=[idx_spec], jit_compile=JIT
         )
-        self._evaluate = tf.function(self._evaluate_py, jit_compile=JIT)
+        self._evaluate_val = tf.function(
+            lambda: self._metrics(self.x_val, self.y_val), jit_compile=JIT
+        )
+        self._evaluate_test = tf.function(
+            lambda: self._metrics(self.x_test, self.y_test), jit_compile=JIT
+        )
+
+    def _state(self) -> list[np.ndarray]:
+        """Everything that carries a stack's training on: per-network rows (axis 0)."""
+        layers = self.model.dense
+        return [
+            *(v.numpy() for layer in layers for v in (layer.kernel, layer.bias, layer.mask)),
+            *(v.numpy() for v in (*self.optimizer.m, *self.optimizer.v)),
+        ]
+
+    def _restack(self, rows: Sequence[int]) -> None:
+        """Rebuild the stack from rows `rows` of the current one (order kept), exactly."""
+        state, step = self._state(), self.optimizer.iterations.numpy()
+        self._build(len(rows))
+        layers = self.model.dense
+        targets = [
+            *(v for layer in layers for v in (layer.kernel, layer.bias, layer.mask)),
+            *self.optimizer.m,
+            *self.optimizer.v,
+        ]
+        for var, value in zip(targets, state, strict=True):
+            var.assign(value[list(rows)])
+        self.optimizer.iterations.assign(step)
 
     def _train_chunk_py(self, idx: tf.Tensor) -> tf.Tensor:
         variables = self.model.trainable
-        total = tf.zeros([self.k])
+        total = tf.zeros([self.stack_size])
         for i in tf.range(tf.shape(idx)[0]):
             x = tf.cast(tf.gather(self.x_train, idx[i]), tf.float32) / 255.0  # (K, B, 784)
             y = tf.gather(self.y_train, idx[i])  # (K, B)
@@ -131,7 +204,10 @@ class Engine:
         return total / tf.cast(tf.shape(idx)[0], tf.float32)
 
     def _metrics(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        logits = self.model.logits_shared(x)  # (K, N, 10)
+        """Loss and accuracy of each network on (x, y): one batched GEMM per network,
+        so each network's numbers are the same whatever else is in the stack."""
+        shared = tf.broadcast_to(x[None], [self.stack_size, *x.shape])
+        logits = self.model(shared)  # (K, N, 10)
         labels = tf.broadcast_to(y[None, :], tf.shape(logits)[:2])
         loss = tf.reduce_mean(
             tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits), axis=1
@@ -139,10 +215,7 @@ class Engine:
         hit = tf.cast(tf.equal(tf.argmax(logits, axis=2, output_type=tf.int32), labels), tf.float32)
         return loss, tf.reduce_mean(hit, axis=1)
 
-    def _evaluate_py(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
-        val_loss, val_acc = self._metrics(self.x_val, self.y_val)
-        test_loss, test_acc = self._metrics(self.x_test, self.y_test)
-        return val_loss, val_acc, test_loss, test_acc
+    # ------------------------------------------------------------ training
 
     def train(
         self,
@@ -151,90 +224,175 @@ class Engine:
         seeds: Sequence[int],
         progress: Callable[[str], None] | None = None,
         label: str = "",
+        on_evaluation: EvalCallback | None = None,
     ) -> list[NetResult]:
         """Train the K networks from `inits[k] * masks[k]`, data order from `seeds[k]`."""
-        cfg = self.cfg
         if not (len(inits) == len(masks) == len(seeds) == self.k):
             raise ValueError(f"need {self.k} inits, masks and seeds")
-        log = progress or _stderr
+        if self.stack_size != self.k:
+            self._build(self.k)
         self.model.load(inits, masks)
         self.optimizer.reset()  # a fresh optimizer each run (moments, step count)
-        streams = [BatchStream(self.n_train, cfg.batch_size, s) for s in seeds]
+        run = _Run(self, [BatchStream(self.n_train, self.cfg.batch_size, s) for s in seeds])
+        run.go(progress or _stderr, label, on_evaluation)
+        return run.results()
+
+
+class _Run:
+    """One `Engine.train` call: the networks' bookkeeping while the stack trains."""
+
+    def __init__(self, engine: Engine, streams: list[BatchStream]) -> None:
+        cfg = engine.cfg
+        self.engine, self.cfg, self.streams = engine, cfg, streams
+        n = len(streams)
+        self.rows = list(range(n))  # network in each row of the current stack
+        self.active = set(self.rows)
+        self.trackers = [Tracker(cfg.patience, cfg.iterations) for _ in range(n)]
+        self.curves = [_empty_curves() for _ in range(n)]
+        self.final: dict[int, Weights] = {}
+        self.reasons: dict[int, str] = {}
+        self.snapshot: list[Weights | None] = [None] * n
+        if cfg.snapshot_iteration == 0:
+            self.snapshot = list(engine.model.export())
+        self.train_loss, self.steps = np.zeros(n), 0
+        self.net_iterations = 0
+
+    def go(self, log: Callable[[str], None], label: str, on_eval: EvalCallback | None) -> None:
+        cfg, engine = self.cfg, self.engine
         points = eval_points(cfg)
         snap = cfg.snapshot_iteration
         stops = sorted(set(points) | ({snap} if snap else set()))
-        curves: list[dict[str, list[float]]] = [
-            {key: [] for key in ("iteration", *CURVE_KEYS)} for _ in range(self.k)
-        ]
-        snapshot: list[Weights] | None = None
-        if cfg.snapshot_iteration == 0:
-            snapshot = self.model.export()
-        done, train_loss_acc, n_acc = 0, np.zeros(self.k), 0
-        start = time.perf_counter()
+        done, start = 0, time.perf_counter()
         report_every = max(1, len(points) // 10)
         for stop in stops:
             steps = stop - done
-            idx = np.stack([s.take(steps) for s in streams], axis=1)  # (steps, K, B)
-            chunk_loss = self._train_chunk(tf.constant(idx)).numpy()
-            train_loss_acc += chunk_loss * steps
-            n_acc += steps
+            idx = np.stack([self.streams[r].take(steps) for r in self.rows], axis=1)
+            loss = engine._train_chunk(tf.constant(idx)).numpy()
+            self.net_iterations += steps * len(self.rows)
+            self.train_loss[self.rows] += loss * steps
+            self.steps += steps
             done = stop
-            if stop == cfg.snapshot_iteration:
-                snapshot = self.model.export()
+            if stop == snap:
+                exported = engine.model.export()
+                for row, net in enumerate(self.rows):
+                    if net in self.active:
+                        self.snapshot[net] = exported[row]
             if stop not in points:
                 continue
-            val_loss, val_acc, test_loss, test_acc = (t.numpy() for t in self._evaluate())
-            for k in range(self.k):
-                c = curves[k]
-                c["iteration"].append(float(stop))
-                c["train_loss"].append(float(train_loss_acc[k] / n_acc))
-                c["val_loss"].append(float(val_loss[k]))
-                c["val_accuracy"].append(float(val_acc[k]))
-                c["test_loss"].append(float(test_loss[k]))
-                c["test_accuracy"].append(float(test_acc[k]))
-            train_loss_acc[:], n_acc = 0.0, 0
-            n_eval = len(curves[0]["iteration"])
-            if n_eval % report_every == 0 or stop == cfg.iterations:
-                elapsed = time.perf_counter() - start
-                log(
-                    f"{label}iteration {stop:>6}/{cfg.iterations}  "
-                    f"train loss {np.mean([c['train_loss'][-1] for c in curves]):.4f}  "
-                    f"val loss {float(np.mean(val_loss)):.4f}  "
-                    f"test acc {float(np.mean(test_acc)) * 100:.2f}%  "
-                    f"({self.k} net{'s' if self.k > 1 else ''}, {elapsed:.0f}s, "
-                    f"{stop * self.k / max(elapsed, 1e-9):.0f} net-it/s)"
-                )
-        results = []
-        final = self.model.export()
-        for k in range(self.k):
-            es, summary = _summarise(curves[k])
-            results.append(
+            rows = self._evaluate(stop, on_eval)
+            n_eval = points.index(stop) + 1
+            if stop == cfg.iterations or n_eval % report_every == 0 or not self.active:
+                self._log(log, label, stop, rows, time.perf_counter() - start)
+            if not self.active:
+                break
+            self._shrink()
+
+    def _evaluate(self, it: int, on_eval: EvalCallback | None) -> dict[int, dict[str, float]]:
+        cfg, engine = self.cfg, self.engine
+        val_loss, val_acc = (t.numpy() for t in engine._evaluate_val())
+        live = [(row, net) for row, net in enumerate(self.rows) if net in self.active]
+        rows: dict[int, dict[str, float]] = {}
+        new_best, stopping = False, []
+        for row, net in live:
+            c = self.curves[net]
+            c["iteration"].append(float(it))
+            c["train_loss"].append(float(self.train_loss[net] / self.steps))
+            c["val_loss"].append(float(val_loss[row]))
+            c["val_accuracy"].append(float(val_acc[row]))
+            new_best |= self.trackers[net].update(len(c["iteration"]) - 1, it, float(val_loss[row]))
+            reason = self.trackers[net].stop_reason(it)
+            if reason is not None:
+                stopping.append((row, net, reason))
+            rows[net] = {key: c[key][-1] for key in VAL_CURVE_KEYS}
+        self.train_loss[:], self.steps = 0.0, 0
+        test_every = cfg.test_every or cfg.eval_every
+        if new_best or stopping or it % test_every == 0:
+            test_loss, test_acc = (t.numpy() for t in engine._evaluate_test())
+            for row, net in live:
+                c = self.curves[net]
+                c["test_iteration"].append(float(it))
+                c["test_loss"].append(float(test_loss[row]))
+                c["test_accuracy"].append(float(test_acc[row]))
+                rows[net].update({key: c[key][-1] for key in TEST_CURVE_KEYS})
+        if stopping:
+            exported = engine.model.export()
+            for row, net, reason in stopping:
+                self.final[net], self.reasons[net] = exported[row], reason
+                self.active.discard(net)
+        if on_eval is not None:
+            on_eval(it, rows)
+        return rows
+
+    def _shrink(self) -> None:
+        """Drop stopped networks from the stack (never below two rows: see the module)."""
+        keep = [r for r, net in enumerate(self.rows) if net in self.active]
+        if len(keep) == len(self.rows):
+            return
+        if len(keep) == 1 and len(self.rows) >= 2:
+            ballast = next(r for r, net in enumerate(self.rows) if net not in self.active)
+            keep = sorted([*keep, ballast])
+            if len(keep) == len(self.rows):
+                return
+        self.engine._restack(keep)
+        self.rows = [self.rows[r] for r in keep]
+
+    def _log(
+        self,
+        log: Callable[[str], None],
+        label: str,
+        it: int,
+        rows: dict[int, dict[str, float]],
+        elapsed: float,
+    ) -> None:
+        cfg = self.cfg
+        if not rows:
+            return
+        rate = self.net_iterations / max(elapsed, 1e-9)
+        left = (cfg.iterations - it) * len(self.active)
+        eta = f", ≤{_duration(left / rate)} left" if self.active and rate > 0 else ""
+        tested = [r["test_accuracy"] for r in rows.values() if "test_accuracy" in r]
+        test = f"test acc {np.mean(tested) * 100:.2f}%  " if tested else ""
+        log(
+            f"{label}iteration {it:>6}/{cfg.iterations}  "
+            f"train loss {np.mean([r['train_loss'] for r in rows.values()]):.4f}  "
+            f"val loss {np.mean([r['val_loss'] for r in rows.values()]):.4f}  {test}"
+            f"({len(self.active)}/{len(self.curves)} training, {elapsed:.0f}s, "
+            f"{rate:.0f} net-it/s{eta})"
+        )
+
+    def results(self) -> list[NetResult]:
+        missing = [n for n, w in enumerate(self.snapshot) if w is None]
+        if self.cfg.snapshot_iteration is not None and missing:
+            raise ValueError(
+                f"network(s) {missing} stopped before the snapshot iteration "
+                f"{self.cfg.snapshot_iteration}: use a larger patience"
+            )
+        out = []
+        for net, curves in enumerate(self.curves):
+            summary = summarise(curves)
+            out.append(
                 NetResult(
-                    weights=final[k],
-                    curves=curves[k],
-                    early_stop_iteration=es,
-                    snapshot=snapshot[k] if snapshot is not None else None,
+                    weights=self.final[net],
+                    curves=curves,
+                    early_stop_iteration=int(summary["early_stop_iteration"]),
+                    snapshot=self.snapshot[net],
                     summary=summary,
+                    stop_iteration=int(summary["stop_iteration"]),
+                    stop_reason=self.reasons[net],
                 )
             )
-        return results
+        return out
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def train_networks(
-    split: Split,
-    inits: Sequence[Weights],
-    masks: Sequence[Mask],
-    seeds: Sequence[int],
-    cfg: TrainConfig,
-    progress: Callable[[str], None] | None = None,
-    label: str = "",
-) -> list[NetResult]:
-    """Train len(inits) masked networks together; see `Engine.train`."""
-    return Engine(split, len(inits), cfg).train(inits, masks, seeds, progress, label)
-
-
-__all__ = ["CURVE_KEYS", "Engine", "NetResult", "TrainConfig", "device_name", "train_networks"]
+__all__ = ["CURVE_KEYS", "Engine", "NetResult", "TrainConfig", "device_name", "summarise"]

@@ -112,6 +112,10 @@ def test_the_committed_params_are_valid(tmp_path: Path) -> None:
         ("prune.rewind_iteration", 5000),
         ("controls.reinit_repeats", 0),
         ("controls.reinit_repeats", 21),
+        ("train.test_every", 50),
+        ("train.test_every", 150),
+        ("train.patience", -100),
+        ("train.patience", 250),
     ],
 )
 def test_out_of_range_values_name_the_key(tmp_path: Path, key: str, value: Any) -> None:
@@ -288,6 +292,8 @@ OUT_OF_RANGE: dict[str, list[Any]] = {
     "train.batch_size": [0, -60, 55_001],
     "train.learning_rate": [0, 0.0, -1e-3, 1, 1.0, 10.0, float("inf"), float("nan")],
     "train.eval_every": [0, -1, 5001, 10**6],
+    "train.test_every": [0, -100, 50, 101],
+    "train.patience": [-1, -100, 50, 150],
     "prune.rates.fc1": [-0.01, 1, 1.0, 2.5, float("nan")],
     "prune.rates.fc2": [-1, 1.0],
     "prune.rates.out": [1.0, -0.5],
@@ -530,3 +536,11 @@ def test_controls_rounds_must_be_all_or_rounds_that_exist(value: object) -> None
     raw["controls"]["rounds"] = value
     with pytest.raises(ParamsError, match=r"controls\.rounds"):
         parse_params(raw)
+
+
+def test_patience_must_leave_room_for_the_rewind_snapshot(tmp_path: Path) -> None:
+    raw = set_path(set_path(valid_raw(), "train.patience", 200), "prune.rewind_iteration", 301)
+    msg = rejected(tmp_path, raw)
+    assert "prune.rewind_iteration" in msg and "train.patience" in msg, msg
+    ok = set_path(set_path(valid_raw(), "train.patience", 200), "prune.rewind_iteration", 300)
+    assert load_params(dump(tmp_path, ok)).train.patience == 200
