@@ -1,5 +1,5 @@
 # `make study` runs the default study; `make test` runs lint, type check and tests.
-# Both install the pinned environment (.venv, from requirements.lock) first.
+# Both install the pinned environment (.venv, from this platform's requirements*.lock) first.
 SHELL := /bin/bash
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
@@ -21,7 +21,13 @@ lint: setup
 test: lint
 	pytest -q
 
-# Re-resolve the pinned environment after editing pyproject.toml dependencies.
+# Re-resolve the pinned environments after editing pyproject.toml dependencies: one lock per
+# platform (scripts/setup.sh picks one). Versions already locked are kept unless a changed
+# requirement forces otherwise (uv prefers the pins of the existing output file).
+LOCK = uv pip compile pyproject.toml --extra dev --python-version 3.11 --quiet
 lock:
-	uv pip compile pyproject.toml --extra dev --python-version 3.11 \
-	  --python-platform x86_64-manylinux_2_28 -o requirements.lock
+	$(LOCK) --python-platform x86_64-manylinux_2_28 -o requirements.lock
+	$(LOCK) --python-platform aarch64-manylinux_2_28 -o requirements-linux-aarch64.lock
+	$(LOCK) --python-platform aarch64-apple-darwin -o requirements-macos-arm64.lock
+	$(LOCK) --python-platform x86_64-manylinux_2_28 --extra gpu \
+	  --no-emit-package tensorflow-cpu -o requirements-gpu.lock
