@@ -538,10 +538,18 @@ def dvc_plot_rows(
 def write_dvc_plot_tables(
     rows_by_name: Mapping[str, Sequence[Mapping[str, Any]]], out_dir: str | Path
 ) -> dict[str, Path]:
-    """Write each table as a JSON list of flat objects (what `dvc plots` reads)."""
+    """Write each table as a JSON list of flat objects (what `dvc plots` reads).
+
+    Every condition's `accuracy_{condition}.json` is written, `[]` for a condition the study
+    does not run (a control switched off): dvc.yaml declares all of them, and `dvc plots`
+    warns about a missing file but not about an empty one.
+    """
     out_dir = Path(out_dir)
+    tables: dict[str, Sequence[Mapping[str, Any]]] = {
+        f"accuracy_{c}.json": [] for c in results.CONDITIONS
+    } | dict(rows_by_name)
     paths: dict[str, Path] = {}
-    for name, rows in rows_by_name.items():
+    for name, rows in tables.items():
         if not name.endswith(".json"):
             raise ValueError(f"dvc plot tables are JSON lists; {name!r} must end in .json")
         path = out_dir / name
