@@ -1,8 +1,10 @@
-"""Atomic file writes and hashing: one place, so no stage leaves a half-written output.
+"""Atomic file writes, hashing and the project root: one place for each.
 
 Every output is written to a temporary file in the same directory and renamed into
 place (`os.replace` is atomic on POSIX), so an interrupted stage never leaves a file
-that looks complete.
+that looks complete. The file gets the mode an ordinary `open(path, "w")` would give it:
+an existing file keeps its mode (a tracked `params.yaml` stays 644), a new one gets
+0666 minus the umask (`mkstemp` alone would make every output owner-only, 0600).
 """
 
 from __future__ import annotations
@@ -11,12 +13,35 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+
+#: What marks the project root, as DVC finds it: the directory holding `.dvc/`.
+ROOT_MARKERS = (".dvc", "dvc.yaml")
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # no /proc: the only portable way is to set it and restore it
+    os.umask(mask)
+    return mask
+
+
+def _mode_for(path: Path) -> int:
+    """The permission bits `path` should get: its own if it exists, else 0666 & ~umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~current_umask()
 
 
 @contextlib.contextmanager
@@ -26,6 +51,7 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _mode_for(path))
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
@@ -68,3 +94,21 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def find_root(start: str | Path | None = None) -> Path | None:
+    """The nearest directory at or above `start` (default: cwd) holding `.dvc/` and
+    `dvc.yaml`, as git and DVC find theirs; None outside any project.
+
+    A `dvc exp run --temp` / `--queue` workspace (`<root>/.dvc/tmp/exps/...`) belongs to
+    the project that holds it.
+    """
+    here = Path(start if start is not None else os.getcwd()).resolve()
+    parts = here.parts
+    for i in range(len(parts) - 2):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    for d in (here, *here.parents):
+        if all((d / m).exists() for m in ROOT_MARKERS):
+            return d
+    return None

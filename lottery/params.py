@@ -17,8 +17,6 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-import yaml
-
 from lottery.arch import LAYERS
 from lottery.errors import UserError
 
@@ -194,6 +192,12 @@ def _build(prefix: str, raw: Any, cls: Any) -> Any:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in fields(cls)]
     unknown = sorted(set(map(str, raw)) - set(names))
+    if unknown and not prefix:
+        raise ParamsError(
+            f"unknown key {unknown[0]}: params.yaml has no section {unknown[0]!r}; its "
+            f"sections are {', '.join(names)}. Remove it, or move its keys into the section "
+            "they belong to (nothing reads a section the study does not define)."
+        )
     if unknown:
         where = f"{prefix}." if prefix else ""
         raise ParamsError(
@@ -312,6 +316,22 @@ def parse_params(raw: Any) -> Params:
     return validate(params)
 
 
+def read_yaml(text: str) -> Any:
+    """Parse YAML exactly as DVC does (ruamel.yaml, safe, YAML 1.2: `1e-3` is a number).
+
+    The one reader of params.yaml in this project, so that the stages, `lottery rounds`
+    and DVC (`dvc params diff`, `dvc exp run -S`) never disagree on what a value is.
+    Raises ruamel's `YAMLError` on malformed text.
+    """
+    import warnings
+
+    from ruamel.yaml import YAML
+
+    with warnings.catch_warnings():  # e.g. a `%YAML 1.1` header's float-syntax notes
+        warnings.simplefilter("ignore")
+        return YAML(typ="safe").load(text)
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate a params file; every problem raises `ParamsError`."""
     path = Path(path)
@@ -321,10 +341,16 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ParamsError(f"{path}: no such params file (run from the project root).") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ParamsError(f"{path}: cannot read the params file ({exc}).") from None
+    return params_from_text(text, path)
+
+
+def params_from_text(text: str, path: str | Path = "params.yaml") -> Params:
+    """Validate the text of a params file (`path` names it in messages)."""
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
+        raw = read_yaml(text)
+    except Exception as exc:  # ruamel's YAMLError and anything else its parser raises
+        msg = " ".join(str(exc).split())
+        raise ParamsError(f"{path}: not valid YAML: {msg}") from None
     try:
         return parse_params(raw)
     except ParamsError as exc:
