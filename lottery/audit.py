@@ -11,12 +11,18 @@ lineage sidecars (`parent_path`) down to m_0 and θ0. Each link is checked three
 - DVC: the md5 `dvc.lock` recorded for the stage output holding the file (a directory
   output's per-file md5s come from its `.dir` manifest in `.dvc/cache`) against the md5
   of the file on disk, and the stage that output belongs to against the lineage's stage;
-- MLflow: the run the lineage names exists and finished; its `lottery.*` tags (mask,
-  parent mask, θ0, start weights, params hashes, stage, trial, round) agree with the
-  files; the mask and lineage artifacts it logged equal the files on disk.
+- MLflow: the run the lineage names exists, is not deleted (its lifecycle stage, nor its
+  experiment's), and FINISHED; its `lottery.*` tags (mask, parent mask, θ0, start
+  weights, params hashes, stage, trial, round) agree with the files; the mask and
+  lineage artifacts it logged equal the files on disk.
+
+Every RUNNING run of the store is checked too: one whose owning process (`lottery.host`,
+`.pid`, `.pid_start`) is gone is an orphan, a disagreement until `--repair` marks it
+FAILED with the reason; one owned by another host is listed, since its process cannot be
+checked from here.
 
 Other finished runs of the same stage with the same result hash are reproductions (a
-forced rerun makes new runs with the same hashes, design.md §5): reported, not errors.
+forced rerun makes new runs with the same hashes): reported, not errors.
 Exit status: 0 when everything agrees, 1 naming each disagreement otherwise.
 """
 
@@ -31,8 +37,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from lottery import paths
 from lottery.errors import UserError
 from lottery.masks import (
@@ -43,7 +47,7 @@ from lottery.masks import (
     read_lineage,
     weights_hash,
 )
-from lottery.params import Params, load_params
+from lottery.params import Params, load_params, read_yaml
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
@@ -186,11 +190,14 @@ class Auditor:
         self._client: Any = None
         self._mlflow_error: str | None = None
         self._runs: dict[str, Any] = {}
+        self._experiments: dict[str, Any] = {}
         self._tmp = tempfile.TemporaryDirectory(prefix="lottery-audit-")
 
     # ------------------------------------------------------------------ helpers
 
     def problem(self, link: Link, check: str, message: str) -> None:
+        # `dvc checkout <file>` refuses to replace a modified file: the fix needs --force.
+        message = re.sub(r"`dvc checkout (?!--force)", "`dvc checkout --force ", message)
         link.problems.append(Problem(link.path, check, message))
 
     def _read_lock(self) -> list[tuple[str, str, str]]:
@@ -203,7 +210,7 @@ class Auditor:
                 )
             )
             return []
-        data = yaml.safe_load(lock.read_text()) or {}
+        data = read_yaml(lock.read_text()) or {}
         outs = []
         for stage, entry in (data.get("stages") or {}).items():
             for out in entry.get("outs") or []:
@@ -263,7 +270,9 @@ class Auditor:
                         link,
                         "dvc",
                         f"{rel} has md5 {actual}, dvc.lock (stage {stage}) records {recorded}: "
-                        "the file changed after the stage ran",
+                        "the file changed after the stage ran; `dvc checkout --force "
+                        f"{out}` restores the recorded version (discarding the change), "
+                        f"`dvc repro -f -s {stage}` recomputes it",
                     )
             return stage
         self.problem(link, "dvc", f"{rel} is not an output of any stage in dvc.lock")
@@ -502,8 +511,7 @@ class Auditor:
             )
             return
         link.reproductions = others
-        if run.info.status != "FINISHED":
-            self.problem(link, "mlflow", f"MLflow run {run_id} has status {run.info.status}")
+        self.check_run_state(link, run)
         tags = run.data.tags
         is_ticket = link.condition == "ticket"
         want: dict[str, Any] = {
@@ -533,6 +541,103 @@ class Auditor:
                     f"MLflow run {run_id} has tag {tag}={tags.get(tag)!r}, the files say {value!r}",
                 )
         self.check_artifacts(link, run_id, lineage)
+
+    def check_run_state(self, link: Link, run: Any) -> None:
+        """Not deleted (nor its experiment), and FINISHED: else the run is not evidence."""
+        from lottery.tracking import FAILURE_TAG, owner_state
+
+        run_id = run.info.run_id
+        if run.info.lifecycle_stage != "active":
+            self.problem(
+                link,
+                "mlflow",
+                f"MLflow run {run_id} is deleted (lifecycle stage {run.info.lifecycle_stage!r}): "
+                f"restore it with `mlflow runs restore --run-id {run_id}` "
+                "(with MLFLOW_TRACKING_URI set to this store), or rerun the stage "
+                f"(`dvc repro -f -s {link.stage}`)",
+            )
+        exp = self.experiment(run.info.experiment_id)
+        if exp is not None and exp.lifecycle_stage != "active":
+            self.problem(
+                link,
+                "mlflow",
+                f"MLflow run {run_id} belongs to the deleted experiment {exp.name!r}: restore "
+                f"it with `mlflow experiments restore --experiment-id {exp.experiment_id}`",
+            )
+        status = run.info.status
+        if status == "FINISHED":
+            return
+        tags = run.data.tags
+        if status == "RUNNING":
+            owner = owner_state(tags)
+            detail = {
+                "alive": "its stage is still running",
+                "gone": "its process is gone (an orphan): `lottery audit --repair` marks it "
+                "FAILED, then `dvc repro -f -s " + str(link.stage) + "` redoes the stage",
+                "elsewhere": f"its process runs on host {tags.get('lottery.host')}, "
+                "which this host cannot check",
+            }[owner]
+            self.problem(link, "mlflow", f"MLflow run {run_id} is RUNNING: {detail}")
+            return
+        why = tags.get(FAILURE_TAG)
+        self.problem(
+            link,
+            "mlflow",
+            f"MLflow run {run_id} has status {status}"
+            + (f" ({why})" if why else "")
+            + f": the files may come from an attempt that did not finish; `dvc repro -f -s "
+            f"{link.stage}` redoes the stage",
+        )
+
+    def experiment(self, experiment_id: str) -> Any:
+        if experiment_id not in self._experiments:
+            import mlflow
+
+            try:
+                self._experiments[experiment_id] = self.client().get_experiment(experiment_id)
+            except mlflow.exceptions.MlflowException:
+                self._experiments[experiment_id] = None
+        return self._experiments[experiment_id]
+
+    def running(self, repair: bool) -> list[dict[str, Any]]:
+        """Every RUNNING run of the store with its owner's state; orphans are problems
+        (or, with `repair`, marked FAILED with the reason and listed as repaired)."""
+        from lottery.tracking import mark_failed as tracking_mark_failed
+        from lottery.tracking import orphan_reason, owner_state, running_runs
+
+        client = self.client()
+        if client is None:
+            return []
+        out = []
+        for run in running_runs(client):
+            tags = run.data.tags
+            state = owner_state(tags)
+            entry = {
+                "run_id": run.info.run_id,
+                "run_name": run.info.run_name,
+                "stage": tags.get("lottery.dvc_stage"),
+                "host": tags.get("lottery.host"),
+                "pid": tags.get("lottery.pid"),
+                "owner": state,
+                "repaired": False,
+            }
+            if state == "gone" and repair:
+                tracking_mark_failed(
+                    client, run.info.run_id, orphan_reason(run, "lottery audit --repair")
+                )
+                entry["repaired"] = True
+            elif state == "gone":
+                self.general.append(
+                    Problem(
+                        f"mlflow run {run.info.run_id}",
+                        "mlflow",
+                        f"run {run.info.run_name} (stage {entry['stage']}) is RUNNING but its "
+                        f"process (pid {entry['pid']} on {entry['host']}) is gone: an orphan "
+                        "of a killed attempt. `lottery audit --repair` marks it FAILED",
+                    )
+                )
+            out.append(entry)
+        return out
 
     def check_artifacts(self, link: Link, run_id: str, lineage: dict[str, Any]) -> None:
         name = Path(link.path).name
@@ -652,6 +757,17 @@ def render(result: dict[str, Any], auditor: Auditor) -> str:
         lines.append("")
         walk(rel, "", True, True)
     lines.append("")
+    for entry in result.get("running", []):
+        state = {
+            "alive": "in progress",
+            "gone": "ORPHAN (process gone)",
+            "elsewhere": f"on host {entry['host']}: not checkable from here",
+        }[entry["owner"]]
+        done = "; marked FAILED (--repair)" if entry["repaired"] else ""
+        lines.append(
+            f"RUNNING run {entry['run_id']} ({entry['run_name']}, stage {entry['stage']}, "
+            f"pid {entry['pid']}): {state}{done}"
+        )
     probs = result["problems"]
     if probs:
         lines.append(f"FAILED: {len(probs)} disagreement(s):")
@@ -663,12 +779,24 @@ def render(result: dict[str, Any], auditor: Auditor) -> str:
     return "\n".join(lines)
 
 
-def audit(target: str | None, params_file: str = "params.yaml") -> tuple[dict[str, Any], Auditor]:
+def audit(
+    target: str | None,
+    params_file: str | Path = "params.yaml",
+    root: Path | None = None,
+    repair: bool = False,
+) -> tuple[dict[str, Any], Auditor]:
+    """Audit `target` (a mask path, relative to the current directory) or every mask.
+
+    `params_file` relative paths are read from the current directory; `root` defaults to
+    the project holding it. With `repair`, orphaned RUNNING runs are first marked FAILED."""
     from lottery.tracking import project_root, tracking_uri
 
-    root = project_root()
+    root = root or project_root()
     if target is None:
-        targets = study_masks(load_params(root / params_file))
+        params_path = Path(params_file)
+        if not params_path.is_absolute():
+            params_path = Path.cwd() / params_path
+        targets = study_masks(load_params(params_path))
     else:
         p = Path(target)
         p = p.resolve() if p.is_absolute() else (Path.cwd() / p).resolve()
@@ -679,6 +807,7 @@ def audit(target: str | None, params_file: str = "params.yaml") -> tuple[dict[st
         if not p.is_file():
             raise UserError(f"{target}: no such mask file")
     auditor = Auditor(root, tracking_uri())
+    running = auditor.running(repair) if auditor.client() is not None else []
     try:
         for rel in targets:
             auditor.mask(rel)
@@ -698,13 +827,20 @@ def audit(target: str | None, params_file: str = "params.yaml") -> tuple[dict[st
         "reproductions": {
             lk.path: lk.reproductions for lk in auditor.links.values() if lk.reproductions
         },
+        "running": running,
         "problems": [asdict(p) for p in problems],
     }
     return result, auditor
 
 
-def main(target: str | None, as_json: bool = False, params_file: str = "params.yaml") -> int:
-    result, auditor = audit(target, params_file)
+def main(
+    target: str | None,
+    as_json: bool = False,
+    params_file: str | Path = "params.yaml",
+    root: Path | None = None,
+    repair: bool = False,
+) -> int:
+    result, auditor = audit(target, params_file, root, repair)
     if as_json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
     else:

@@ -1,19 +1,25 @@
 """Everything MLflow: where the store is, the study's parent run, one child run per network.
 
-Conventions (design.md §5):
+Conventions:
 - Tracking URI: `MLFLOW_TRACKING_URI` if set, else `sqlite:///<project root>/mlflow.db`,
   the project root resolved from `DVC_ROOT` so that `dvc exp run --temp/--queue` (which
   run in `.dvc/tmp/exps/...`) record into the same store.
 - One experiment per study name; one parent run per study, found by the tag
   `lottery.study_hash`; one child run per (stage, trial, condition, repeat).
 - Curves are logged with the iteration as `step`, in batches.
+- Every run names the process that owns it (`lottery.host`, `.pid`, `.pid_start`): a
+  RUNNING run whose process is gone is an orphan, and the next training stage, the
+  stage's watchdog and `lottery audit --repair` mark it FAILED with the reason in
+  `lottery.failure` (README "Scaling out and reliability").
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -30,6 +36,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 
 from lottery.errors import UserError
+from lottery.io import find_root
 
 TAG = "lottery."  # prefix of every tag this project sets
 BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch call
@@ -41,13 +48,10 @@ class TrackingError(UserError, RuntimeError):
 
 
 def project_root() -> Path:
-    """The repository root, also inside `dvc exp run --temp` / `--queue` workspaces."""
-    root = Path(os.environ.get("DVC_ROOT") or os.getcwd()).resolve()
-    parts = root.parts
-    for i in range(len(parts) - 3):
-        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
-            return Path(*parts[:i])
-    return root
+    """The repository root, also inside `dvc exp run --temp` / `--queue` workspaces and from
+    any subdirectory (the nearest directory above holding `.dvc/` and `dvc.yaml`)."""
+    start = Path(os.environ.get("DVC_ROOT") or os.getcwd()).resolve()
+    return find_root(start) or start
 
 
 def tracking_uri() -> str:
@@ -108,6 +112,11 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+# ---------------------------------------------------------------- who owns a run
+
+FAILURE_TAG = f"{TAG}failure"  # why a run is FAILED, in words
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -116,6 +125,171 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def process_start(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot, from /proc), None if unknown.
+
+    With the pid it names one process for good: a pid reused by a later process has
+    another start time."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def owner_tags() -> dict[str, str]:
+    """Tags naming the process that owns a run: `lottery.host`, `.pid`, `.pid_start`."""
+    tags = {f"{TAG}host": socket.gethostname(), f"{TAG}pid": str(os.getpid())}
+    start = process_start(os.getpid())
+    if start is not None:
+        tags[f"{TAG}pid_start"] = start
+    return tags
+
+
+def owner_state(tags: Mapping[str, str]) -> str:
+    """ "alive", "gone" or "elsewhere" (another host: cannot be checked from here)."""
+    try:
+        pid = int(tags.get(f"{TAG}pid", "0") or 0)
+    except ValueError:
+        pid = 0
+    if tags.get(f"{TAG}host") != socket.gethostname():
+        return "elsewhere"
+    if pid <= 0 or not _pid_alive(pid):
+        return "gone"
+    recorded = tags.get(f"{TAG}pid_start")
+    if recorded is not None and process_start(pid) not in (None, recorded):
+        return "gone"  # the pid now belongs to another process
+    return "alive"
+
+
+def running_runs(client: MlflowClient) -> list[Any]:
+    """Every RUNNING run this project made (it has an owner pid tag), in every experiment."""
+    ids = [e.experiment_id for e in client.search_experiments()]
+    if not ids:
+        return []
+    runs = client.search_runs(ids, filter_string="attributes.status = 'RUNNING'", max_results=5000)
+    return [r for r in runs if f"{TAG}pid" in r.data.tags]
+
+
+def orphan_reason(run: Any, found_by: str) -> str:
+    tags = run.data.tags
+    return (
+        f"orphaned: its process (pid {tags.get(f'{TAG}pid')} on "
+        f"{tags.get(f'{TAG}host')}) ended without finishing the run, e.g. killed; "
+        f"marked FAILED by {found_by}"
+    )
+
+
+def mark_failed(client: MlflowClient, run_id: str, reason: str) -> None:
+    """Status FAILED with the reason in the tag `lottery.failure`."""
+    client.set_tag(run_id, FAILURE_TAG, reason[:MAX_PARAM_LEN])
+    client.set_terminated(run_id, status="FAILED")
+
+
+def fail_orphans(client: MlflowClient, found_by: str) -> list[str]:
+    """Mark FAILED every RUNNING run whose owning process on this host is gone."""
+    failed = []
+    for run in running_runs(client):
+        if owner_state(run.data.tags) == "gone":
+            mark_failed(client, run.info.run_id, orphan_reason(run, found_by))
+            failed.append(str(run.info.run_id))
+    return failed
+
+
+# The runs this process started and did not finish, for the entry point to explain.
+_OWN: dict[str, MlflowClient] = {}
+
+
+def explain_failure(reason: str) -> list[str]:
+    """Mark every run this process started and did not finish FAILED, with `reason`.
+
+    Called by the stage entry point on Ctrl-C ("interrupted"), SIGTERM and errors; a run
+    the stage already ended FAILED gets the reason tag. Returns the run ids marked."""
+    done = []
+    for run_id, client in list(_OWN.items()):
+        try:
+            run = client.get_run(run_id)
+            if run.info.status != "FINISHED" and FAILURE_TAG not in run.data.tags:
+                mark_failed(client, run_id, reason)
+                done.append(run_id)
+        except Exception:  # the store is gone too: the watchdog or a later sweep will do
+            continue
+        finally:
+            _OWN.pop(run_id, None)
+    for watchdog in _WATCHDOGS:
+        for run_id in done:
+            watchdog.send("end", run_id)
+        watchdog.close()
+    return done
+
+
+# A watchdog outlives a stage killed outright (SIGKILL, even of its whole process group):
+# it holds the read end of a pipe whose write end only the stage holds. The stage sends
+# "run ID" when it starts a run and "end ID" when it ends one; end of file with runs not
+# ended means the stage died, and the watchdog marks them FAILED. It imports MLflow only
+# then, so a stage that ends normally costs one idle Python process.
+_WATCHDOG_CODE = """
+import os, socket, sys
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+uri, pid = sys.argv[1], sys.argv[2]
+open_runs = []
+for line in sys.stdin:
+    word, _, run_id = line.strip().partition(" ")
+    if word == "run":
+        open_runs.append(run_id)
+    elif word == "end" and run_id in open_runs:
+        open_runs.remove(run_id)
+if open_runs:
+    from mlflow import MlflowClient
+    client = MlflowClient(tracking_uri=uri)
+    reason = (f"killed: its stage process (pid {pid} on {socket.gethostname()}) died "
+              "before finishing the run; marked FAILED by its watchdog")
+    for run_id in open_runs:
+        try:
+            if client.get_run(run_id).info.status == "RUNNING":
+                client.set_tag(run_id, "lottery.failure", reason)
+                client.set_terminated(run_id, status="FAILED")
+        except Exception:
+            pass
+"""
+
+
+class Watchdog:
+    """The separate process that marks this stage's runs FAILED if the stage dies."""
+
+    def __init__(self, uri: str) -> None:
+        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+        self.proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+            [sys.executable, "-c", _WATCHDOG_CODE, uri, str(os.getpid())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # survives a kill of the stage's process group
+            cwd=str(project_root()),
+            env=env,
+        )
+        _WATCHDOGS.append(self)
+
+    def send(self, word: str, run_id: str) -> None:
+        if self.proc is None or self.proc.stdin is None:
+            return
+        try:
+            self.proc.stdin.write(f"{word} {run_id}\n".encode())
+            self.proc.stdin.flush()
+        except OSError:  # the watchdog itself was killed: later stages still sweep
+            self.proc = None
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+            self.proc = None
+
+
+_WATCHDOGS: list[Watchdog] = []
 
 
 class StudyRecorder:
@@ -127,6 +301,7 @@ class StudyRecorder:
         mlflow.set_tracking_uri(self.uri)
         self.client = MlflowClient(tracking_uri=self.uri)
         self.study_hash = study_hash
+        self.watchdog: Watchdog | None = None
         self.experiment_id = self._experiment(experiment)
         self.parent_id = self._parent_run(study_params)
 
@@ -176,33 +351,22 @@ class StudyRecorder:
         return oldest
 
     def fail_stale_runs(self, dvc_stage: str) -> list[str]:
-        """Mark runs of this stage left RUNNING by a killed attempt as FAILED."""
-        runs = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.`mlflow.parentRunId` = '{self.parent_id}' "
-            f"and tags.`{TAG}dvc_stage` = '{dvc_stage}' and attributes.status = 'RUNNING'",
-        )
-        failed = []
-        host = socket.gethostname()
-        for run in runs:
-            tags = run.data.tags
-            pid = int(tags.get(f"{TAG}pid", "0") or 0)
-            if tags.get(f"{TAG}host") == host and pid and _pid_alive(pid):
-                continue  # a live attempt (e.g. a parallel experiment), leave it alone
-            self.client.set_tag(run.info.run_id, f"{TAG}failure", "attempt was killed")
-            self.client.set_terminated(run.info.run_id, status="FAILED")
-            failed.append(str(run.info.run_id))
-        return failed
+        """Mark FAILED every RUNNING run of this store whose process is gone.
+
+        Not only this stage's and this study's: an attempt killed before a params change,
+        or one whose stage DVC later restored from its cache, is found here too. Runs of
+        live processes (a parallel experiment) and of other hosts are left alone."""
+        return fail_orphans(self.client, f"stage {dvc_stage} (pid {os.getpid()})")
 
     def start_child(self, run_name: str, tags: Mapping[str, str]) -> str:
-        all_tags = {
-            "mlflow.parentRunId": self.parent_id,
-            f"{TAG}host": socket.gethostname(),
-            f"{TAG}pid": str(os.getpid()),
-            **tags,
-        }
+        all_tags = {"mlflow.parentRunId": self.parent_id, **owner_tags(), **tags}
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
-        return str(run.info.run_id)
+        run_id = str(run.info.run_id)
+        _OWN[run_id] = self.client
+        if self.watchdog is None:
+            self.watchdog = Watchdog(self.uri)
+        self.watchdog.send("run", run_id)
+        return run_id
 
     def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
         items = [Param(k, v) for k, v in params.items()]
@@ -243,6 +407,10 @@ class StudyRecorder:
 
     def end(self, run_id: str, ok: bool) -> None:
         self.client.set_terminated(run_id, status="FINISHED" if ok else "FAILED")
+        if ok:
+            _OWN.pop(run_id, None)  # a failed run waits for its reason (explain_failure)
+        if self.watchdog is not None:
+            self.watchdog.send("end", run_id)
 
     def run_exists(self, run_id: str) -> bool:
         try:

@@ -113,6 +113,11 @@ def test_one_flipped_bit_is_named(study: Path) -> None:
     assert "MLflow artifact mask/next_mask.npz" in messages(result, R01, "mlflow")
     assert "next_mask_sha256" in messages(result, R01, "mlflow")
     assert f"its parent {R01} hashes to" in messages(result, LEAF, "lineage")
+    # The hint works as given: `dvc checkout` alone refuses to replace a modified file.
+    assert "`dvc checkout --force artifacts/ticket/r01` restores" in messages(result, R01, "dvc")
+    run(study, "dvc", "checkout", "--force", "artifacts/ticket/r01")
+    code, result = audit(study, R01)
+    assert code == 0, messages(result)
 
 
 def test_mask_swapped_with_another_rounds(study: Path) -> None:
@@ -179,6 +184,115 @@ def test_lineage_points_at_missing_run(study: Path) -> None:
     assert code == 1
     found = messages(result, rel, "mlflow")
     assert "names MLflow run 0123456789abcdef0123456789abcdef, which does not exist" in found
+
+
+def mlflow_client(project: Path) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
+
+
+def test_deleted_failed_or_hidden_runs_are_named(study: Path) -> None:
+    """The audit checks every property that makes a run evidence, not only that it exists."""
+    client = mlflow_client(study)
+    run_id = lineage(study, R01)["mlflow_run_id"]
+    client.delete_run(run_id)  # `mlflow runs delete`: a soft delete, hidden from the UI
+    code, result = audit(study, R01)
+    assert code == 1
+    found = messages(result, R01, "mlflow")
+    assert f"MLflow run {run_id} is deleted (lifecycle stage 'deleted')" in found, found
+    assert f"mlflow runs restore --run-id {run_id}" in found
+    client.restore_run(run_id)
+    client.set_tag(run_id, "lottery.failure", "interrupted")
+    client.set_terminated(run_id, status="FAILED")
+    code, result = audit(study, R01)
+    assert code == 1
+    assert f"MLflow run {run_id} has status FAILED (interrupted)" in messages(result, R01)
+    client.set_terminated(run_id, status="FINISHED")
+    experiment = client.get_run(run_id).info.experiment_id
+    client.delete_experiment(experiment)
+    code, result = audit(study, R01)
+    assert code == 1
+    assert "belongs to the deleted experiment" in messages(result, R01, "mlflow")
+    client.restore_experiment(experiment)
+    code, result = audit(study, R01)
+    assert code == 0, messages(result)
+
+
+ORPHAN = """
+import os, sys
+sys.path.insert(0, os.getcwd())
+from mlflow import MlflowClient
+from lottery import tracking
+client = MlflowClient(tracking_uri=tracking.tracking_uri())
+exp = client.get_experiment_by_name(sys.argv[1]).experiment_id
+tags = {**tracking.owner_tags(), "lottery.dvc_stage": sys.argv[2], **dict(
+    a.split("=", 1) for a in sys.argv[3:])}
+print(client.create_run(exp, run_name="orphan", tags=tags).info.run_id, flush=True)
+os._exit(0)  # the process ends, its run stays RUNNING: what a killed stage leaves
+"""
+
+
+def make_run(project: Path, stage: str, *tags: str) -> str:
+    """A RUNNING run made by a real process that is gone by the time this returns."""
+    name = str(load_params(project / "params.yaml").study.name)
+    proc = run(project, "python", "-c", ORPHAN, name, stage, *tags)
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def test_orphaned_running_runs_are_reported_repaired_and_swept(study: Path) -> None:
+    """A RUNNING run whose process is gone: the audit names it, `--repair` and the next
+    training stage (of any params) mark it FAILED; live and other hosts' runs are kept."""
+    import subprocess
+
+    from lottery.tracking import process_start
+
+    client = mlflow_client(study)
+    orphan = make_run(study, "ticket@r01")
+    code, result = audit(study, R00)
+    assert code == 1
+    running = {r["run_id"]: r for r in result["running"]}
+    assert running[orphan]["owner"] == "gone"
+    assert f"is RUNNING but its process (pid {running[orphan]['pid']}" in messages(result)
+    code, result = audit(study, R00, "--repair")
+    assert code == 0, messages(result)
+    assert {r["run_id"]: r["repaired"] for r in result["running"]} == {orphan: True}
+    run_now = client.get_run(orphan)
+    assert run_now.info.status == "FAILED"
+    assert "marked FAILED by lottery audit --repair" in run_now.data.tags["lottery.failure"]
+
+    # The next training stage sweeps the whole store: an orphan of other params (another
+    # study hash, another stage), not a run whose process lives, not another host's.
+    orphan = make_run(study, "reinit@r02", "lottery.study_hash=0123")
+    alive = subprocess.Popen(["sleep", "600"])
+    try:
+        live = make_run(
+            study,
+            "ticket@r01",
+            f"lottery.pid={alive.pid}",
+            f"lottery.pid_start={process_start(alive.pid)}",
+        )
+        elsewhere = make_run(study, "ticket@r01", "lottery.host=another-machine")
+        # pid reuse: the live pid, but a start time of another (gone) process
+        reused = make_run(study, "ticket@r01", f"lottery.pid={alive.pid}", "lottery.pid_start=1")
+        proc = run(study, "dvc", "repro", "-f", "-s", "ticket@r02")
+        assert ran_stages(proc.stdout) == ["ticket@r02"]
+        assert "marked 2 run(s) of a killed earlier attempt as FAILED" in proc.stderr + proc.stdout
+        for rid in (orphan, reused):
+            run_now = client.get_run(rid)
+            assert run_now.info.status == "FAILED", rid
+            assert "marked FAILED by stage ticket@r02" in run_now.data.tags["lottery.failure"]
+        assert client.get_run(live).info.status == "RUNNING"
+        assert client.get_run(elsewhere).info.status == "RUNNING"
+        code, result = audit(study, R00)
+        assert code == 0, messages(result)  # a live run and another host's are no problems
+        owners = {r["run_id"]: r["owner"] for r in result["running"]}
+        assert owners == {live: "alive", elsewhere: "elsewhere"}
+        text = run(study, "lottery", "audit", R00).stdout
+        assert f"RUNNING run {elsewhere}" in text and "not checkable from here" in text
+    finally:
+        alive.kill()
+        alive.wait()
 
 
 def test_forced_rerun_is_a_reproduction(study: Path) -> None:
