@@ -1,6 +1,20 @@
-"""Put this checkout's `lottery/` first on sys.path (also inside `dvc exp run --temp`)."""
+"""Put this checkout's `lottery/` first on sys.path (also inside `dvc exp run --temp`).
 
+Until `lottery.cli.stage_main` takes over, Ctrl-C ends the stage with one line and
+exit status 130 (no traceback from the middle of an import).
+"""
+
+import os
+import signal
 import sys
 from pathlib import Path
 
+
+def _interrupted(signum: int, frame: object) -> None:
+    sys.stderr.write("interrupted: the stage stopped by Ctrl-C while starting.\n")
+    sys.stderr.flush()
+    os._exit(130)
+
+
+signal.signal(signal.SIGINT, _interrupted)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

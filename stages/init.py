@@ -2,7 +2,14 @@
 
 import _bootstrap  # noqa: F401
 
-from lottery import study
 from lottery.cli import stage_main
+from lottery.params import Params
 
-stage_main(study.init)
+
+def run(params: Params) -> None:
+    from lottery import study
+
+    study.init(params)
+
+
+stage_main(run)

@@ -30,6 +30,7 @@ COPIED = [
     "dvc.yaml",
     "params.yaml",
     "pyproject.toml",
+    "presets",
     "stages",
     "lottery",
     "data/mnist",
