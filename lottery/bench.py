@@ -16,12 +16,14 @@ test set stands in), the engine evaluates 15,000: if anything this favours Keras
 
 Each repeat measures every contender once, in turn (so machine noise hits all of them),
 on a window of `window` iterations after a warm-up; the median over repeats is
-reported. Also measured: the share of time spent evaluating (each compiled chunk and
-evaluation of an engine window timed on its own), the startup cost of a stage (a fresh
-process: imports, data load, engine build, XLA compile of the train chunk and of the
-evaluation), the FLOPs per network-iteration and the GFLOP/s each contender sustains,
-and, from those, an estimate of the wall-clock time of the paper preset. Targets are
-printed PASS/FAIL.
+reported. Also measured: the cost of each training chunk, validation and test
+evaluation of an engine window (timed call by call inside the engine), the startup cost
+of a stage (a fresh process: imports, data load, engine build, XLA compiles), the FLOPs
+per network-iteration and the GFLOP/s each contender sustains. From the unit costs and
+the stopping profile of the committed patience evidence (`reports/patience`, see
+`lottery.patience`): the evaluation share at 5,000- and 50,000-iteration horizons (the
+test set evaluated only where a number needs it) and the wall-clock estimate of
+presets/paper.yaml at its patience. Targets are printed PASS/FAIL.
 """
 
 from __future__ import annotations
@@ -47,14 +49,19 @@ from lottery.arch import LAYER_SHAPES, LAYERS
 from lottery.data import DataError, Split, load_split, prepare
 from lottery.masks import Mask, Weights
 
-#: Targets of issue 5: stacked engine / notebook-way Keras; evaluation share; stage startup.
+#: Targets: stacked engine / notebook-way Keras; stage startup.
 TARGET_SPEEDUP = 20.0
-TARGET_EVAL_SHARE = 0.25
 TARGET_STARTUP_S = 15.0
 
-#: The paper preset (presets/paper.yaml): 5 trials, 50,000 iterations, 15 pruning rounds
-#: after the dense round (3.6% of weights remaining); reinit control with 3 repeats.
-PAPER = {"trials": 5, "iterations": 50_000, "rounds": 15, "reinit_repeats": 3}
+#: Issue 14's targets: evaluation share at the paper's horizon, paper preset wall-clock.
+TARGET_EVAL_SHARE_50K = 0.15
+TARGET_PAPER_H = 3.0
+#: The preset the estimate prices, and the patience evidence it prices it with.
+PAPER_PRESET = Path(__file__).resolve().parents[1] / "presets" / "paper.yaml"
+EVIDENCE = Path(__file__).resolve().parents[1] / "reports" / "patience" / "curves.json"
+#: Horizons whose evaluation share is reported (the default study's, the paper's), each
+#: with the test_every of its params file.
+HORIZONS = {5_000: 500, 50_000: 5_000}
 
 #: Density of the "~20%" networks: round 7 of the paper's rates (0.8^7 hidden, 0.9^7 out).
 SPARSE_DENSITY = {"fc1": 0.8**7, "fc2": 0.8**7, "out": 0.9**7}
@@ -136,14 +143,21 @@ class EngineRunner:
     """The project's engine with K stacked networks, as a stage uses it (`Engine.train`)."""
 
     def __init__(self, split: Split, k: int, cfg: BenchConfig) -> None:
-        from lottery.training import BatchStream, Engine, TrainConfig, tf
+        from lottery.training import Engine, TrainConfig
 
         self.k = k
         self.cfg = cfg
-        self._tf = tf
-        self._stream = BatchStream
+        # The test set evaluated at every evaluation: the per-call costs of both sets.
         self.engine = Engine(
-            split, k, TrainConfig(cfg.window, cfg.batch_size, cfg.learning_rate, cfg.eval_every)
+            split,
+            k,
+            TrainConfig(
+                cfg.window,
+                cfg.batch_size,
+                cfg.learning_rate,
+                cfg.eval_every,
+                test_every=cfg.eval_every,
+            ),
         )
         self.inits = _inits(k, seed=1)
         self.seeds = list(range(k))
@@ -151,18 +165,8 @@ class EngineRunner:
         self.density = {name: _overall_density(m[0]) for name, m in self.masks.items()}
 
     def warm_up(self) -> None:
-        """Compile the train chunk (for a chunk of `eval_every` steps) and the evaluation."""
-        self.engine.model.load(self.inits, self.masks["d100"])
-        for idx in self._chunk_indices(1):
-            self.engine._train_chunk(idx).numpy()
-        _ = [t.numpy() for t in self.engine._evaluate()]
-
-    def _chunk_indices(self, n: int) -> Iterator[Any]:
-        """Batch indices of `n` chunks of `eval_every` steps, (steps, K, B) tensors."""
-        streams = [self._stream(self.engine.n_train, self.cfg.batch_size, s) for s in self.seeds]
-        for _ in range(n):
-            idx = np.stack([s.take(self.cfg.eval_every) for s in streams], axis=1)
-            yield self._tf.constant(idx)
+        """Compile the train chunk and both evaluations."""
+        self.window("d100")
 
     def window(self, density: str) -> float:
         """Seconds for one `Engine.train` call of `window` iterations (evaluation included)."""
@@ -170,23 +174,11 @@ class EngineRunner:
         self.engine.train(self.inits, self.masks[density], self.seeds, progress=lambda _: None)
         return time.perf_counter() - start
 
-    def window_split(self) -> tuple[float, float]:
-        """(training s, evaluation s) of one window, timed call by call side by side.
-
-        The same work as `window` (a chunk of `eval_every` steps, then an evaluation), with
-        each compiled call timed on its own: the evaluation share comes from one run, not
-        from the difference of two runs that machine noise would distort.
-        """
-        self.engine.model.load(self.inits, self.masks["d100"])
-        train_s = eval_s = 0.0
-        for idx in self._chunk_indices(self.cfg.window // self.cfg.eval_every):
-            t0 = time.perf_counter()
-            self.engine._train_chunk(idx).numpy()
-            t1 = time.perf_counter()
-            _ = [t.numpy() for t in self.engine._evaluate()]
-            train_s += t1 - t0
-            eval_s += time.perf_counter() - t1
-        return train_s, eval_s
+    def window_split(self) -> dict[str, float]:
+        """Seconds of one 100%-density window by part (train, val, test), timed call by
+        call inside the engine, and the number of evaluations."""
+        self.window("d100")
+        return dict(self.engine.timings)
 
 
 class NotebookMask:
@@ -270,7 +262,7 @@ class KerasRunner:
 _STARTUP_SCRIPT = r"""
 import json, sys, time
 t_start = time.time()
-from lottery.training import BatchStream, Engine, TrainConfig, tf
+from lottery.training import BatchStream, Engine, TrainConfig
 from lottery.data import load_split
 from lottery import study, tracking  # everything else a training stage imports (MLflow)
 import numpy as np
@@ -282,15 +274,14 @@ engine = Engine(split, k, TrainConfig(iterations=steps, eval_every=steps))
 t_build = time.time()
 streams = [BatchStream(engine.n_train, 60, s) for s in range(k)]
 def chunk():
-    idx = np.stack([s.take(steps) for s in streams], axis=1)
-    engine._train_chunk(tf.constant(idx)).numpy()
+    engine.train_chunk(np.stack([s.take(steps) for s in streams], axis=1))
 chunk()
 t_first = time.time()
 chunk()
 t_second = time.time()
-[t.numpy() for t in engine._evaluate()]
+engine.evaluate("val"); engine.evaluate("test")
 t_eval1 = time.time()
-[t.numpy() for t in engine._evaluate()]
+engine.evaluate("val"); engine.evaluate("test")
 t_eval2 = time.time()
 print("STARTUP " + json.dumps(dict(start=t_start, imports=t_import, data=t_data,
       build=t_build, first=t_first, second=t_second, eval1=t_eval1, eval2=t_eval2)))
@@ -363,36 +354,159 @@ def _stat(samples_s: list[float], net_iterations: int) -> dict[str, Any]:
     return {"net_it_per_s": _median(rates), "samples_net_it_per_s": rates, "seconds": samples_s}
 
 
-def paper_estimate(rates: dict[str, float], stage_overhead_s: float) -> dict[str, Any]:
+@dataclass(frozen=True)
+class UnitCosts:
+    """Seconds per call for a stack of K networks, from one timed engine window."""
+
+    k: int
+    chunk_s: float  # one training chunk of eval_every iterations
+    val_s: float  # one validation evaluation
+    test_s: float  # one test evaluation
+
+    @classmethod
+    def from_timings(cls, k: int, t: dict[str, float]) -> UnitCosts:
+        return cls(
+            k,
+            t["train_s"] / t["evaluations"],
+            t["val_s"] / t["evaluations"],
+            t["test_s"] / max(t["test_evaluations"], 1),
+        )
+
+    def scaled(self, k: int) -> UnitCosts:
+        """A larger stack priced per network at this one's cost."""
+        f = k / self.k
+        return UnitCosts(k, self.chunk_s * f, self.val_s * f, self.test_s * f)
+
+
+@dataclass(frozen=True)
+class StopProfile:
+    """What the patience evidence measured, replayed at one patience: per condition and
+    round the fraction of the horizon each network trains, and per network the number of
+    evaluations that set a new minimum validation loss before it stops (test evaluations)."""
+
+    source: str
+    patience: int
+    fractions: dict[str, dict[int, list[float]]]
+    new_minima: dict[int, float]  # horizon -> mean count per network within that horizon
+
+    def fraction(self, condition: str, rnd: int) -> list[float]:
+        rounds = self.fractions.get(condition) or self.fractions["ticket"]
+        nearest = min(rounds, key=lambda r: (abs(r - rnd), r))
+        return rounds[nearest]
+
+
+def load_profile(patience: int, path: Path = EVIDENCE) -> StopProfile | None:
+    """The stopping profile of the committed patience evidence, or None without it."""
+    if not path.is_file():
+        return None
+    from lottery.patience import from_file, outcome
+
+    curves = from_file(path)
+    fractions: dict[str, dict[int, list[float]]] = {}
+    minima: dict[int, list[int]] = {h: [] for h in HORIZONS}
+    for c in curves:
+        o = outcome(c, patience)
+        fractions.setdefault(c.condition, {}).setdefault(c.round, []).append(
+            o.stop_iteration / c.horizon
+        )
+        for h in HORIZONS:
+            best, count = float("inf"), 0
+            for it, loss in zip(c.iteration, c.val_loss, strict=True):
+                if it > min(h, o.stop_iteration):
+                    break
+                if loss < best:
+                    best, count = loss, count + 1
+            minima[h].append(count)
+    return StopProfile(
+        str(path), patience, fractions, {h: sum(v) / len(v) for h, v in minima.items()}
+    )
+
+
+def test_evaluations(
+    horizon: int, eval_every: int, test_every: int, k: int, profile: StopProfile | None
+) -> float:
+    """Test evaluations of a stack of K over `horizon`: the test_every grid, plus each
+    network's new minima (at most one per evaluation); every evaluation without evidence."""
+    n_eval = horizon / eval_every
+    if profile is None:
+        return n_eval
+    return min(n_eval, horizon / test_every + k * profile.new_minima.get(horizon, n_eval))
+
+
+def eval_share(
+    cost: UnitCosts, horizon: int, eval_every: int, test_every: int, profile: StopProfile | None
+) -> float:
+    n_eval = horizon / eval_every
+    n_test = test_evaluations(horizon, eval_every, test_every, cost.k, profile)
+    evaluation = n_eval * cost.val_s + n_test * cost.test_s
+    return evaluation / (n_eval * cost.chunk_s + evaluation)
+
+
+def paper_estimate(
+    costs: dict[int, UnitCosts],
+    startup: dict[str, float],
+    profile: StopProfile | None,
+    preset: Path = PAPER_PRESET,
+) -> dict[str, Any]:
     """Wall-clock of the paper preset, stages run one after another (`dvc repro`).
 
-    Ticket: 16 stages (dense + 15 rounds) of K = 5; reinit: 15 stages of K = 15 (5 trials x
-    3 repeats), priced at the K = 10 per-network rate (the largest K measured); random:
-    15 stages of K = 5. Rates are the mean of the 100% and ~20% density medians.
+    Per stage: the start-up (imports, data, build, compiles) + the training and
+    validation of the iterations each network trains (the measured stopping profile at
+    the preset's patience; all of them with patience 0) + the test evaluations + one
+    recompile per rebuilt stack. A stack is priced at its starting K's per-network cost
+    (K = 15 at K = 10's), and its last network at twice its cost (the ballast row).
     """
-    t, it, r = PAPER["trials"], PAPER["iterations"], PAPER["rounds"]
-    k5 = (rates["engine_k5_d100"] + rates["engine_k5_d20"]) / 2
-    k10 = (rates["engine_k10_d100"] + rates["engine_k10_d20"]) / 2
-    plan = {
-        "ticket": {"stages": r + 1, "k": t, "net_it_per_s": k5},
-        "reinit": {"stages": r, "k": t * PAPER["reinit_repeats"], "net_it_per_s": k10},
-        "random": {"stages": r, "k": t, "net_it_per_s": k5},
-    }
+    from lottery.params import load_params
+
+    p = load_params(preset)
+    t, h = p.train, p.train.iterations
+    if t.patience and profile is None:
+        raise ValueError("pricing a patience needs the patience evidence (reports/patience)")
+    control_rounds = list(range(1, p.study.rounds + 1))
+    if p.controls.rounds != "all":
+        control_rounds = list(p.controls.rounds)
+    plan = {"ticket": (p.study.trials, list(range(p.study.rounds + 1)))}
+    if p.controls.reinit:
+        plan["reinit"] = (p.study.trials * p.controls.reinit_repeats, control_rounds)
+    if p.controls.random:
+        plan["random"] = (p.study.trials, control_rounds)
+    recompile = startup["compile_train_s"] + 2 * startup["compile_eval_s"]
+    conditions: dict[str, Any] = {}
     total = 0.0
-    for p in plan.values():
-        stage_s = stage_overhead_s + it * p["k"] / p["net_it_per_s"]
-        p["stage_s"] = stage_s
-        p["total_s"] = stage_s * p["stages"]
-        total += p["total_s"]
+    for cond, (k, rounds) in plan.items():
+        base = costs[max(c for c in costs if c <= k)]
+        cost = base.scaled(k) if k != base.k else base
+        per_net_chunk = (cost.chunk_s + cost.val_s) / k
+        seconds = 0.0
+        for rnd in rounds:
+            fracs = profile.fraction(cond, rnd) if (profile and t.patience) else [1.0]
+            mean, top = sum(fracs) / len(fracs), max(fracs)
+            chunks = h / t.eval_every
+            train = per_net_chunk * chunks * (k * mean + (top - mean if t.patience else 0))
+            n_test = test_evaluations(h, t.eval_every, t.test_every, k, profile)
+            rebuilds = max(k - 2, 0) if t.patience else 0
+            seconds += (
+                startup["stage_overhead_s"] + train + n_test * cost.test_s + rebuilds * recompile
+            )
+        conditions[cond] = {
+            "stages": len(rounds),
+            "k": k,
+            "total_s": seconds,
+            "mean_stage_s": seconds / len(rounds),
+        }
+        total += seconds
     return {
-        "preset": dict(PAPER),
-        "conditions": plan,
-        "stage_overhead_s": stage_overhead_s,
+        "preset": str(preset.name),
+        "patience": t.patience,
+        "test_every": t.test_every,
+        "iterations": h,
+        "profile": profile.source if profile else None,
+        "conditions": conditions,
         "total_s": total,
         "total_h": total / 3600,
         "assumptions": (
-            "stages run sequentially; per-stage cost = startup (imports, data, build, "
-            "compiles) + iterations x K / rate(K); K=15 priced at the K=10 rate; MLflow/DVC "
+            "stages run sequentially; stopping profile of the patience evidence (nearest "
+            "measured round for controls); K=15 at the K=10 per-network cost; MLflow/DVC "
             "bookkeeping not included"
         ),
     }
@@ -421,7 +535,7 @@ def run(cfg: BenchConfig, log: Callable[[str], None] = _say) -> dict[str, Any]:
 
         samples: dict[str, list[float]] = {}
         net_its: dict[str, int] = {}
-        split_s: dict[str, list[tuple[float, float]]] = {}
+        split_s: dict[str, list[dict[str, float]]] = {}
         for rep in range(cfg.repeats):
             log(f"repeat {rep + 1}/{cfg.repeats}")
             for k, eng in engines.items():
@@ -454,16 +568,30 @@ def run(cfg: BenchConfig, log: Callable[[str], None] = _say) -> dict[str, Any]:
             ratio(f"a_k{k}_over_d_{d}", f"engine_k{k}_{d}", "keras_plain")
         ratio(f"b_over_c_{d}", f"engine_k1_{d}", f"keras_masked_{d}")
 
+    from lottery.params import load_params
+
+    preset = load_params(PAPER_PRESET)
+    profile = load_profile(preset.train.patience)
+    costs: dict[int, UnitCosts] = {}
     evaluation: dict[str, dict[str, Any]] = {}
     for k in engines:
         parts = split_s[f"engine_k{k}"]
-        shares = [e / (t + e) for t, e in parts]
+        shares = [
+            (p["val_s"] + p["test_s"]) / (p["train_s"] + p["val_s"] + p["test_s"]) for p in parts
+        ]
+        mid = sorted(parts, key=lambda p: p["train_s"] + p["val_s"] + p["test_s"])[len(parts) // 2]
+        costs[k] = UnitCosts.from_timings(k, mid)
         evaluation[f"engine_k{k}"] = {
-            "train_s": _median([t for t, _ in parts]),
-            "eval_s": _median([e for _, e in parts]),
-            "eval_share": _median(shares),
+            "train_s": _median([p["train_s"] for p in parts]),
+            "eval_s": _median([p["val_s"] + p["test_s"] for p in parts]),
+            "eval_share_every_evaluation": _median(shares),
             "samples_eval_share": shares,
             "evaluations_per_window": float(cfg.window // cfg.eval_every),
+            "unit_costs": asdict(costs[k]),
+            "eval_share_at_horizon": {
+                str(h): eval_share(costs[k], h, cfg.eval_every, te, profile)
+                for h, te in HORIZONS.items()
+            },
         }
 
     targets: list[dict[str, Any]] = []
@@ -484,8 +612,11 @@ def run(cfg: BenchConfig, log: Callable[[str], None] = _say) -> dict[str, Any]:
         if name.startswith("a_") and "_over_c_" in name:
             target(f"(a)/(c) {name}", r["value"], TARGET_SPEEDUP, True)
     for name, e in evaluation.items():
-        target(f"evaluation share {name}", e["eval_share"], TARGET_EVAL_SHARE, False)
+        share = e["eval_share_at_horizon"]["50000"]
+        target(f"evaluation share at 50,000 {name}", share, TARGET_EVAL_SHARE_50K, False)
     target("stage startup_s (K=5)", startup["startup_s"], TARGET_STARTUP_S, False)
+    paper = paper_estimate(costs, startup, profile)
+    target("paper preset estimate (h)", paper["total_h"], TARGET_PAPER_H, False)
 
     flops = flops_per_net_iteration(cfg.batch_size, sizes["val"] + sizes["test"], cfg.eval_every)
     compute = {
@@ -520,7 +651,7 @@ def run(cfg: BenchConfig, log: Callable[[str], None] = _say) -> dict[str, Any]:
         "ratios": ratios,
         "evaluation": evaluation,
         "startup": startup,
-        "paper_estimate": paper_estimate(rates, startup["stage_overhead_s"]),
+        "paper_estimate": paper,
         "targets": targets,
         "bench_seconds": time.perf_counter() - started,
     }
@@ -554,10 +685,10 @@ def render(result: dict[str, Any]) -> str:
         lines.append(f"  {name:<20} {r['value']:7.2f}x  ({r['numerator']} / {r['denominator']})")
     lines += ["", "evaluation share (K networks, 100% density):"]
     for name, e in result["evaluation"].items():
+        at = e["eval_share_at_horizon"]
         lines.append(
-            f"  {name:<10} {e['eval_share']:6.1%}  "
-            f"(training {e['train_s']:.2f}s + evaluation {e['eval_s']:.2f}s per window; "
-            f"samples {', '.join(f'{x:.1%}' for x in e['samples_eval_share'])})"
+            f"  {name:<10} test at every evaluation {e['eval_share_every_evaluation']:6.1%}; "
+            + "; ".join(f"at a {int(h):,}-iteration horizon {v:.1%}" for h, v in at.items())
         )
     s = result["startup"]
     lines += [
@@ -581,11 +712,16 @@ def render(result: dict[str, Any]) -> str:
         + f"; {TARGET_SPEEDUP:.0f}x (c) would need {c['gflops_per_s_for_target']:.0f} GFLOP/s",
     ]
     p = result["paper_estimate"]
-    lines += ["", f"paper preset estimate: {p['total_h']:.1f} h ({p['assumptions']})"]
+    profile = p["profile"] or "none: every network to the horizon"
+    lines += [
+        "",
+        f"paper preset estimate: {p['total_h']:.1f} h (patience {p['patience']:,}, test every "
+        f"{p['test_every']:,}; stopping profile {profile}; {p['assumptions']})",
+    ]
     for name, c in p["conditions"].items():
         lines.append(
-            f"  {name:<7} {c['stages']:>2} stages x K={c['k']:<2} at {c['net_it_per_s']:.0f} "
-            f"net-it/s: {c['stage_s'] / 60:.1f} min/stage, {c['total_s'] / 3600:.2f} h"
+            f"  {name:<7} {c['stages']:>2} stages x K={c['k']:<2}: "
+            f"{c['mean_stage_s'] / 60:.1f} min/stage, {c['total_s'] / 3600:.2f} h"
         )
     lines += ["", "targets:"]
     for t in result["targets"]:

@@ -29,6 +29,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -143,6 +144,8 @@ class Engine:
         self.x_test = tf.constant(split.x_test.astype(np.float32) / 255.0)
         self.y_test = tf.constant(split.y_test.astype(np.int32))
         self.n_train = int(split.x_train.shape[0])
+        #: Seconds and counts of the last `train` call, by part (`lottery bench` reads them).
+        self.timings: dict[str, float] = {}
         self._build(n_networks)
 
     # ------------------------------------------------------------ the compiled stack
@@ -215,6 +218,16 @@ class Engine:
         hit = tf.cast(tf.equal(tf.argmax(logits, axis=2, output_type=tf.int32), labels), tf.float32)
         return loss, tf.reduce_mean(hit, axis=1)
 
+    def train_chunk(self, idx: np.ndarray) -> np.ndarray:
+        """Train the stack on batch indices (steps, K, B); each network's mean loss."""
+        return np.asarray(self._train_chunk(tf.constant(idx)).numpy())
+
+    def evaluate(self, which: str) -> tuple[np.ndarray, np.ndarray]:
+        """Each network's (loss, accuracy) on "val" or "test"."""
+        fn = self._evaluate_val if which == "val" else self._evaluate_test
+        loss, acc = fn()
+        return np.asarray(loss.numpy()), np.asarray(acc.numpy())
+
     # ------------------------------------------------------------ training
 
     def train(
@@ -234,6 +247,7 @@ class Engine:
         self.model.load(inits, masks)
         self.optimizer.reset()  # a fresh optimizer each run (moments, step count)
         run = _Run(self, [BatchStream(self.n_train, self.cfg.batch_size, s) for s in seeds])
+        self.timings = run.timings
         run.go(progress or _stderr, label, on_evaluation)
         return run.results()
 
@@ -256,6 +270,15 @@ class _Run:
             self.snapshot = list(engine.model.export())
         self.train_loss, self.steps = np.zeros(n), 0
         self.net_iterations = 0
+        self.timings = dict.fromkeys(
+            ("train_s", "val_s", "test_s", "restack_s", "net_iterations"), 0.0
+        ) | dict.fromkeys(("evaluations", "test_evaluations", "restacks"), 0.0)
+
+    def _timed(self, part: str, fn: Callable[..., Any], *args: Any) -> Any:
+        start = time.perf_counter()
+        out = fn(*args)
+        self.timings[part] += time.perf_counter() - start
+        return out
 
     def go(self, log: Callable[[str], None], label: str, on_eval: EvalCallback | None) -> None:
         cfg, engine = self.cfg, self.engine
@@ -267,8 +290,9 @@ class _Run:
         for stop in stops:
             steps = stop - done
             idx = np.stack([self.streams[r].take(steps) for r in self.rows], axis=1)
-            loss = engine._train_chunk(tf.constant(idx)).numpy()
+            loss = self._timed("train_s", engine.train_chunk, idx)
             self.net_iterations += steps * len(self.rows)
+            self.timings["net_iterations"] = float(self.net_iterations)
             self.train_loss[self.rows] += loss * steps
             self.steps += steps
             done = stop
@@ -289,7 +313,10 @@ class _Run:
 
     def _evaluate(self, it: int, on_eval: EvalCallback | None) -> dict[int, dict[str, float]]:
         cfg, engine = self.cfg, self.engine
-        val_loss, val_acc = (t.numpy() for t in engine._evaluate_val())
+        val_loss, val_acc = self._timed(
+            "val_s", lambda: [t.numpy() for t in engine._evaluate_val()]
+        )
+        self.timings["evaluations"] += 1
         live = [(row, net) for row, net in enumerate(self.rows) if net in self.active]
         rows: dict[int, dict[str, float]] = {}
         new_best, stopping = False, []
@@ -307,7 +334,8 @@ class _Run:
         self.train_loss[:], self.steps = 0.0, 0
         test_every = cfg.test_every or cfg.eval_every
         if new_best or stopping or it % test_every == 0:
-            test_loss, test_acc = (t.numpy() for t in engine._evaluate_test())
+            test_loss, test_acc = self._timed("test_s", engine.evaluate, "test")
+            self.timings["test_evaluations"] += 1
             for row, net in live:
                 c = self.curves[net]
                 c["test_iteration"].append(float(it))
@@ -333,7 +361,8 @@ class _Run:
             keep = sorted([*keep, ballast])
             if len(keep) == len(self.rows):
                 return
-        self.engine._restack(keep)
+        self._timed("restack_s", self.engine._restack, keep)
+        self.timings["restacks"] += 1
         self.rows = [self.rows[r] for r in keep]
 
     def _log(

@@ -50,10 +50,17 @@ def test_every_figure_is_positive(report: tuple[dict[str, Any], str]) -> None:
         assert result["startup"][part] >= 0, part
     for name, e in result["evaluation"].items():
         assert e["train_s"] > 0 and e["eval_s"] > 0, name
-        assert 0 < e["eval_share"] < 1, name
+        share = e["eval_share_every_evaluation"]
+        assert 0 < share < 1, name
         assert len(e["samples_eval_share"]) == result["config"]["repeats"]
-        assert min(e["samples_eval_share"]) <= e["eval_share"] <= max(e["samples_eval_share"])
-    assert result["paper_estimate"]["total_s"] > 0
+        assert min(e["samples_eval_share"]) <= share <= max(e["samples_eval_share"])
+        at = e["eval_share_at_horizon"]
+        assert set(at) == {"5000", "50000"}
+        # Testing only where a number needs it never costs more than testing every time.
+        assert all(0 < v <= share + 1e-12 for v in at.values()), (name, at)
+        assert all(v > 0 for v in e["unit_costs"].values()), name
+    paper = result["paper_estimate"]
+    assert paper["total_s"] > 0 and paper["preset"] == "paper.yaml"
 
 
 def test_ratios_are_consistent_with_the_figures(report: tuple[dict[str, Any], str]) -> None:
@@ -86,7 +93,8 @@ def test_targets_are_reported_pass_or_fail(report: tuple[dict[str, Any], str]) -
     result, stdout = report
     targets = result["targets"]
     assert any(t["name"].startswith("(a)/(c)") for t in targets)
-    assert any(t["name"].startswith("evaluation share") for t in targets)
+    assert any(t["name"].startswith("evaluation share at 50,000") for t in targets)
+    assert any(t["name"].startswith("paper preset estimate") for t in targets)
     assert any(t["name"].startswith("stage startup") for t in targets)
     for t in targets:
         ok = (
@@ -96,18 +104,39 @@ def test_targets_are_reported_pass_or_fail(report: tuple[dict[str, Any], str]) -
         assert f"{'PASS' if ok else 'FAIL'}  {t['name']}" in stdout
 
 
-def test_paper_estimate_prices_the_paper_preset() -> None:
-    """The estimate's plan is the preset's (trials, iterations, rounds, reinit repeats)."""
-    from lottery.bench import PAPER
+def test_paper_estimate_prices_the_preset_and_its_patience(tmp_path: Path) -> None:
+    """The estimate reads presets/paper.yaml; stopping earlier (a profile where every
+    network trains half the horizon) halves the training part, and patience 0 ignores it."""
+    import yaml
+
+    from lottery.bench import StopProfile, UnitCosts, paper_estimate
+    from lottery.cli import set_rounds
     from lottery.params import load_params
 
     p = load_params(ROOT / "presets" / "paper.yaml")
-    assert {
-        "trials": p.study.trials,
-        "iterations": p.train.iterations,
-        "rounds": p.study.rounds,
-        "reinit_repeats": p.controls.reinit_repeats,
-    } == PAPER
+    costs = {k: UnitCosts(k, chunk_s=0.1 * k, val_s=0.02 * k, test_s=0.04 * k) for k in (1, 5, 10)}
+    startup = {"stage_overhead_s": 8.0, "compile_train_s": 1.0, "compile_eval_s": 0.5}
+    raw = yaml.safe_load((ROOT / "presets" / "paper.yaml").read_text())
+    raw["train"]["patience"] = 0
+    full_file = tmp_path / "full.yaml"
+    full_file.write_text(yaml.safe_dump(raw, sort_keys=False))
+    set_rounds(full_file, None)
+    raw["train"]["patience"] = 5000
+    half_file = tmp_path / "half.yaml"
+    half_file.write_text(yaml.safe_dump(raw, sort_keys=False))
+    set_rounds(half_file, None)
+    half = StopProfile("test", 5000, {"ticket": {0: [0.5, 0.5]}}, {50_000: 0.0})
+    full = paper_estimate(costs, startup, None, full_file)
+    cut = paper_estimate(costs, startup, half, half_file)
+    measured = paper_estimate(costs, startup, half, full_file)
+    assert full["conditions"]["ticket"]["stages"] == p.study.rounds + 1
+    assert full["conditions"]["reinit"]["k"] == p.study.trials * p.controls.reinit_repeats
+    # No evidence: 16 stages of (8 s + 500 chunks x (0.5 + 0.1) s + 500 tests x 0.2 s).
+    assert full["conditions"]["ticket"]["total_s"] == pytest.approx(16 * (8 + 300 + 100))
+    # Patience 0 with evidence: every iteration trained, tests on the grid only (10).
+    assert measured["conditions"]["ticket"]["total_s"] == pytest.approx(16 * (8 + 300 + 2))
+    # half the iterations, 3 rebuilds of the stack (5 -> 2) at 2 s each
+    assert cut["conditions"]["ticket"]["total_s"] == pytest.approx(16 * (8 + 150 + 2 + 6))
 
 
 def test_flops_per_net_iteration_counts_lenet_by_hand() -> None:
