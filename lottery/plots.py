@@ -510,11 +510,14 @@ def dvc_plot_rows(
     of `DVC_PLOT_FIELDS`, the mean (plain name) and `<name>_min`, `_max`, `_ci_low`,
     `_ci_high` (95% bootstrap over trials; null with fewer than 3). Control rows add
     `ticket_minus_control_pp` (test accuracy at early stop, paired by trial) with its
-    `_ci_low` / `_ci_high`. Rows are ordered by round.
+    `_ci_low` / `_ci_high`. Rows are ordered by round. Every condition of
+    `results.CONDITIONS` gets its file, `[]` when the study does not run it (a control
+    switched off): dvc.yaml declares all of them, and `dvc plots` warns about a missing
+    file but not about an empty one.
     """
     runs = results.as_runs(data)
     cells = results.cell_table(runs, tuple(DVC_PLOT_FIELDS.values()))
-    out: dict[str, list[dict[str, Any]]] = {}
+    out: dict[str, list[dict[str, Any]]] = {f"accuracy_{c}.json": [] for c in results.CONDITIONS}
     for cond in results.ordered_conditions(cells["condition"]):
         rows = []
         for cell in cells[cells["condition"] == cond].sort_values("round").to_dict("records"):
@@ -535,21 +538,57 @@ def dvc_plot_rows(
     return out
 
 
+#: The learning-curve columns drawn by `dvc plots` (dvc.yaml), present at every evaluation.
+DVC_CURVE_FIELDS: tuple[str, ...] = ("train_loss", "val_loss", "val_accuracy")
+#: At most this many evaluations per (condition, round) in the curves table.
+DVC_CURVE_POINTS = 100
+
+
+def dvc_curve_rows(curves: pd.DataFrame, runs: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
+    """The learning curves as one flat table for `dvc plots`: `curves.json`.
+
+    `curves` is `results.curves_frame` of the study's stages, `runs` its runs frame. One
+    row per (condition, round, evaluated iteration): `percent_remaining` (the round's
+    mean), `n_runs` (the runs evaluated there: fewer once patience stops some) and the
+    mean of each `DVC_CURVE_FIELDS` over them. At most `DVC_CURVE_POINTS` evaluations per
+    round, evenly strided and always the last, so that long studies keep a small table.
+    Rows are ordered by condition, round and iteration. (The test curve is left out: it
+    is sparser, evaluated where a number needs it, so its mean over runs would zigzag.)
+    """
+    fields = list(DVC_CURVE_FIELDS)
+    curves = curves.dropna(subset=["val_loss"])
+    percent = runs.groupby(["condition", "round"])["percent_remaining"].mean()
+    rows: list[dict[str, Any]] = []
+    for cond in results.ordered_conditions(curves["condition"]):
+        per_cond = curves[curves["condition"] == cond]
+        for rnd, cell in per_cond.groupby("round", sort=True):
+            grouped = cell.groupby("iteration", sort=True)
+            means, counts = grouped[fields].mean(), grouped["val_loss"].count()
+            its = list(means.index)
+            stride = (len(its) + DVC_CURVE_POINTS - 1) // DVC_CURVE_POINTS
+            keep = set(its[::stride]) | {its[-1]}
+            for it in its:
+                if it not in keep:
+                    continue
+                row: dict[str, Any] = {
+                    "condition": cond,
+                    "round": int(rnd),
+                    "percent_remaining": float(percent[(cond, rnd)]),
+                    "iteration": int(it),
+                    "n_runs": int(counts[it]),
+                }
+                row.update({f: float(means.at[it, f]) for f in fields})
+                rows.append(row)
+    return {"curves.json": rows}
+
+
 def write_dvc_plot_tables(
     rows_by_name: Mapping[str, Sequence[Mapping[str, Any]]], out_dir: str | Path
 ) -> dict[str, Path]:
-    """Write each table as a JSON list of flat objects (what `dvc plots` reads).
-
-    Every condition's `accuracy_{condition}.json` is written, `[]` for a condition the study
-    does not run (a control switched off): dvc.yaml declares all of them, and `dvc plots`
-    warns about a missing file but not about an empty one.
-    """
+    """Write each table as a JSON list of flat objects (what `dvc plots` reads)."""
     out_dir = Path(out_dir)
-    tables: dict[str, Sequence[Mapping[str, Any]]] = {
-        f"accuracy_{c}.json": [] for c in results.CONDITIONS
-    } | dict(rows_by_name)
     paths: dict[str, Path] = {}
-    for name, rows in tables.items():
+    for name, rows in rows_by_name.items():
         if not name.endswith(".json"):
             raise ValueError(f"dvc plot tables are JSON lists; {name!r} must end in .json")
         path = out_dir / name

@@ -520,8 +520,10 @@ def visualise(params: Params) -> dict[str, Path]:
 
 def report(params: Params) -> Path:
     """The Markdown report, the DVC plots tables and the top-level summary metrics."""
+    import pandas as pd
+
+    from lottery import plots, results, tracking
     from lottery import report as rep
-    from lottery import results, tracking
 
     metrics = load_metrics(params)
     runs = results.runs_frame(metrics)
@@ -542,6 +544,11 @@ def report(params: Params) -> Path:
         paths.report_path(),
         paths.plots_dir(),
         paths.summary_metrics_path(),
+    )
+    curves = load_curves(params)
+    frames = [results.curves_frame(curves[m["condition"]][m["round"]], m) for m in metrics]
+    plots.write_dvc_plot_tables(
+        plots.dvc_curve_rows(pd.concat(frames, ignore_index=True), runs), paths.plots_dir()
     )
     recorder = tracking.StudyRecorder(params.study.name, params.study_hash(), params.as_dict())
     recorder.log_artifacts(
