@@ -4,7 +4,7 @@
 #   aarch64 Linux  requirements-linux-aarch64.lock
 #   arm64 macOS    requirements-macos-arm64.lock
 # Needs Python 3.11-3.13: $PYTHON, else python3, python3.13, python3.12, python3.11 on PATH,
-# else a uv-managed CPython 3.11 (uv from PATH, or installed with pip into .venv-uv).
+# else a uv-managed CPython 3.11 (uv from PATH, or installed with pip into a temporary venv).
 # `scripts/setup.sh --plan` prints the lock and the stamp it would use, and installs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,14 +57,16 @@ if [ ! -x .venv/bin/python ]; then
     if [ -z "$UV" ]; then
       command -v python3 >/dev/null 2>&1 ||
         die "neither a Python 3.11-3.13 nor uv nor any python3 to install uv with; install uv (https://docs.astral.sh/uv/) and rerun."
-      say "installing uv $UV_VERSION into .venv-uv (with $(command -v python3))."
-      python3 -m venv .venv-uv
-      .venv-uv/bin/python -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
-      UV=.venv-uv/bin/uv
+      tmp=$(mktemp -d)
+      trap 'rm -rf "$tmp"' EXIT
+      say "installing uv $UV_VERSION into a temporary venv (with $(command -v python3))."
+      python3 -m venv "$tmp/venv"
+      "$tmp/venv/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+      UV=$tmp/venv/bin/uv
     fi
-    "$UV" python install 3.11
-    "$UV" venv --quiet --python 3.11 --seed .venv
-    say "created .venv with uv-managed Python $(version .venv/bin/python)."
+    say "asking uv for CPython 3.11 (one it finds, else it downloads one: \`uv python install\`)."
+    "$UV" venv --quiet --seed --python 3.11 .venv
+    say "created .venv with Python $(version .venv/bin/python) ($(.venv/bin/python -c 'import sys; print(sys.base_prefix)'))."
   fi
 fi
 if [ ! -x .venv/bin/uv ]; then
