@@ -1,10 +1,120 @@
-"""The base of every error a user sees as one paragraph, never as a traceback.
+"""The base of every error a user sees as one paragraph, and how every entry point ends.
 
 Each module raises its own subclass (ParamsError, DataError, MaskError, TrackingError);
 the stage scripts and the `lottery` command catch `UserError` and print `error: <message>`.
 The message names the problem and the fix.
+
+`guarded` runs an entry point's body and turns each way it can end into one line and a
+conventional exit status: 0 done, 1 a failed check or an OS error, 2 a usage or input
+error (`error: ...`), 130 Ctrl-C, 143 SIGTERM, 141 a closed output pipe (silent, as `git`
+and `cat` are). The MLflow runs a stage leaves open are marked FAILED with the reason
+("interrupted", ...). `stage_main` is the stage scripts' entry point; it lives here, not
+in `lottery.cli`, so that a stage's import closure (its code deps in dvc.yaml) holds no
+`lottery` subcommand.
 """
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable
+from types import FrameType
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from lottery.params import Params
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130
+EXIT_SIGPIPE = 128 + signal.SIGPIPE  # 141
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
 
 
 class UserError(Exception):
     """An error whose message is the whole story (no traceback needed)."""
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that `finally` blocks and cleanup run."""
+
+
+def fail(msg: str, code: int = EXIT_USAGE) -> NoReturn:
+    print(f"error: {msg}", file=sys.stderr, flush=True)
+    raise SystemExit(code)
+
+
+def raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+def _quiet_stdout() -> None:
+    """After a closed pipe: send what is left to /dev/null so exit does not complain."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _explain_runs(reason: str) -> list[str]:
+    """Mark the MLflow runs this process left open FAILED with `reason` (if it made any)."""
+    tracking = sys.modules.get("lottery.tracking")  # loaded only by stages that record
+    if tracking is None:
+        return []
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: finish this
+    try:
+        done: list[str] = tracking.explain_failure(reason)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return done
+
+
+def guarded(body: Callable[[], int | None], what: str) -> int:
+    """Run `body`, turning every way it can end into one line and an exit status.
+
+    Returns `body`'s status (0 for None); raises SystemExit otherwise. Errors that are
+    not the user's (bugs) keep their traceback, after the open runs are marked FAILED."""
+    try:
+        code = body() or 0
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        _quiet_stdout()
+        raise SystemExit(EXIT_SIGPIPE) from None
+    except UserError as exc:
+        _explain_runs(f"error: {exc}")
+        fail(str(exc))
+    except KeyboardInterrupt:
+        runs = _explain_runs("interrupted")
+        marked = f"; {len(runs)} MLflow run(s) marked FAILED (interrupted)" if runs else ""
+        print(f"interrupted: {what} stopped by Ctrl-C{marked}.", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except Terminated:
+        runs = _explain_runs("terminated (SIGTERM)")
+        marked = f"; {len(runs)} MLflow run(s) marked FAILED (terminated)" if runs else ""
+        print(f"terminated: {what} stopped by SIGTERM{marked}.", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_TERMINATED) from None
+    except OSError as exc:
+        _explain_runs(f"error: {exc}")
+        where = f"{exc.filename}: " if exc.filename else ""
+        fail(f"{where}{exc.strerror or exc}", 1)
+    except Exception as exc:
+        _explain_runs(f"error: {type(exc).__name__}: {exc}")
+        raise
+
+
+def stage_main(fn: Callable[[Params], Any], params_file: str = "params.yaml") -> None:
+    """Run one stage: validated params in, one line out on every kind of failure.
+
+    Returns normally when the stage succeeds; exits 2 on invalid input, 130 on Ctrl-C
+    and 143 on SIGTERM (the stage's MLflow runs marked FAILED with the reason)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, raise_terminated)
+
+    def body() -> None:
+        from lottery.params import load_params
+
+        fn(load_params(params_file))
+
+    guarded(body, "the stage")

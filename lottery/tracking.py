@@ -219,7 +219,7 @@ def explain_failure(reason: str) -> list[str]:
             continue
         finally:
             _OWN.pop(run_id, None)
-    for watchdog in _WATCHDOGS:
+    for watchdog in list(_WATCHDOGS):
         for run_id in done:
             watchdog.send("end", run_id)
         watchdog.close()
@@ -271,6 +271,7 @@ class Watchdog:
             cwd=str(project_root()),
             env=env,
         )
+        self.open: set[str] = set()
         _WATCHDOGS.append(self)
 
     def send(self, word: str, run_id: str) -> None:
@@ -281,12 +282,23 @@ class Watchdog:
             self.proc.stdin.flush()
         except OSError:  # the watchdog itself was killed: later stages still sweep
             self.proc = None
+            return
+        if word == "run":
+            self.open.add(run_id)
+        else:
+            self.open.discard(run_id)
+            if not self.open:
+                self.close()  # nothing left to watch: it exits without importing MLflow
 
     def close(self) -> None:
-        if self.proc is not None and self.proc.stdin is not None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.stdin is not None:
             with contextlib.suppress(OSError):
-                self.proc.stdin.close()
-            self.proc = None
+                proc.stdin.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+        if self in _WATCHDOGS:
+            _WATCHDOGS.remove(self)
 
 
 _WATCHDOGS: list[Watchdog] = []
@@ -304,6 +316,9 @@ class StudyRecorder:
         self.watchdog: Watchdog | None = None
         self.experiment_id = self._experiment(experiment)
         self.parent_id = self._parent_run(study_params)
+        # Every stage that records (training, report) sweeps orphans as it opens the store.
+        stage = os.environ.get("DVC_STAGE") or Path(sys.argv[0]).name
+        self.swept = fail_orphans(self.client, f"stage {stage} (pid {os.getpid()})")
 
     def _experiment(self, name: str) -> str:
         exp = self.client.get_experiment_by_name(name)
@@ -355,15 +370,17 @@ class StudyRecorder:
 
         Not only this stage's and this study's: an attempt killed before a params change,
         or one whose stage DVC later restored from its cache, is found here too. Runs of
-        live processes (a parallel experiment) and of other hosts are left alone."""
-        return fail_orphans(self.client, f"stage {dvc_stage} (pid {os.getpid()})")
+        live processes (a parallel experiment) and of other hosts are left alone. The
+        recorder already swept once when it opened the store: those runs are included."""
+        swept, self.swept = self.swept, []
+        return swept + fail_orphans(self.client, f"stage {dvc_stage} (pid {os.getpid()})")
 
     def start_child(self, run_name: str, tags: Mapping[str, str]) -> str:
         all_tags = {"mlflow.parentRunId": self.parent_id, **owner_tags(), **tags}
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
         run_id = str(run.info.run_id)
         _OWN[run_id] = self.client
-        if self.watchdog is None:
+        if self.watchdog is None or self.watchdog.proc is None:
             self.watchdog = Watchdog(self.uri)
         self.watchdog.send("run", run_id)
         return run_id

@@ -2,7 +2,7 @@
 
 import _bootstrap  # noqa: F401
 
-from lottery.cli import stage_main
+from lottery.errors import stage_main
 from lottery.params import Params
 
 

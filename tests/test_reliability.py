@@ -861,7 +861,7 @@ def test_sigterm_exits_143(bare_project: Path) -> None:
     """SIGTERM (a queue worker stopped, `kill`): one line, 143, after the stage's cleanup."""
     code = (
         "import sys, time\n"
-        "from lottery.cli import stage_main\n"
+        "from lottery.errors import stage_main\n"
         "def stage(params):\n"
         "    try:\n"
         "        print('ready', file=sys.stderr, flush=True)\n"
