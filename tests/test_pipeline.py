@@ -84,9 +84,10 @@ def test_unchanged_repro_runs_nothing_and_forced_rerun_reproduces_masks(
     assert ran_stages(forced.stdout) == ["ticket@r01"]
     after = {t: mask_hash(load_mask(study / paths.next_mask_path("r01", t))) for t in range(2)}
     assert before == after  # same params and seed: bit-identical masks
-    # The new lineage names the new MLflow run, so only ticket@r01's dependants are stale.
+    # The new lineage names the new MLflow run, so only ticket@r01's dependants are stale
+    # (report too: it reads the learning curves under artifacts/ticket).
     stale = set(json.loads(run(study, "dvc", "status", "--json").stdout))
-    assert stale <= {"ticket@r02", "reinit@r02", "random@r02", "visualise"}
+    assert stale <= {"ticket@r02", "reinit@r02", "random@r02", "visualise", "report"}
 
 
 def test_more_rounds_run_only_the_new_rounds(tiny_study: Path, tmp_path: Path) -> None:
