@@ -1,4 +1,4 @@
-"""The `lottery` command and the entry point every stage script shares.
+"""The `lottery` command (the stage scripts' entry point is `lottery.errors.stage_main`).
 
 lottery rounds [N]       set study.rounds to N (or keep it) and regenerate the pipeline list
 lottery preset NAME      replace params.yaml with presets/NAME.yaml (--force over edits)
@@ -103,8 +103,7 @@ def set_rounds(params_file: Path, rounds: int | None) -> str:
 
 
 def _cmd_rounds(args: argparse.Namespace) -> int:
-    root = project_root()
-    path = params_path(args.params, root)
+    path = Path(args.params).resolve() if args.params else project_root() / "params.yaml"
     set_rounds(path, args.n)
     params = load_params(path)
     print(

@@ -8,9 +8,9 @@ Conventions:
   `lottery.study_hash`; one child run per (stage, trial, condition, repeat).
 - Curves are logged with the iteration as `step`, in batches.
 - Every run names the process that owns it (`lottery.host`, `.pid`, `.pid_start`): a
-  RUNNING run whose process is gone is an orphan, and the next training stage, the
-  stage's watchdog and `lottery audit --repair` mark it FAILED with the reason in
-  `lottery.failure` (README "Scaling out and reliability").
+  RUNNING run whose process is gone is an orphan: the stage's watchdog, every later
+  stage that opens the store and `lottery audit --repair` mark it FAILED with the reason
+  in `lottery.failure` (README "Scaling out and reliability").
 """
 
 from __future__ import annotations

@@ -756,7 +756,9 @@ def test_train_stage_refuses_stages_dvc_yaml_lacks(
     assert not (bare_project / "artifacts").exists()
 
 
-def test_cli_finds_the_project_from_a_subdirectory(project: Path, tiny_study: Path) -> None:
+def test_cli_finds_the_project_from_a_subdirectory(
+    project: Path, tiny_study: Path, tmp_path: Path
+) -> None:
     sub = project / "docs" / "deep"
     sub.mkdir(parents=True)
     run(sub, "lottery", "rounds", "3")
@@ -773,9 +775,10 @@ def test_cli_finds_the_project_from_a_subdirectory(project: Path, tiny_study: Pa
     assert proc.returncode == 0, result["problems"]
     assert result["root"] == str(tiny_study) and result["problems"] == []
     assert str(tiny_study / "mlflow.db") in result["tracking_uri"]
-    outside = run(ROOT.parent, "lottery", "rounds", check=False)
-    if not (ROOT.parent / ".dvc").exists():
-        assert outside.returncode == 2 and "is not inside a lottery project" in outside.stderr
+    elsewhere = tmp_path / "elsewhere"  # no project at or above it
+    elsewhere.mkdir()
+    outside = run(elsewhere, "lottery", "rounds", check=False)
+    assert outside.returncode == 2 and "is not inside a lottery project" in outside.stderr
 
 
 def test_preset_keeps_edits_unless_forced(project: Path) -> None:
