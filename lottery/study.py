@@ -230,7 +230,7 @@ def _aggregate(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
 def train_stage(params: Params, condition: str, name: str) -> dict[str, Any]:
     """Train every network of one (condition, round) stage and write its outputs."""
     from lottery import tracking
-    from lottery.training import TEST_CURVE_KEYS, VAL_CURVE_KEYS, Engine, TrainConfig, device_name
+    from lottery.training import Engine, TrainConfig, device_name
 
     k = _round_index(name)
     stage = dvc_stage_name(condition, name)
@@ -288,23 +288,21 @@ def train_stage(params: Params, condition: str, name: str) -> dict[str, Any]:
     try:
         started = time.perf_counter()
         engine = Engine(split, len(nets), cfg)
+        live = recorder.live_curves([run_ids[n.key] for n in nets])  # curves while it trains
         results = engine.train(
             [n.start for n in nets],
             [n.mask for n in nets],
             [n.data_seed for n in nets],
             progress=log,
             label=f"[{stage}] ",
+            on_evaluation=live,
         )
+        live.flush()
         seconds = time.perf_counter() - started
         out = _write_outputs(params, condition, name, k, nets, results, run_ids, git_rev, stage)
         for net, res in zip(nets, results, strict=True):
             rid = run_ids[net.key]
             recorder.log_params(rid, flat_params)
-            c = res.curves
-            recorder.log_curves(rid, {key: c[key] for key in ("iteration", *VAL_CURVE_KEYS)})
-            recorder.log_curves(
-                rid, {"iteration": c["test_iteration"], **{key: c[key] for key in TEST_CURVE_KEYS}}
-            )
             recorder.log_summary(
                 rid,
                 {
@@ -518,6 +516,10 @@ def visualise(params: Params) -> dict[str, Path]:
     return figures
 
 
+def _artifact_dir(top: str, rel: Path) -> str:
+    return top if rel == Path(".") else f"{top}/{rel.as_posix()}"
+
+
 def report(params: Params) -> Path:
     """The Markdown report, the DVC plots tables and the top-level summary metrics."""
     import pandas as pd
@@ -550,10 +552,26 @@ def report(params: Params) -> Path:
     plots.write_dvc_plot_tables(
         plots.dvc_curve_rows(pd.concat(frames, ignore_index=True), runs), paths.plots_dir()
     )
+    # The study's parent run holds the headline numbers, the report and the figures.
     recorder = tracking.StudyRecorder(params.study.name, params.study_hash(), params.as_dict())
+    summary = io.read_json(paths.summary_metrics_path())
+    headline = {
+        k: float(v)
+        for k, v in summary.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    recorder.log_summary(recorder.parent_id, headline)
+    fig_root = paths.figures_dir().resolve()
     recorder.log_artifacts(
         recorder.parent_id,
-        [(paths.report_path(), "report"), (paths.summary_metrics_path(), "report")],
+        [
+            (paths.report_path(), "report"),
+            (paths.summary_metrics_path(), "report"),
+            *(
+                (p, _artifact_dir("figures", p.parent.relative_to(fig_root)))
+                for p in figures.values()
+            ),
+        ],
     )
     log(f"wrote {paths.report_path()} ({len(metrics)} metrics files, {len(figures)} figures)")
     return paths.report_path()

@@ -39,7 +39,6 @@ from lottery.errors import UserError
 from lottery.io import find_root
 
 TAG = "lottery."  # prefix of every tag this project sets
-BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch call
 MAX_PARAM_LEN = 6000
 
 
@@ -304,6 +303,39 @@ class Watchdog:
 _WATCHDOGS: list[Watchdog] = []
 
 
+def context_tags() -> dict[str, str]:
+    """MLflow's standard context tags (mlflow.user, mlflow.source.name/type, and
+    mlflow.source.git.commit inside a git checkout), as `mlflow.start_run` sets them."""
+    from mlflow.tracking.context.registry import resolve_tags
+
+    return {k: str(v) for k, v in resolve_tags().items()}
+
+
+class LiveCurves:
+    """Learning curves logged while training runs: each evaluation's values carry the
+    time they were measured, and are sent every `every_s` seconds and at `close`."""
+
+    def __init__(self, client: MlflowClient, run_ids: Sequence[str], every_s: float) -> None:
+        self.client, self.run_ids, self.every_s = client, list(run_ids), every_s
+        self.pending: dict[str, list[Metric]] = {}
+        self.sent = time.monotonic()
+
+    def __call__(self, iteration: int, rows: Mapping[int, Mapping[str, float]]) -> None:
+        now = int(time.time() * 1000)
+        for k, values in rows.items():
+            self.pending.setdefault(self.run_ids[k], []).extend(
+                Metric(key, float(v), now, int(iteration)) for key, v in values.items()
+            )
+        if time.monotonic() - self.sent >= self.every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        for run_id, metrics in self.pending.items():
+            if metrics:
+                self.client.log_batch(run_id, metrics=metrics)  # chunked by MLflow itself
+        self.pending, self.sent = {}, time.monotonic()
+
+
 class StudyRecorder:
     """The MLflow side of one stage: the study's parent run and the stage's child runs."""
 
@@ -351,11 +383,10 @@ class StudyRecorder:
         run = self.client.create_run(
             self.experiment_id,
             run_name=f"study-{self.study_hash[:10]}",
-            tags={f"{TAG}kind": "study", f"{TAG}study_hash": self.study_hash},
+            tags={**context_tags(), f"{TAG}kind": "study", f"{TAG}study_hash": self.study_hash},
         )
-        items = [Param(k, v) for k, v in flatten(study_params).items()]
-        for i in range(0, len(items), 90):  # MLflow: at most 100 params per batch
-            self.client.log_batch(run.info.run_id, params=items[i : i + 90])
+        params = [Param(k, v) for k, v in flatten(study_params).items()]
+        self.client.log_batch(run.info.run_id, params=params)
         # The parent is a container, not a process: never left "running".
         self.client.set_terminated(run.info.run_id, status="FINISHED")
         # Parallel stages may have created a parent at the same moment: keep the oldest.
@@ -376,7 +407,12 @@ class StudyRecorder:
         return swept + fail_orphans(self.client, f"stage {dvc_stage} (pid {os.getpid()})")
 
     def start_child(self, run_name: str, tags: Mapping[str, str]) -> str:
-        all_tags = {"mlflow.parentRunId": self.parent_id, **owner_tags(), **tags}
+        all_tags = {
+            **context_tags(),
+            "mlflow.parentRunId": self.parent_id,
+            **owner_tags(),
+            **tags,
+        }
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
         run_id = str(run.info.run_id)
         _OWN[run_id] = self.client
@@ -386,24 +422,15 @@ class StudyRecorder:
         return run_id
 
     def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
-        items = [Param(k, v) for k, v in params.items()]
-        for i in range(0, len(items), 90):  # MLflow: at most 100 params per batch
-            self.client.log_batch(run_id, params=items[i : i + 90])
+        self.client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
 
     def log_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
-    def log_curves(self, run_id: str, curves: Mapping[str, Sequence[float]]) -> None:
-        now = int(time.time() * 1000)
-        steps = [int(s) for s in curves["iteration"]]
-        metrics = [
-            Metric(key, float(v), now, step)
-            for key, values in curves.items()
-            if key != "iteration"
-            for step, v in zip(steps, values, strict=True)
-        ]
-        for i in range(0, len(metrics), BATCH):
-            self.client.log_batch(run_id, metrics=metrics[i : i + BATCH])
+    def live_curves(self, run_ids: Sequence[str], every_s: float = 5.0) -> LiveCurves:
+        """A callback for `Engine.train(on_evaluation=...)`: network k's curves go to run
+        `run_ids[k]` while it trains."""
+        return LiveCurves(self.client, run_ids, every_s)
 
     def log_summary(self, run_id: str, summary: Mapping[str, float]) -> None:
         now = int(time.time() * 1000)

@@ -137,6 +137,20 @@ def test_run_tree(tiny_study: Path) -> None:
         assert [m.value for m in history] == pytest.approx(curves["runs"][run_key]["val_loss"])
         assert "test_accuracy_at_early_stop" in r.data.metrics
         assert r.data.params["train.iterations"] == "30"
+        # Logged at each evaluation as it happened: real, non-decreasing timestamps; the
+        # test curve on its own (sparser or equal) grid.
+        stamps = [m.timestamp for m in history]
+        assert stamps == sorted(stamps) and stamps[0] >= r.info.start_time
+        tests = client.get_metric_history(r.info.run_id, "test_accuracy")
+        run_curves = curves["runs"][run_key]
+        assert [m.step for m in tests] == [int(i) for i in run_curves["test_iteration"]]
+        assert r.data.tags["lottery.stop_reason"] in ("horizon", "patience")
+        assert r.data.metrics["stop_iteration"] == run_curves["iteration"][-1]
+        # MLflow's standard context tags, as mlflow.start_run would set them.
+        assert r.data.tags["mlflow.source.name"].endswith("stages/train.py")
+        assert r.data.tags["mlflow.source.git.commit"] == head
+        assert r.data.tags["mlflow.user"]
+        assert r.data.tags["mlflow.runName"] == r.info.run_name
 
         # Artifacts: the mask and its JSON, the trained weights, the curves.
         arts = {
@@ -156,6 +170,19 @@ def test_run_tree(tiny_study: Path) -> None:
         assert ds.dataset.name == "mnist-split"
         assert ds.dataset.digest == split_sha[:36]
         assert {t_.key: t_.value for t_ in ds.tags}["mlflow.data.context"] == "training"
+
+    # The parent study run holds the headline numbers, the report and the figures.
+    summary = json.loads((tiny_study / "reports/summary.json").read_text())
+    assert parent.data.metrics["dense_test_accuracy"] == pytest.approx(
+        summary["dense_test_accuracy"]
+    )
+    assert parent.data.metrics["runs"] == n_children
+    figures = {a.path for a in client.list_artifacts(parent.info.run_id, "figures")}
+    local_figures = {p.name for p in (tiny_study / "reports/figures").glob("*.png")}
+    assert local_figures and {f"figures/{n}" for n in local_figures} <= figures
+    assert "report/report.md" in {
+        a.path for a in client.list_artifacts(parent.info.run_id, "report")
+    }
 
     # One mask artifact, downloaded, equals the file on disk.
     dense_t0 = next(
@@ -238,3 +265,26 @@ def test_unreachable_server_fails_fast(tmp_path: Path) -> None:
     assert not (project / "metrics/ticket/r00.json").exists()
     assert not (project / "artifacts/ticket/r00").exists()
     assert not (project / "mlflow.db").exists()
+
+
+def test_curves_reach_mlflow_while_training_runs(tmp_path: Path) -> None:
+    """LiveCurves sends each evaluation as it comes (here at once: every_s=0), so a run's
+    curve is visible in the store before training ends."""
+    from mlflow.entities import RunStatus
+
+    from lottery.tracking import LiveCurves
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.create_experiment("live", artifact_location=(tmp_path / "mlruns").as_uri())
+    runs = [client.create_run(exp).info.run_id for _ in range(2)]
+    live = LiveCurves(client, runs, every_s=0.0)
+    live(10, {0: {"val_loss": 0.5}, 1: {"val_loss": 0.7, "test_accuracy": 0.9}})
+    assert [m.value for m in client.get_metric_history(runs[1], "val_loss")] == [0.7]
+    assert client.get_run(runs[0]).info.status == RunStatus.to_string(RunStatus.RUNNING)
+    later = LiveCurves(client, runs, every_s=3600.0)  # batched: nothing until flush
+    later(20, {0: {"val_loss": 0.4}})
+    assert [m.step for m in client.get_metric_history(runs[0], "val_loss")] == [10]
+    later.flush()
+    history = client.get_metric_history(runs[0], "val_loss")
+    assert [(m.step, m.value) for m in history] == [(10, 0.5), (20, 0.4)]
+    assert history[0].timestamp <= history[1].timestamp
