@@ -35,6 +35,7 @@ import pandas as pd
 import yaml
 
 from lottery import io, results
+from lottery.params import round_name
 from lottery.results import Difference, Stats
 
 ES = "early_stop_iteration"
@@ -634,15 +635,33 @@ def summary_json(s: Summary, all_cells: Sequence[Cell]) -> dict[str, Any]:
     out["sparsest_matching_percent_remaining"] = f.ticket.percent_remaining if f else None
     out["sparsest_matching_is_sparsest_run"] = f.is_sparsest_run if f else None
     out["sparsest_matching_gain_pp"] = _difference_json(f.vs_dense) if f else None
-    out["cells"] = {
-        cond: {f"r{c.round:02d}": cell_json(c) for c in all_cells if c.condition == cond}
-        for cond in dict.fromkeys(c.condition for c in all_cells)
+    # Per (condition, round): the two means a reader compares, one column each in
+    # `dvc exp show`. Everything else per cell is in statistics.json (`statistics_json`).
+    out["by_round"] = {
+        f"{c.condition}_{round_name(c.round)}": {
+            "early_stop": c.early_stop.mean,
+            "test_acc": c.accuracy.mean,
+        }
+        for c in all_cells
     }
+    return out
+
+
+def statistics_json(s: Summary, all_cells: Sequence[Cell]) -> dict[str, Any]:
+    """Every cell's statistics (mean, min-max, 95% interval, censored runs) and every
+    ticket - control difference: the detail behind summary.json, an output, not a metric."""
     gaps: dict[str, dict[str, Any]] = {}
     for g in s.gaps:
-        gaps.setdefault(g.control.condition, {})[f"r{g.round:02d}"] = _difference_json(g.difference)
-    out["ticket_minus_control_pp"] = gaps
-    return out
+        gaps.setdefault(g.control.condition, {})[round_name(g.round)] = _difference_json(
+            g.difference
+        )
+    return {
+        "cells": {
+            cond: {round_name(c.round): cell_json(c) for c in all_cells if c.condition == cond}
+            for cond in dict.fromkeys(c.condition for c in all_cells)
+        },
+        "ticket_minus_control_pp": gaps,
+    }
 
 
 # -------------------------------------------------------------------------- report
@@ -773,8 +792,15 @@ def write_outputs(
 
     write_report(report_path, text)
     plots.write_dvc_plot_tables(plots.dvc_plot_rows(runs), plots_dir)
-    io.write_json(summary_path, summary_json(summary, cells(runs)))
+    all_cells = cells(runs)
+    io.write_json(summary_path, summary_json(summary, all_cells))
+    io.write_json(
+        Path(summary_path).with_name(STATISTICS_FILE), statistics_json(summary, all_cells)
+    )
 
+
+#: Beside summary.json: the per-cell statistics and differences (`statistics_json`).
+STATISTICS_FILE = "statistics.json"
 
 _PROVENANCE = re.compile(r"^- (params hash|git revision): `([^`]*)`$", re.MULTILINE)
 

@@ -339,11 +339,19 @@ def test_summary_json_carries_the_same_facts() -> None:
     assert out["best_ticket_gain_pp"]["ci_low"] == pytest.approx(0.3)
     assert out["sparsest_matching_round"] == 3 and out["sparsest_matching_is_sparsest_run"]
     assert out["earliest_stop_dense_minus_ticket"]["ci_high"] == pytest.approx(600)
-    cell = out["cells"]["reinit"]["r03"]
+    # Compact for `dvc exp show`: two means per (condition, round), nothing per run.
+    compact = out["by_round"]["reinit_r03"]
+    assert set(compact) == {"early_stop", "test_acc"}
+    assert "cells" not in out and "ticket_minus_control_pp" not in out
+    stats = report.statistics_json(s, report.cells(study()))
+    cell = stats["cells"]["reinit"]["r03"]
     assert cell["n_censored"] == 2 and cell["early_stop_iteration"]["ci_low"] == 9000
-    gap = out["ticket_minus_control_pp"]["reinit"]["r03"]
+    assert cell["early_stop_iteration"]["mean"] == compact["early_stop"]
+    assert cell["test_accuracy_at_early_stop"]["mean"] == compact["test_acc"]
+    gap = stats["ticket_minus_control_pp"]["reinit"]["r03"]
     assert gap["ci_low"] == pytest.approx(-0.1) and gap["ci_high"] == pytest.approx(0.3)
     json.dumps(out)  # plain JSON
+    json.dumps(stats)
     two = report.compute_summary(one_and_two_trials())
     assert report.summary_json(two, report.cells(one_and_two_trials()))["best_ticket_gain_pp"] == {
         "mean": pytest.approx(0.4),
@@ -399,9 +407,8 @@ def test_committed_result_is_regenerated_from_its_metrics(tmp_path: Path) -> Non
     shutil.copytree(RESULT, copy)
     report.regenerate(copy)
     assert (copy / "report.md").read_text() == (RESULT / "report.md").read_text()
-    assert json.loads((copy / "summary.json").read_text()) == json.loads(
-        (RESULT / "summary.json").read_text()
-    )
+    for name in ("summary.json", report.STATISTICS_FILE):
+        assert json.loads((copy / name).read_text()) == json.loads((RESULT / name).read_text())
     for table in sorted((RESULT / "plots").glob("*.json")):
         assert json.loads((copy / "plots" / table.name).read_text()) == json.loads(
             table.read_text()
