@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -116,21 +117,37 @@ def test_params_change_reruns_exactly_the_affected_stages(tiny_study: Path, tmp_
     assert sorted(m["runs"]) == ["t0r0", "t0r1", "t1r0", "t1r1"]
     diff = run(study, "dvc", "metrics", "diff", "--json")
     changed = json.loads(diff.stdout)
-    assert "metrics/reinit/r01.json" in changed and "metrics/ticket/r01.json" not in changed
+    # The one DVC metric is the compact summary: the reinit cells moved, the tickets did not.
+    assert list(changed) == ["reports/summary.json"], changed
+    moved = changed["reports/summary.json"]
+    assert "by_round.reinit_r01.test_acc" in moved
+    assert not any(key.startswith("by_round.ticket_") for key in moved)
     params_diff = run(study, "dvc", "params", "diff", "--json")
     assert "controls.reinit_repeats" in params_diff.stdout
 
 
 def test_paths_agree_with_dvc_yaml() -> None:
     dvc = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]
-    assert str(paths.prepared_dir()) in dvc["prepare"]["outs"]
-    assert str(paths.init_dir()) in dvc["init"]["outs"]
-    assert {str(paths.stage_dir("ticket", "r00")), str(paths.dense_dir())} <= set(
-        dvc["dense"]["outs"]
-    )
-    assert str(paths.figures_dir()) in dvc["visualise"]["outs"]
-    assert dvc["ticket"]["do"]["outs"] == [str(paths.stage_dir("ticket", "${key}"))]
-    assert dvc["reinit"]["do"]["outs"] == [str(paths.stage_dir("reinit", "${key}"))]
+
+    def outs(stage: dict[str, Any]) -> set[str]:
+        return {o if isinstance(o, str) else next(iter(o)) for o in stage["outs"]}
+
+    assert str(paths.prepared_dir()) in outs(dvc["prepare"])
+    assert str(paths.init_dir()) in outs(dvc["init"])
+    assert outs(dvc["dense"]) == {
+        str(paths.stage_dir("ticket", "r00")),
+        str(paths.dense_dir()),
+        str(paths.metrics_path("ticket", "r00")),
+    }
+    assert str(paths.figures_dir()) in outs(dvc["visualise"])
+    for cond in ("ticket", "reinit", "random"):
+        assert outs(dvc[cond]["do"]) == {
+            str(paths.stage_dir(cond, "${key}")),
+            str(paths.metrics_path(cond, "${key}")),
+        }
+    # The one declared metric is the compact summary; per-run detail is an output.
+    declared = [m for stage in dvc.values() for m in (stage.get("do") or stage).get("metrics", [])]
+    assert declared == [{str(paths.summary_metrics_path()): {"cache": False}}]
 
 
 def test_default_params_are_valid_and_sized_for_a_laptop() -> None:
