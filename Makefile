@@ -5,7 +5,7 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: setup study test lint lock
+.PHONY: setup study test lint lock ui
 
 setup:
 	@scripts/setup.sh
@@ -20,6 +20,11 @@ lint: setup
 
 test: lint
 	pytest -q
+
+# The MLflow UI of the local store, on this machine only (http://127.0.0.1:5000).
+# A shared `mlflow server` is set with MLFLOW_TRACKING_URI instead (README "MLflow").
+ui: setup
+	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port $${PORT:-5000}
 
 # Re-resolve the pinned environments after editing pyproject.toml dependencies: one lock per
 # platform (scripts/setup.sh picks one). Versions already locked are kept unless a changed

@@ -35,6 +35,7 @@ COPIED = [
     "lottery",
     "data/mnist",
     ".dvc/config",
+    ".dvc/plots",
 ]
 
 #: Tiny but real: 2 trials, 2 pruning rounds, 30 iterations evaluated every 10, both controls.
