@@ -39,14 +39,9 @@ from typing import Any
 
 from lottery import paths
 from lottery.errors import UserError
-from lottery.masks import (
-    MaskError,
-    load_mask,
-    load_weights,
-    mask_hash,
-    read_lineage,
-    weights_hash,
-)
+from lottery.lineage import RunTags
+from lottery.lineage import read_record as read_lineage
+from lottery.masks import MaskError, load_mask, load_weights, mask_hash, weights_hash
 from lottery.params import Params, load_params, read_yaml
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -423,7 +418,7 @@ class Auditor:
         # The weights the network started from and ended with.
         if exp is not None and exp.start is not None:
             for key, wrel in (
-                ("start_sha256", exp.start),
+                ("init_sha256", exp.start),
                 ("trained_sha256", (Path(rel).parent / "trained.npz").as_posix()),
             ):
                 got = self.weights_sha(link, wrel)
@@ -514,27 +509,22 @@ class Auditor:
         self.check_run_state(link, run)
         tags = run.data.tags
         is_ticket = link.condition == "ticket"
-        want: dict[str, Any] = {
-            "lottery.dvc_stage": link.stage,
-            "lottery.condition": link.condition,
-            "lottery.trial": link.trial,
-            "lottery.round": exp.run_round if exp else None,
-            "lottery.repeat": exp.repeat if exp else None,
-            "lottery.theta0_sha256": theta_sha,
-            "lottery.init_sha256": lineage.get("start_sha256"),
-            "lottery.study_hash": lineage.get("params_hash"),
-            "lottery.git_commit": lineage.get("git_rev"),
-        }
-        if is_ticket:
-            want["lottery.next_mask_sha256"] = link.sha256
-            want["lottery.mask_sha256"] = parent_sha
-        else:
-            want["lottery.mask_sha256"] = link.sha256
-            want["lottery.source_mask_sha256"] = parent_sha
-        for tag, value in want.items():
-            if value is None:
-                continue
-            if tags.get(tag) != str(value):
+        want = RunTags(
+            dvc_stage=link.stage,
+            condition=link.condition,
+            trial=link.trial,
+            round=exp.run_round if exp else None,
+            repeat=exp.repeat if exp else None,
+            theta0_sha256=theta_sha,
+            init_sha256=lineage.get("init_sha256"),
+            study_hash=lineage.get("study_hash"),
+            git_commit=lineage.get("git_commit"),
+            next_mask_sha256=link.sha256 if is_ticket else None,
+            mask_sha256=parent_sha if is_ticket else link.sha256,
+            source_mask_sha256=None if is_ticket else parent_sha,
+        )
+        for tag, value in want.as_tags().items():
+            if tags.get(tag) != value:
                 self.problem(
                     link,
                     "mlflow",

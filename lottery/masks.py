@@ -1,4 +1,4 @@
-"""Masks and weights: validation, canonical hashes, density, `.npz` files, lineage sidecars.
+"""Masks and weights: validation, canonical hashes, density, `.npz` files.
 
 A mask is `{layer: bool array of the kernel's shape}` for exactly the layers of
 `arch.LAYERS`; weights are `{"fc1/kernel": float32 array, "fc1/bias": ..., ...}` with the
@@ -13,11 +13,9 @@ refused, never unpickled.
 from __future__ import annotations
 
 import hashlib
-import json
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -252,53 +250,3 @@ def save_weights(path: Path, weights: Mapping[str, np.ndarray]) -> None:
 def load_weights(path: Path) -> Weights:
     """Load and validate a weights `.npz` (allow_pickle=False)."""
     return validate_weights(_load_npz(Path(path), "weights"), source=str(path))
-
-
-# --------------------------------------------------------------------------- lineage
-
-
-def lineage_path(mask_path: Path) -> Path:
-    """The lineage sidecar of a mask file: same name, `.json` suffix."""
-    return Path(mask_path).with_suffix(".json")
-
-
-def write_lineage(mask_path: Path, record: Mapping[str, Any]) -> None:
-    """Write the lineage record next to the mask file (atomically, sorted keys)."""
-    io.write_json(lineage_path(mask_path), dict(record))
-
-
-def read_lineage(mask_path: Path) -> dict[str, Any]:
-    """Read the lineage record of a mask file."""
-    path = lineage_path(mask_path)
-    fix = "regenerate it with the stage that wrote the mask (`dvc repro`)"
-    try:
-        record = io.read_json(path)
-    except FileNotFoundError:
-        raise MaskError(f"{path}: lineage file not found; {fix}.") from None
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MaskError(f"{path}: unreadable lineage JSON ({exc}); {fix}.") from None
-    if not isinstance(record, dict):
-        raise MaskError(f"{path}: lineage must be a JSON object, got {type(record).__name__}")
-    return record
-
-
-#: Fields `mask_record` computes from the mask; callers may not pass them.
-COMPUTED_FIELDS: tuple[str, ...] = ("sha256", "density", "percent_remaining", "kept")
-
-
-def mask_record(mask: Mapping[str, np.ndarray], **fields: Any) -> dict[str, Any]:
-    """A lineage record: `sha256` (mask_hash), `density` (per layer + overall),
-    `percent_remaining` and `kept` (counts) computed from the mask, merged with the caller's
-    fields (round, trial, condition, parent_sha256, theta0_sha256, pruning, mlflow_run_id,
-    git_rev, dvc_stage, ...)."""
-    clash = sorted(set(fields) & set(COMPUTED_FIELDS))
-    if clash:
-        raise ValueError(f"mask_record computes {clash} from the mask; do not pass them")
-    record: dict[str, Any] = {
-        "sha256": mask_hash(mask),
-        "density": density(mask),
-        "percent_remaining": percent_remaining(mask),
-        "kept": kept_counts(mask),
-    }
-    record.update(fields)
-    return record

@@ -15,14 +15,14 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lottery import io, paths
+from lottery import io, lineage, paths
 from lottery.arch import kernel_key
 from lottery.data import load_split
 from lottery.data import prepare as prepare_data
@@ -33,14 +33,11 @@ from lottery.masks import (
     load_mask,
     load_weights,
     mask_hash,
-    mask_record,
     ones_mask,
     percent_remaining,
-    read_lineage,
     save_mask,
     save_weights,
     weights_hash,
-    write_lineage,
 )
 from lottery.params import Params
 from lottery.pruning import cumulative_rate, prune_magnitude, random_mask_like
@@ -99,17 +96,10 @@ def init(params: Params) -> None:
         )
         m0 = ones_mask()
         save_mask(paths.initial_mask_path(t), m0)
-        write_lineage(
+        lineage.write(
             paths.initial_mask_path(t),
-            mask_record(
-                m0,
-                round=0,
-                trial=t,
-                condition="ticket",
-                parent_sha256=None,
-                theta0_sha256=theta_sha,
-                dvc_stage="init",
-                mlflow_run_id=None,
+            lineage.Lineage.of(
+                m0, round=0, trial=t, condition="ticket", theta0_sha256=theta_sha, dvc_stage="init"
             ),
         )
         log(f"trial {t}: θ0 sha256 {theta_sha[:16]}…")
@@ -120,97 +110,89 @@ def init(params: Params) -> None:
 
 @dataclass
 class Net:
-    """One network a stage trains."""
+    """One network a stage trains: from `init` weights, with `mask`, on its data order."""
 
     key: str
     trial: int
     repeat: int | None
     mask: Mask
-    start: Weights
+    init: Weights
     data_seed: int
-    tags: dict[str, str]
+    source: lineage.RunTags  # round, trial, condition, repeat and m_k it trains from
 
     @cached_property
-    def start_sha256(self) -> str:
-        return weights_hash(self.start)
+    def init_sha256(self) -> str:
+        return weights_hash(self.init)
 
 
 def _round_index(name: str) -> int:
     return int(name.lstrip("r"))
 
 
-def _start_weights(params: Params, trial: int) -> tuple[Weights, str]:
+def _rewind_weights(trial: int) -> Weights:
     """θ_j: the weights every ticket of a trial is reset to (θ0 when j = 0)."""
-    w = load_weights(paths.rewind_path(trial))
-    return w, weights_hash(w)
+    return load_weights(paths.rewind_path(trial))
 
 
-def _nets(params: Params, condition: str, k: int) -> list[Net]:
+def _nets(params: Params, condition: str, rnd: int) -> list[Net]:
     seed = params.study.seed
     nets: list[Net] = []
     for t in range(params.study.trials):
-        m_path = paths.round_mask_path(k, t)
+        m_path = paths.round_mask_path(rnd, t)
         mask = load_mask(m_path)
-        lineage = read_lineage(m_path)
-        theta0_sha = str(lineage["theta0_sha256"])
-        base = {
-            "round": str(k),
-            "trial": str(t),
-            "condition": condition,
-            "theta0_sha256": theta0_sha,
-            "source_mask_sha256": mask_hash(mask),
-            "source_mask_path": str(m_path),
-        }
+        source = lineage.RunTags(
+            round=rnd,
+            trial=t,
+            condition=condition,
+            theta0_sha256=str(lineage.read_record(m_path)["theta0_sha256"]),
+            source_mask_sha256=mask_hash(mask),
+            source_mask_path=str(m_path),
+        )
         if condition == "ticket":
-            if k == 0:
-                start = load_weights(paths.theta0_path(t))
-            else:
-                start, _ = _start_weights(params, t)
-            nets.append(
-                Net(paths.run_key(t), t, None, mask, start, seed_for(seed, condition, t, k), base)
-            )
+            init = load_weights(paths.theta0_path(t)) if rnd == 0 else _rewind_weights(t)
+            data_seed = seed_for(seed, condition, t, rnd)
+            nets.append(Net(paths.run_key(t), t, None, mask, init, data_seed, source))
         elif condition == "reinit":
             from lottery.model import glorot_normal_init
 
             for r in range(params.controls.reinit_repeats):
-                start = glorot_normal_init(rng_for(seed, "reinit", t, k, r))
+                init = glorot_normal_init(rng_for(seed, "reinit", t, rnd, r))
                 nets.append(
                     Net(
                         paths.run_key(t, r),
                         t,
                         r,
                         mask,
-                        start,
-                        seed_for(seed, condition, t, k, r),
-                        {**base, "repeat": str(r)},
+                        init,
+                        seed_for(seed, condition, t, rnd, r),
+                        replace(source, repeat=r),
                     )
                 )
         elif condition == "random":
-            start, _ = _start_weights(params, t)
-            rmask = random_mask_like(mask, rng_for(seed, "random_mask", t, k))
-            nets.append(
-                Net(paths.run_key(t), t, None, rmask, start, seed_for(seed, condition, t, k), base)
-            )
+            init = _rewind_weights(t)
+            rmask = random_mask_like(mask, rng_for(seed, "random_mask", t, rnd))
+            data_seed = seed_for(seed, condition, t, rnd)
+            nets.append(Net(paths.run_key(t), t, None, rmask, init, data_seed, source))
         else:
             raise ValueError(f"unknown condition {condition!r}")
     return nets
 
 
-def _next_mask(params: Params, k: int, trained: Weights, mask: Mask, trial: int) -> Mask:
+def _next_mask(params: Params, rnd: int, trained: Weights, mask: Mask, trial: int) -> Mask:
     """m_{k+1}: iterative prunes round k's survivors; one-shot prunes the dense network."""
     p = params.prune
     if p.strategy == "iterative":
         kernels = {layer: trained[kernel_key(layer)] for layer in mask}
         return prune_magnitude(kernels, mask, p.rates, p.scope, p.global_rate, p.global_exclude)
-    dense = load_weights(paths.dense_trained_path(trial)) if k > 0 else trained
+    dense = load_weights(paths.dense_trained_path(trial)) if rnd > 0 else trained
     kernels = {layer: dense[kernel_key(layer)] for layer in mask}
-    rates = {layer: cumulative_rate(r, k + 1) for layer, r in p.rates.items()}
+    rates = {layer: cumulative_rate(r, rnd + 1) for layer, r in p.rates.items()}
     return prune_magnitude(
         kernels,
         ones_mask(),
         rates,
         p.scope,
-        cumulative_rate(p.global_rate, k + 1),
+        cumulative_rate(p.global_rate, rnd + 1),
         p.global_exclude,
     )
 
@@ -227,12 +209,30 @@ def _aggregate(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
     return out
 
 
+def _run_tags(
+    params: Params, net: Net, stage: str, git_commit: str, extra: dict[str, str]
+) -> dict[str, str]:
+    """The MLflow tags a network's run starts with: its lineage fields, then the setting."""
+    tags = replace(
+        net.source,
+        dvc_stage=stage,
+        mask_sha256=mask_hash(net.mask),
+        init_sha256=net.init_sha256,
+        study_hash=params.study_hash(),
+        git_commit=git_commit,
+    ).as_tags()
+    tags.update({lineage.tag(k): v for k, v in extra.items()})
+    tags[lineage.tag("density")] = f"{density(net.mask)['overall']:.6f}"
+    tags[lineage.tag("percent_remaining")] = f"{percent_remaining(net.mask):.4f}"
+    return tags
+
+
 def train_stage(params: Params, condition: str, name: str) -> dict[str, Any]:
     """Train every network of one (condition, round) stage and write its outputs."""
     from lottery import tracking
     from lottery.training import Engine, TrainConfig, device_name
 
-    k = _round_index(name)
+    rnd = _round_index(name)
     stage = dvc_stage_name(condition, name)
     recorder = tracking.StudyRecorder(params.study.name, params.study_hash(), params.as_dict())
     stale = recorder.fail_stale_runs(stage)
@@ -240,44 +240,35 @@ def train_stage(params: Params, condition: str, name: str) -> dict[str, Any]:
         log(f"marked {len(stale)} run(s) of a killed earlier attempt as FAILED: {', '.join(stale)}")
     split = load_split(paths.prepared_dir())
     manifest = io.read_json(paths.prepared_dir() / "manifest.json")
-    nets = _nets(params, condition, k)
+    nets = _nets(params, condition, rnd)
     t = params.train
-    snapshot = params.prune.rewind_iteration if (condition == "ticket" and k == 0) else None
+    rewind = params.prune.rewind_iteration if (condition == "ticket" and rnd == 0) else None
     cfg = TrainConfig(
         t.iterations,
         t.batch_size,
         t.learning_rate,
         t.eval_every,
-        snapshot,
+        rewind,
         patience=t.patience,
         test_every=t.test_every,
     )
     device = device_name()
-    git_rev = tracking.git_revision()
-    common = {
-        "lottery.study_hash": params.study_hash(),
-        "lottery.dvc_stage": stage,
-        "lottery.git_commit": git_rev,
-        "lottery.device": device,
-        "lottery.n_stacked": str(len(nets)),
-        "lottery.strategy": params.prune.strategy,
-        "lottery.scope": params.prune.scope,
-        "lottery.rewind_iteration": str(params.prune.rewind_iteration),
+    git_commit = tracking.git_revision()
+    setting = {
+        "device": device,
+        "n_stacked": str(len(nets)),
+        "strategy": params.prune.strategy,
+        "scope": params.prune.scope,
+        "rewind_iteration": str(params.prune.rewind_iteration),
     }
     if os.environ.get("DVC_EXP_NAME"):
-        common["lottery.dvc_exp_name"] = os.environ["DVC_EXP_NAME"]
+        setting["dvc_exp_name"] = os.environ["DVC_EXP_NAME"]
     flat_params = tracking.flatten(params.as_dict())
-    flat_params.pop("pipeline.rounds", None)
-    for key in [k_ for k_ in flat_params if k_.startswith("pipeline.")]:
+    for key in [key for key in flat_params if key.startswith("pipeline.")]:
         flat_params.pop(key)
     run_ids: dict[str, str] = {}
     for net in nets:
-        tags = {f"lottery.{k_}": v for k_, v in net.tags.items()}
-        tags.update(common)
-        tags["lottery.mask_sha256"] = mask_hash(net.mask)
-        tags["lottery.init_sha256"] = net.start_sha256
-        tags["lottery.density"] = f"{density(net.mask)['overall']:.6f}"
-        tags["lottery.percent_remaining"] = f"{percent_remaining(net.mask):.4f}"
+        tags = _run_tags(params, net, stage, git_commit, setting)
         run_ids[net.key] = recorder.start_child(f"{condition}-{name}-{net.key}", tags)
     log(
         f"{stage}: training {len(nets)} network(s) on {device} "
@@ -290,7 +281,7 @@ def train_stage(params: Params, condition: str, name: str) -> dict[str, Any]:
         engine = Engine(split, len(nets), cfg)
         live = recorder.live_curves([run_ids[n.key] for n in nets])  # curves while it trains
         results = engine.train(
-            [n.start for n in nets],
+            [n.init for n in nets],
             [n.mask for n in nets],
             [n.data_seed for n in nets],
             progress=log,
@@ -299,7 +290,9 @@ def train_stage(params: Params, condition: str, name: str) -> dict[str, Any]:
         )
         live.flush()
         seconds = time.perf_counter() - started
-        out = _write_outputs(params, condition, name, k, nets, results, run_ids, git_rev, stage)
+        out = _write_outputs(
+            params, condition, name, rnd, nets, results, run_ids, git_commit, stage
+        )
         for net, res in zip(nets, results, strict=True):
             rid = run_ids[net.key]
             recorder.log_params(rid, flat_params)
@@ -316,7 +309,8 @@ def train_stage(params: Params, condition: str, name: str) -> dict[str, Any]:
             )
             recorder.log_artifacts(rid, out["artifacts"][net.key])
             recorder.log_tags(
-                rid, {**out["run_tags"].get(net.key, {}), "lottery.stop_reason": res.stop_reason}
+                rid,
+                {**out["run_tags"].get(net.key, {}), lineage.tag("stop_reason"): res.stop_reason},
             )
         ok = True
     finally:
@@ -337,11 +331,11 @@ def _write_outputs(
     params: Params,
     condition: str,
     name: str,
-    k: int,
+    rnd: int,
     nets: Sequence[Net],
     results: Sequence[Any],
     run_ids: dict[str, str],
-    git_rev: str,
+    git_commit: str,
     stage: str,
 ) -> dict[str, Any]:
     runs: dict[str, dict[str, Any]] = {}
@@ -360,60 +354,55 @@ def _write_outputs(
         trained_file = paths.trained_path(condition, name, net.key)
         save_weights(trained_file, res.weights)
         files: list[tuple[Path, str]] = [(trained_file, "weights")]
-        mask_sha = mask_hash(net.mask)
+        made_by = {
+            "trial": net.trial,
+            "theta0_sha256": str(net.source.theta0_sha256),
+            "init_sha256": net.init_sha256,
+            "trained_sha256": weights_hash(res.weights),
+            "mlflow_run_id": run_ids[net.key],
+            "dvc_stage": stage,
+            "git_commit": git_commit,
+            "study_hash": params.study_hash(),
+        }
         if condition == "ticket":
-            if k == 0:
-                _write_dense(params, net, res, run_ids[net.key], git_rev)
+            if rnd == 0:
+                _write_dense(params, net, res, run_ids[net.key], git_commit)
                 files += [
                     (paths.rewind_path(net.trial), "weights"),
                     (paths.rewind_path(net.trial).with_suffix(".json"), "weights"),
                 ]
-            nxt = _next_mask(params, k, res.weights, net.mask, net.trial)
+            nxt = _next_mask(params, rnd, res.weights, net.mask, net.trial)
             nxt_path = paths.next_mask_path(name, net.trial)
             save_mask(nxt_path, nxt)
-            record = mask_record(
+            record = lineage.Lineage.of(
                 nxt,
-                round=k + 1,
-                trial=net.trial,
+                round=rnd + 1,
                 condition="ticket",
-                parent_sha256=mask_sha,
-                parent_path=str(paths.round_mask_path(k, net.trial)),
-                theta0_sha256=net.tags["theta0_sha256"],
-                start_sha256=net.start_sha256,
-                trained_sha256=weights_hash(res.weights),
+                parent_sha256=mask_hash(net.mask),
+                parent_path=str(paths.round_mask_path(rnd, net.trial)),
                 pruning=pruning,
-                mlflow_run_id=run_ids[net.key],
-                dvc_stage=stage,
-                git_rev=git_rev,
-                params_hash=params.study_hash(),
+                **made_by,
             )
-            write_lineage(nxt_path, record)
+            lineage.write(nxt_path, record)
             files += [(nxt_path, "mask"), (nxt_path.with_suffix(".json"), "mask")]
-            run_tags[net.key] = {"lottery.next_mask_sha256": record["sha256"]}
+            run_tags[net.key] = lineage.RunTags(next_mask_sha256=record.sha256).as_tags()
         else:
             if condition == "reinit":
                 init_file = paths.start_weights_path(condition, name, net.key)
-                save_weights(init_file, net.start)
+                save_weights(init_file, net.init)
                 files.append((init_file, "weights"))
             mpath = paths.control_mask_path(condition, name, net.key)
             save_mask(mpath, net.mask)
-            write_lineage(
+            lineage.write(
                 mpath,
-                mask_record(
+                lineage.Lineage.of(
                     net.mask,
-                    round=k,
-                    trial=net.trial,
+                    round=rnd,
                     repeat=net.repeat,
                     condition=condition,
-                    parent_sha256=net.tags["source_mask_sha256"],
-                    parent_path=net.tags["source_mask_path"],
-                    theta0_sha256=net.tags["theta0_sha256"],
-                    start_sha256=net.start_sha256,
-                    trained_sha256=weights_hash(res.weights),
-                    mlflow_run_id=run_ids[net.key],
-                    dvc_stage=stage,
-                    git_rev=git_rev,
-                    params_hash=params.study_hash(),
+                    parent_sha256=net.source.source_mask_sha256,
+                    parent_path=net.source.source_mask_path,
+                    **made_by,
                 ),
             )
             files += [(mpath, "mask"), (mpath.with_suffix(".json"), "mask")]
@@ -429,12 +418,12 @@ def _write_outputs(
         curves[net.key] = res.curves
         artifacts[net.key] = files
     curves_file = paths.curves_path(condition, name)
-    io.write_json(curves_file, {"round": k, "condition": condition, "runs": curves})
+    io.write_json(curves_file, {"round": rnd, "condition": condition, "runs": curves})
     for key in artifacts:
         artifacts[key].append((curves_file, "curves"))
     dens = density(nets[0].mask)
     metrics = {
-        "round": k,
+        "round": rnd,
         "condition": condition,
         "percent_remaining": float(np.mean([r["percent_remaining"] for r in runs.values()])),
         "iterations": params.train.iterations,
@@ -447,10 +436,10 @@ def _write_outputs(
     return {"metrics": metrics, "artifacts": artifacts, "run_tags": run_tags}
 
 
-def _write_dense(params: Params, net: Net, res: Any, run_id: str, git_rev: str) -> None:
+def _write_dense(params: Params, net: Net, res: Any, run_id: str, git_commit: str) -> None:
     """Round 0 also saves what later rounds start from: θ_j and the dense trained weights."""
     j = params.prune.rewind_iteration
-    rewind = res.snapshot if res.snapshot is not None else net.start
+    rewind = res.rewind if res.rewind is not None else net.init
     save_weights(paths.rewind_path(net.trial), rewind)
     io.write_json(
         paths.rewind_path(net.trial).with_suffix(".json"),
@@ -458,9 +447,9 @@ def _write_dense(params: Params, net: Net, res: Any, run_id: str, git_rev: str) 
             "sha256": weights_hash(rewind),
             "rewind_iteration": j,
             "trial": net.trial,
-            "theta0_sha256": net.tags["theta0_sha256"],
+            "theta0_sha256": net.source.theta0_sha256,
             "mlflow_run_id": run_id,
-            "git_rev": git_rev,
+            "git_commit": git_commit,
         },
     )
     save_weights(paths.dense_trained_path(net.trial), res.weights)

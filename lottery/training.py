@@ -55,7 +55,7 @@ class TrainConfig:
     learning_rate: float = 1.2e-3
     eval_every: int = 100
     #: Also return each network's weights at this iteration (late rewinding); 0 = θ0.
-    snapshot_iteration: int | None = None
+    rewind_iteration: int | None = None
     #: Stop a network this many iterations after its minimum validation loss; 0 = never.
     patience: int = 0
     #: Also evaluate the test set every N iterations (learning curves); None = every
@@ -70,7 +70,7 @@ class NetResult:
     weights: Weights  # at the last iteration it trained
     curves: dict[str, list[float]]  # "iteration" + VAL_CURVE_KEYS, "test_iteration" + TEST_...
     early_stop_iteration: int
-    snapshot: Weights | None = None
+    rewind: Weights | None = None
     summary: dict[str, float] = field(default_factory=dict)
     stop_iteration: int = 0
     stop_reason: str = ""
@@ -265,9 +265,9 @@ class _Run:
         self.curves = [_empty_curves() for _ in range(n)]
         self.final: dict[int, Weights] = {}
         self.reasons: dict[int, str] = {}
-        self.snapshot: list[Weights | None] = [None] * n
-        if cfg.snapshot_iteration == 0:
-            self.snapshot = list(engine.model.export())
+        self.rewind: list[Weights | None] = [None] * n
+        if cfg.rewind_iteration == 0:
+            self.rewind = list(engine.model.export())
         self.train_loss, self.steps = np.zeros(n), 0
         self.net_iterations = 0
         self.timings = dict.fromkeys(
@@ -283,7 +283,7 @@ class _Run:
     def go(self, log: Callable[[str], None], label: str, on_eval: EvalCallback | None) -> None:
         cfg, engine = self.cfg, self.engine
         points = eval_points(cfg)
-        snap = cfg.snapshot_iteration
+        snap = cfg.rewind_iteration
         stops = sorted(set(points) | ({snap} if snap else set()))
         done, start = 0, time.perf_counter()
         report_every = max(1, len(points) // 10)
@@ -300,7 +300,7 @@ class _Run:
                 exported = engine.model.export()
                 for row, net in enumerate(self.rows):
                     if net in self.active:
-                        self.snapshot[net] = exported[row]
+                        self.rewind[net] = exported[row]
             if stop not in points:
                 continue
             rows = self._evaluate(stop, on_eval)
@@ -390,11 +390,11 @@ class _Run:
         )
 
     def results(self) -> list[NetResult]:
-        missing = [n for n, w in enumerate(self.snapshot) if w is None]
-        if self.cfg.snapshot_iteration is not None and missing:
+        missing = [n for n, w in enumerate(self.rewind) if w is None]
+        if self.cfg.rewind_iteration is not None and missing:
             raise ValueError(
-                f"network(s) {missing} stopped before the snapshot iteration "
-                f"{self.cfg.snapshot_iteration}: use a larger patience"
+                f"network(s) {missing} stopped before the rewind iteration "
+                f"{self.cfg.rewind_iteration}: use a larger patience"
             )
         out = []
         for net, curves in enumerate(self.curves):
@@ -404,7 +404,7 @@ class _Run:
                     weights=self.final[net],
                     curves=curves,
                     early_stop_iteration=int(summary["early_stop_iteration"]),
-                    snapshot=self.snapshot[net],
+                    rewind=self.rewind[net],
                     summary=summary,
                     stop_iteration=int(summary["stop_iteration"]),
                     stop_reason=self.reasons[net],

@@ -165,7 +165,7 @@ def rewound(split: Split) -> tuple[NetResult, NetResult]:
     """One network for 27 iterations (eval every 10) with a snapshot at 7 (chunks of 7, 3,
     10, 7 steps), and the same network trained 7 iterations only."""
     inits, masks, seeds = inputs(1)
-    cfg = TrainConfig(iterations=27, eval_every=10, snapshot_iteration=7)
+    cfg = TrainConfig(iterations=27, eval_every=10, rewind_iteration=7)
     (full,) = Engine(split, 1, cfg).train(inits, masks, seeds, progress=quiet)
     (short,) = Engine(split, 1, TrainConfig(iterations=7, eval_every=10)).train(
         inits, masks, seeds, progress=quiet
@@ -191,20 +191,20 @@ def test_snapshot_equals_training_that_many_iterations(
     rewound: tuple[NetResult, NetResult],
 ) -> None:
     full, short = rewound
-    assert full.snapshot is not None
+    assert full.rewind is not None
     for key, w in short.weights.items():
-        assert np.array_equal(full.snapshot[key], w), key
-    assert not np.array_equal(full.snapshot["fc1/kernel"], full.weights["fc1/kernel"])
+        assert np.array_equal(full.rewind[key], w), key
+    assert not np.array_equal(full.rewind["fc1/kernel"], full.weights["fc1/kernel"])
 
 
 def test_snapshot_at_zero_is_the_masked_init(split: Split) -> None:
     inits, masks, seeds = inputs(1)
-    cfg = TrainConfig(iterations=3, eval_every=10, snapshot_iteration=0)
+    cfg = TrainConfig(iterations=3, eval_every=10, rewind_iteration=0)
     (res,) = Engine(split, 1, cfg).train(inits, masks, seeds, progress=quiet)
-    assert res.snapshot is not None
+    assert res.rewind is not None
     for layer in LAYERS:
         expected = inits[0][kernel_key(layer)] * masks[0][layer]
-        assert np.array_equal(res.snapshot[kernel_key(layer)], expected)
+        assert np.array_equal(res.rewind[kernel_key(layer)], expected)
 
 
 def test_adam_matches_keras_adam_bit_for_bit() -> None:
@@ -368,10 +368,10 @@ def test_a_trajectory_does_not_depend_on_its_neighbours_or_when_they_stop(
 
 def test_a_network_that_would_stop_before_the_snapshot_is_refused(split: Split) -> None:
     cfg = TrainConfig(
-        iterations=400, eval_every=10, patience=40, learning_rate=0.01, snapshot_iteration=390
+        iterations=400, eval_every=10, patience=40, learning_rate=0.01, rewind_iteration=390
     )
     inits, masks, seeds = patient_inputs()
-    with pytest.raises(ValueError, match="before the snapshot"):
+    with pytest.raises(ValueError, match="before the rewind iteration"):
         Engine(split, 2, cfg).train(inits[:2], masks[:2], seeds[:2], progress=quiet)
 
 

@@ -286,35 +286,3 @@ def test_load_mask_validates_content(tmp_path: Path) -> None:
     np.savez(path, conv1=np.ones((3, 3), bool))
     with pytest.raises(MaskError, match=r"other.npz: missing layers"):
         masks.load_mask(path)
-
-
-# --------------------------------------------------------------------------- lineage
-
-
-def test_lineage(tmp_path: Path) -> None:
-    mask_path = tmp_path / "masks" / "round_1.npz"
-    assert masks.lineage_path(mask_path) == tmp_path / "masks" / "round_1.json"
-    m = random_mask(10, keep=0.8)
-    rec = masks.mask_record(
-        m, round=1, trial=0, condition="ticket", parent_sha256="ab" * 32, pruning={"fc1": 0.2}
-    )
-    assert rec["sha256"] == masks.mask_hash(m)
-    assert rec["density"] == masks.density(m)
-    assert rec["percent_remaining"] == masks.percent_remaining(m)
-    assert rec["round"] == 1 and rec["pruning"] == {"fc1": 0.2}
-    masks.save_mask(mask_path, m)
-    masks.write_lineage(mask_path, rec)
-    assert masks.read_lineage(mask_path) == rec
-    with pytest.raises(ValueError, match="sha256"):
-        masks.mask_record(m, sha256="0" * 64)
-
-
-def test_lineage_errors(tmp_path: Path) -> None:
-    with pytest.raises(MaskError, match=r"a.json: lineage file not found"):
-        masks.read_lineage(tmp_path / "a.npz")
-    (tmp_path / "b.json").write_text("{not json")
-    with pytest.raises(MaskError, match=r"b.json: unreadable"):
-        masks.read_lineage(tmp_path / "b.npz")
-    (tmp_path / "c.json").write_text("[1, 2]")
-    with pytest.raises(MaskError, match="JSON object"):
-        masks.read_lineage(tmp_path / "c.npz")

@@ -9,7 +9,8 @@ from typing import Any
 import yaml
 
 from lottery import paths
-from lottery.masks import load_mask, mask_hash, read_lineage
+from lottery.lineage import read_record as read_lineage
+from lottery.masks import load_mask, mask_hash
 from lottery.params import load_params
 from tests.conftest import copy_study, ran_stages, run, write_params
 

@@ -67,13 +67,13 @@ def test_late_rewinding_saves_the_weights_at_iteration_j(project: Path) -> None:
     params = tiny_params(prune={"rewind_iteration": 10})
     net = study._nets(params, "ticket", 0)[0]
     engine = Engine(load_split(paths.prepared_dir()), 1, TrainConfig(10, eval_every=10))
-    (res,) = engine.train([net.start], [net.mask], [net.data_seed], progress=lambda s: None)
+    (res,) = engine.train([net.init], [net.mask], [net.data_seed], progress=lambda s: None)
     for key, value in rewind.items():
         np.testing.assert_allclose(res.weights[key], value, atol=1e-6)
     # Later rounds start from θ_j, not θ0; the tickets' lineage still names θ0.
     ticket = study._nets(params, "ticket", 1)[0]
-    assert weights_hash(ticket.start) == weights_hash(rewind)
-    assert ticket.tags["theta0_sha256"] == weights_hash(theta0)
+    assert weights_hash(ticket.init) == weights_hash(rewind)
+    assert ticket.source.theta0_sha256 == weights_hash(theta0)
 
 
 def test_iterative_prunes_the_survivors_of_the_round(project: Path) -> None:
@@ -129,7 +129,7 @@ def test_controls_use_the_rounds_mask_density_and_their_own_inits(project: Path)
         assert not np.array_equal(net.mask["fc1"], m["fc1"])
     reinit = study._nets(params, "reinit", 1)
     assert [n.key for n in reinit] == ["t0r0", "t0r1", "t0r2", "t1r0", "t1r1", "t1r2"]
-    assert len({weights_hash(n.start) for n in reinit}) == 6
+    assert len({weights_hash(n.init) for n in reinit}) == 6
     assert all(
         np.array_equal(n.mask["fc1"], load_mask(paths.round_mask_path(1, n.trial))["fc1"])
         for n in reinit

@@ -1,0 +1,101 @@
+"""No behaviour change: the tiny study gives bit-identical masks, weights and metrics.
+
+`tests/data/study_reference.json` was produced by an earlier version of this code on the
+same params as the session's `tiny_study` (conftest's TINY). It records every mask's and
+every weights file's canonical hash and every metrics file. Refactors must reproduce all of
+them exactly; only names may change (run keys are mapped to today's `paths.run_key`, the
+old `final_*` numbers are today's `*_at_stop`).
+
+One exception, older than the test: the validation loss is summed in another order since
+the reference was made, so val losses may differ in the last bits of float32 (at most
+`VAL_LOSS_ULPS` units in the last place). Accuracies, iterations and hashes are exact.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lottery import paths
+from lottery.masks import load_mask, load_weights, mask_hash, weights_hash
+
+REFERENCE = json.loads((Path(__file__).parent / "data" / "study_reference.json").read_text())
+# Run keys as the reference spells them: `t0`, and `t0r1` for trial 0's reinit repeat 1.
+_OLD_KEY = re.compile(r"^t(\d+)(?:r(\d+))?$")
+# Old metric name -> today's, for every per-run number the reference records.
+RUN_METRICS = {
+    "early_stop_iteration": "early_stop_iteration",
+    "test_accuracy_at_early_stop": "test_accuracy_at_early_stop",
+    "val_accuracy_at_early_stop": "val_accuracy_at_early_stop",
+    "final_test_accuracy": "test_accuracy_at_stop",
+    "percent_remaining": "percent_remaining",
+    "trial": "trial",
+    "repeat": "repeat",
+}
+VAL_LOSSES = {
+    "val_loss_at_early_stop": "val_loss_at_early_stop",
+    "final_val_loss": "val_loss_at_stop",
+}
+VAL_LOSS_ULPS = 2
+
+
+def ulps(a: float, b: float) -> float:
+    """Distance between two float32 numbers in units in the last place."""
+    return float(abs(np.float32(a) - np.float32(b)) / np.spacing(np.float32(a)))
+
+
+def current_key(old: str) -> str:
+    m = _OLD_KEY.match(old)
+    assert m is not None, f"unexpected run key {old!r} in the reference"
+    return paths.run_key(int(m[1]), None if m[2] is None else int(m[2]))
+
+
+def current_path(old: str) -> str:
+    """The reference's path with each run-key component spelled as today's layout does."""
+    parts = old.split("/")
+    return "/".join(current_key(p) if _OLD_KEY.match(p) else p for p in parts)
+
+
+def test_reference_covers_the_whole_tiny_study() -> None:
+    # 2 trials: m_0, 3 ticket rounds' m_{k+1}, a reinit and a random mask in rounds 1 and 2.
+    assert len(REFERENCE["masks"]) == 2 * (1 + 3 + 2 + 2)
+    assert len(REFERENCE["metrics"]) == 7
+    assert any("/reinit/" in p for p in REFERENCE["masks"])
+    assert any("/random/" in p for p in REFERENCE["masks"])
+
+
+@pytest.mark.parametrize("old", sorted(REFERENCE["masks"]))
+def test_mask_is_bit_identical(tiny_study: Path, old: str) -> None:
+    got = mask_hash(load_mask(tiny_study / current_path(old)))
+    assert got == REFERENCE["masks"][old], f"{current_path(old)} differs from the reference"
+
+
+@pytest.mark.parametrize("old", sorted(REFERENCE["weights"]))
+def test_weights_are_bit_identical(tiny_study: Path, old: str) -> None:
+    got = weights_hash(load_weights(tiny_study / current_path(old)))
+    assert got == REFERENCE["weights"][old], f"{current_path(old)} differs from the reference"
+
+
+@pytest.mark.parametrize("old", sorted(REFERENCE["metrics"]))
+def test_metrics_are_identical(tiny_study: Path, old: str) -> None:
+    ref: dict[str, Any] = REFERENCE["metrics"][old]
+    got = json.loads((tiny_study / old).read_text())
+    assert got["round"] == ref["round"]
+    assert got["condition"] == ref["condition"]
+    assert got["percent_remaining"] == ref["percent_remaining"]
+    assert got["density"] == ref["density"]
+    assert sorted(got["runs"]) == sorted(current_key(k) for k in ref["runs"])
+    for key, run in ref["runs"].items():
+        mine = got["runs"][current_key(key)]
+        for old_name, name in RUN_METRICS.items():
+            assert mine[name] == run[old_name], f"{old} run {key}: {name}"
+        for old_name, name in VAL_LOSSES.items():
+            assert ulps(mine[name], run[old_name]) <= VAL_LOSS_ULPS, f"{old} run {key}: {name}"
+    for old_name in ("early_stop_iteration", "test_accuracy_at_early_stop"):
+        assert got["summary"][old_name] == ref["summary"][old_name], f"{old}: {old_name}"
+    assert got["summary"]["test_accuracy_at_stop"] == ref["summary"]["final_test_accuracy"]
