@@ -27,7 +27,7 @@ from typing import Any
 
 from lottery import io, paths
 from lottery.errors import UserError
-from lottery.params import round_name
+from lottery.paths import round_name
 from lottery.stopping import replay
 
 DEFAULT_PATIENCES = (2500, 5000, 10000)

@@ -62,7 +62,7 @@ def test_evidence_counts_changed_runs_per_condition() -> None:
     curves = [
         curve(late, "ticket", "t0"),
         curve(steady, "ticket", "t1"),
-        curve(steady, "reinit", "t0r0"),
+        curve(steady, "reinit", "t0-rep0"),
     ]
     rows = {(r.condition, r.patience): r for r in evidence(curves, [300, 400])}
     t300 = rows[("ticket", 300)]
