@@ -19,6 +19,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from lottery.arch import LAYERS
 from lottery.errors import UserError
+from lottery.paths import round_name
 
 
 class ParamsError(UserError, ValueError):
@@ -104,10 +105,6 @@ class Params:
 
 
 N_TRAIN_TOTAL = 60_000
-
-
-def round_name(k: int) -> str:
-    return f"r{k:02d}"
 
 
 def generate_pipeline(

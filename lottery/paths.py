@@ -1,23 +1,98 @@
-"""Every path of the pipeline, relative to the project root: one place, one-line functions.
+"""The artifact layout: every path and name of the pipeline, built and parsed here only.
 
-dvc.yaml spells the same paths; `tests/test_pipeline.py` checks that the two agree.
+Paths are relative to the project root. Names: a round is `r00`, `r01`, … (`round_name`);
+a network of a stage is its run key, `t0` for trial 0, `t0-rep1` for trial 0's reinit
+repeat 1 (`run_key`); a mask figure is `masks/r03_fc1_mask` (`mask_figure_names`). Each
+name has its parser here, so no other module spells or parses one. dvc.yaml spells the
+same paths; `tests/test_pipeline.py` checks that the two agree.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 MNIST_DIR = Path("data/mnist")
 ARTIFACTS = Path("artifacts")
 METRICS = Path("metrics")
 REPORTS = Path("reports")
+#: The conditions, in the order they are drawn and tabulated: the artifacts' directories.
+CONDITIONS: tuple[str, ...] = ("ticket", "reinit", "random")
 
-CONDITIONS = ("ticket", "reinit", "random")
+_ROUND = re.compile(r"^r(\d{2,})$")
+_RUN_KEY = re.compile(r"^t(\d+)(?:-rep(\d+))?$")
+_MASK_FIGURE = re.compile(r"(?:^|/)r(\d{2,})_(fc1_mask|pixel_map)$")
+_INITIAL_MASK = re.compile(r"^artifacts/init/([^/]+)/mask\.npz$")
+_TICKET_MASK = re.compile(r"^artifacts/ticket/([^/]+)/([^/]+)/next_mask\.npz$")
+_CONTROL_MASK = re.compile(r"^artifacts/(reinit|random)/([^/]+)/([^/]+)/mask\.npz$")
+
+
+def round_name(rnd: int) -> str:
+    """The name of round `rnd` in stage names and paths: `r00`, `r01`, …"""
+    return f"r{rnd:02d}"
+
+
+def parse_round(name: str) -> int:
+    """`r03` -> 3; `ValueError` for anything `round_name` does not write."""
+    m = _ROUND.match(name)
+    if m is None:
+        raise ValueError(f"{name!r} is not a round name (r00, r01, …)")
+    return int(m[1])
 
 
 def run_key(trial: int, repeat: int | None = None) -> str:
-    """Key of one network in a stage: `t0`, or `t0r1` for a reinit repeat."""
-    return f"t{trial}" if repeat is None else f"t{trial}r{repeat}"
+    """Key of one network in a stage: `t0`, or `t0-rep1` for a reinit repeat."""
+    return f"t{trial}" if repeat is None else f"t{trial}-rep{repeat}"
+
+
+def parse_run_key(key: str) -> tuple[int, int | None]:
+    """`t0` -> (0, None), `t0-rep1` -> (0, 1); `ValueError` otherwise."""
+    m = _RUN_KEY.match(key)
+    if m is None:
+        raise ValueError(f"{key!r} is not a run key (t0, t0-rep1, …)")
+    return int(m[1]), None if m[2] is None else int(m[2])
+
+
+def mask_figure_names(rnd: int) -> tuple[str, str]:
+    """Names of the two per-round mask figures (file = figures dir / f"{name}.png")."""
+    return f"masks/{round_name(rnd)}_fc1_mask", f"masks/{round_name(rnd)}_pixel_map"
+
+
+def parse_mask_figure(name: str) -> tuple[int, str] | None:
+    """(round, `fc1_mask` | `pixel_map`) of a mask figure's name, None for other figures."""
+    m = _MASK_FIGURE.search(name)
+    return None if m is None else (int(m[1]), m[2])
+
+
+@dataclass(frozen=True)
+class MaskPlace:
+    """What a mask's place in the artifacts tree says it is."""
+
+    condition: str  # ticket (m_0 and pruned masks) | reinit | random
+    stage_round: int | None  # the round of the stage that wrote it; None for m_0 (init)
+    trial: int
+    repeat: int | None = None
+
+
+def parse_mask_path(rel: str) -> MaskPlace | None:
+    """The place of a mask file (a POSIX path relative to the root), None if it is none of
+    m_0, a ticket round's `next_mask.npz` or a control's `mask.npz`."""
+    try:
+        if m := _INITIAL_MASK.match(rel):
+            trial, repeat = parse_run_key(m[1])
+            return None if repeat is not None else MaskPlace("ticket", None, trial)
+        if m := _TICKET_MASK.match(rel):
+            trial, repeat = parse_run_key(m[2])
+            if repeat is not None:
+                return None
+            return MaskPlace("ticket", parse_round(m[1]), trial)
+        if m := _CONTROL_MASK.match(rel):
+            trial, repeat = parse_run_key(m[3])
+            return MaskPlace(m[1], parse_round(m[2]), trial, repeat)
+    except ValueError:
+        return None
+    return None
 
 
 def prepared_dir() -> Path:
@@ -82,7 +157,7 @@ def round_mask_path(round_index: int, trial: int) -> Path:
     """m_k, the mask round k trains: m_0 from init, m_k from round k-1's pruning."""
     if round_index == 0:
         return initial_mask_path(trial)
-    return next_mask_path(f"r{round_index - 1:02d}", trial)
+    return next_mask_path(round_name(round_index - 1), trial)
 
 
 def metrics_path(condition: str, name: str) -> Path:

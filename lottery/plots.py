@@ -36,7 +36,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
-from lottery import io, results
+from lottery import io, paths, results
 from lottery.arch import LAYER_SHAPES, LAYERS
 
 #: Resolution of every PNG (dots per inch).
@@ -609,11 +609,6 @@ SUMMARY_FIGURES: tuple[str, ...] = (
 )
 
 
-def mask_figure_names(rnd: int) -> tuple[str, str]:
-    """Names of the two per-round mask figures (file = out_dir / f"{name}.png")."""
-    return f"masks/r{rnd:02d}_fc1_mask", f"masks/r{rnd:02d}_pixel_map"
-
-
 def metric_figures(
     metrics: Sequence[Mapping[str, Any]],
     out_dir: str | Path,
@@ -665,7 +660,7 @@ def render_all(
         trial = min(trials)
         fc1 = np.asarray(trials[trial]["fc1"])
         pct = 100.0 * float(fc1.mean())
-        mask_name, map_name = mask_figure_names(rnd)
+        mask_name, map_name = paths.mask_figure_names(rnd)
         out[mask_name] = first_layer_mask_image(
             fc1,
             out_dir / f"{mask_name}.png",

@@ -34,8 +34,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from lottery import io, results
-from lottery.params import round_name
+from lottery import io, paths, results
+from lottery.paths import round_name
 from lottery.results import Difference, Stats
 
 ES = "early_stop_iteration"
@@ -465,7 +465,8 @@ def _best_claim(s: Summary, b: BestTicket) -> str:
 
 def _floor_claim(s: Summary) -> str:
     dense = s.dense
-    assert dense is not None
+    if dense is None:
+        raise ValueError("a floor claim needs the dense round")
     rule = (
         f"mean test accuracy at early stop at least the dense network's "
         f"{_pct(dense.accuracy.mean)} minus {s.tolerance_pp:.2f} pp"
@@ -667,7 +668,6 @@ def statistics_json(s: Summary, all_cells: Sequence[Cell]) -> dict[str, Any]:
 # -------------------------------------------------------------------------- report
 
 
-_MASK_FIGURE = re.compile(r"(?:^|/)r(\d+)_(fc1_mask|pixel_map)$")
 FIGURE_CAPTIONS: dict[str, str] = {
     "accuracy_vs_remaining": "Test accuracy at the early-stop iteration vs % of weights remaining",
     "early_stop_vs_remaining": "Early-stop iteration vs % of weights remaining",
@@ -679,14 +679,15 @@ FIGURE_CAPTIONS: dict[str, str] = {
 def figure_caption(name: str) -> str:
     if name in FIGURE_CAPTIONS:
         return FIGURE_CAPTIONS[name]
-    m = _MASK_FIGURE.search(name)
-    if m:
+    place = paths.parse_mask_figure(name)
+    if place:
+        rnd, kind = place
         what = (
             "first-layer mask (input pixels × hidden units)"
-            if m.group(2) == "fc1_mask"
+            if kind == "fc1_mask"
             else "fc1 connections kept per input pixel (28×28)"
         )
-        return f"Round {int(m.group(1))}: {what}"
+        return f"Round {rnd}: {what}"
     return name.replace("_", " ")
 
 

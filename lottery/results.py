@@ -41,10 +41,10 @@ import pandas as pd
 import yaml
 
 from lottery import io, paths
-from lottery.params import round_name
+from lottery.paths import round_name
 
-#: Conditions in the order they are drawn and tabulated.
-CONDITIONS: tuple[str, ...] = ("ticket", "reinit", "random")
+#: Conditions in the order they are drawn and tabulated (the layout's directories).
+CONDITIONS: tuple[str, ...] = paths.CONDITIONS
 #: Identify one run.
 RUN_COLUMNS: tuple[str, ...] = (
     "condition",

@@ -65,7 +65,7 @@ def seed_for(seed: int, stream: str, *parts: int) -> int:
 
 
 def dvc_stage_name(condition: str, name: str) -> str:
-    if condition == "ticket" and name == "r00":
+    if condition == "ticket" and name == paths.round_name(0):
         return "dense"
     return os.environ.get("DVC_STAGE") or f"{condition}@{name}"
 
@@ -123,10 +123,6 @@ class Net:
     @cached_property
     def init_sha256(self) -> str:
         return weights_hash(self.init)
-
-
-def _round_index(name: str) -> int:
-    return int(name.lstrip("r"))
 
 
 def _rewind_weights(trial: int) -> Weights:
@@ -232,7 +228,7 @@ def train_stage(params: Params, condition: str, name: str) -> dict[str, Any]:
     from lottery import tracking
     from lottery.training import Engine, TrainConfig, device_name
 
-    rnd = _round_index(name)
+    rnd = paths.parse_round(name)
     stage = dvc_stage_name(condition, name)
     recorder = tracking.StudyRecorder(params.study.name, params.study_hash(), params.as_dict())
     stale = recorder.fail_stale_runs(stage)
@@ -459,7 +455,7 @@ def _write_dense(params: Params, net: Net, res: Any, run_id: str, git_commit: st
 
 
 def round_names(params: Params) -> list[str]:
-    return ["r00", *params.pipeline.rounds]
+    return [paths.round_name(0), *params.pipeline.rounds]
 
 
 def load_metrics(params: Params) -> list[dict[str, Any]]:
@@ -480,12 +476,10 @@ def load_metrics(params: Params) -> list[dict[str, Any]]:
 
 
 def load_curves(params: Params) -> dict[str, dict[int, dict[str, Any]]]:
-    from lottery.params import round_name
-
     curves: dict[str, dict[int, dict[str, Any]]] = {}
     for m in load_metrics(params):
         curves.setdefault(m["condition"], {})[m["round"]] = io.read_json(
-            paths.curves_path(m["condition"], round_name(int(m["round"])))
+            paths.curves_path(m["condition"], paths.round_name(int(m["round"])))
         )
     return curves
 

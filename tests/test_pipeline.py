@@ -115,7 +115,7 @@ def test_params_change_reruns_exactly_the_affected_stages(tiny_study: Path, tmp_
         ["reinit@r01", "reinit@r02", "visualise", "report"]
     )
     m = json.loads((study / paths.metrics_path("reinit", "r01")).read_text())
-    assert sorted(m["runs"]) == ["t0r0", "t0r1", "t1r0", "t1r1"]
+    assert sorted(m["runs"]) == ["t0-rep0", "t0-rep1", "t1-rep0", "t1-rep1"]
     diff = run(study, "dvc", "metrics", "diff", "--json")
     changed = json.loads(diff.stdout)
     # The one DVC metric is the compact summary: the reinit cells moved, the tickets did not.

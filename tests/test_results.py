@@ -242,7 +242,7 @@ def test_paired_difference_pairs_by_trial_and_averages_repeats() -> None:
         1,
         {
             # trial t's two repeats average to ticket - 0.01
-            f"t{t}r{r}": run(t, 600, a - 0.01 + (0.002 if r else -0.002), repeat=r)
+            f"t{t}-rep{r}": run(t, 600, a - 0.01 + (0.002 if r else -0.002), repeat=r)
             for t, a in enumerate([0.99, 0.97, 0.95])
             for r in (0, 1)
         },

@@ -128,7 +128,14 @@ def test_controls_use_the_rounds_mask_density_and_their_own_inits(project: Path)
         assert {n: int(net.mask[n].sum()) for n in LAYERS} == {n: int(m[n].sum()) for n in LAYERS}
         assert not np.array_equal(net.mask["fc1"], m["fc1"])
     reinit = study._nets(params, "reinit", 1)
-    assert [n.key for n in reinit] == ["t0r0", "t0r1", "t0r2", "t1r0", "t1r1", "t1r2"]
+    assert [n.key for n in reinit] == [
+        "t0-rep0",
+        "t0-rep1",
+        "t0-rep2",
+        "t1-rep0",
+        "t1-rep1",
+        "t1-rep2",
+    ]
     assert len({weights_hash(n.init) for n in reinit}) == 6
     assert all(
         np.array_equal(n.mask["fc1"], load_mask(paths.round_mask_path(1, n.trial))["fc1"])

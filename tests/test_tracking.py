@@ -11,6 +11,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
+from lottery import paths
 from lottery.masks import load_mask, mask_hash
 from lottery.params import load_params
 from tests.conftest import (
@@ -102,26 +103,21 @@ def test_run_tree(tiny_study: Path) -> None:
             tags["lottery.dvc_stage"],
         )
         k = int(tags["lottery.round"])
-        name = f"r{k:02d}"
-        theta = json.loads((tiny_study / f"artifacts/init/t{t}/theta0.json").read_text())
+        name = paths.round_name(k)
+        theta = json.loads((tiny_study / paths.theta0_path(t).with_suffix(".json")).read_text())
         assert tags["lottery.theta0_sha256"] == theta["sha256"]
         assert tags["lottery.study_hash"] == parent.data.tags["lottery.study_hash"]
         assert tags["lottery.git_commit"].startswith(head)
         assert tags["lottery.device"]
         assert 0 < float(tags["lottery.density"]) <= 1
-        m_k = (
-            "artifacts/init/t{t}/mask.npz"
-            if k == 0
-            else f"artifacts/ticket/r{k - 1:02d}/t{t}/next_mask.npz"
-        )
-        m_k = m_k.format(t=t)
+        m_k = paths.round_mask_path(k, t).as_posix()
         if cond == "ticket":
-            own = f"artifacts/ticket/{name}/t{t}/next_mask.npz"
+            own = paths.next_mask_path(name, t).as_posix()
             assert tags["lottery.mask_sha256"] == lineage(tiny_study, m_k)["sha256"]
             assert tags["lottery.next_mask_sha256"] == lineage(tiny_study, own)["sha256"]
         else:
-            key_ = f"t{t}r0" if cond == "reinit" else f"t{t}"
-            own = f"artifacts/{cond}/{name}/{key_}/mask.npz"
+            key_ = paths.run_key(t, 0) if cond == "reinit" else paths.run_key(t)
+            own = paths.control_mask_path(cond, name, key_).as_posix()
             assert tags["lottery.mask_sha256"] == lineage(tiny_study, own)["sha256"]
             assert tags["lottery.source_mask_sha256"] == lineage(tiny_study, m_k)["sha256"]
         assert lineage(tiny_study, own)["mlflow_run_id"] == r.info.run_id
