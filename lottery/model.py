@@ -4,7 +4,7 @@ Each `StackedMaskedDense` layer keeps a kernel of shape (K, fan_in, fan_out), a 
 shape (K, fan_out) and a non-trainable 0/1 mask of the kernel's shape. The forward pass
 uses `kernel * mask`, so the gradient of every pruned weight is exactly zero and Adam
 never regrows it (no per-batch `set_weights`, no `kernel_constraint`). K = 1 is a plain
-masked LeNet; K > 1 trains trials and controls together in one step (design.md §6).
+masked LeNet; K > 1 trains trials and controls together in one step.
 
 Plain `tf.Module`s and `tf.Variable`s, not Keras layers: a training stage never imports
 Keras, which saves ~7 s of every stage's start on 2 cores (see `_import_tensorflow`).
@@ -204,8 +204,3 @@ def device_name() -> str:
     """The device TensorFlow trains on: the first GPU if one is visible, else the CPU."""
     gpus = tf.config.list_logical_devices("GPU")
     return gpus[0].name if gpus else tf.config.list_logical_devices("CPU")[0].name
-
-
-def enable_determinism() -> None:
-    """Bit-identical results for the same inputs on CPU (design.md §9)."""
-    tf.config.experimental.enable_op_determinism()

@@ -64,7 +64,7 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
         return
     url = uri.rstrip("/") + "/health"
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 http(s) only
             if resp.status == 200:
                 return
             problem = f"HTTP {resp.status}"
@@ -214,7 +214,7 @@ def explain_failure(reason: str) -> list[str]:
             if run.info.status != "FINISHED" and FAILURE_TAG not in run.data.tags:
                 mark_failed(client, run_id, reason)
                 done.append(run_id)
-        except Exception:  # the store is gone too: the watchdog or a later sweep will do
+        except Exception:  # noqa: S112 store gone too: the watchdog or a later sweep marks it
             continue
         finally:
             _OWN.pop(run_id, None)
@@ -455,10 +455,3 @@ class StudyRecorder:
             _OWN.pop(run_id, None)  # a failed run waits for its reason (explain_failure)
         if self.watchdog is not None:
             self.watchdog.send("end", run_id)
-
-    def run_exists(self, run_id: str) -> bool:
-        try:
-            self.client.get_run(run_id)
-        except mlflow.exceptions.MlflowException:
-            return False
-        return True
