@@ -381,13 +381,14 @@ class UnitCosts:
 @dataclass(frozen=True)
 class StopProfile:
     """What the patience evidence measured, replayed at one patience: per condition and
-    round the fraction of the horizon each network trains, and per network the number of
-    evaluations that set a new minimum validation loss before it stops (test evaluations)."""
+    round the fraction of the horizon each network trains, and per network the
+    iterations where its validation loss reached a new minimum before it stopped (where
+    the engine evaluates the test set)."""
 
     source: str
     patience: int
     fractions: dict[str, dict[int, list[float]]]
-    new_minima: dict[int, float]  # horizon -> mean count per network within that horizon
+    minima: list[list[int]]  # per evidence run, in the evidence's order
 
     def fraction(self, condition: str, rnd: int) -> list[float]:
         rounds = self.fractions.get(condition) or self.fractions["ticket"]
@@ -401,36 +402,39 @@ def load_profile(patience: int, path: Path = EVIDENCE) -> StopProfile | None:
         return None
     from lottery.patience import from_file, outcome
 
-    curves = from_file(path)
     fractions: dict[str, dict[int, list[float]]] = {}
-    minima: dict[int, list[int]] = {h: [] for h in HORIZONS}
-    for c in curves:
+    minima: list[list[int]] = []
+    for c in from_file(path):
         o = outcome(c, patience)
         fractions.setdefault(c.condition, {}).setdefault(c.round, []).append(
             o.stop_iteration / c.horizon
         )
-        for h in HORIZONS:
-            best, count = float("inf"), 0
-            for it, loss in zip(c.iteration, c.val_loss, strict=True):
-                if it > min(h, o.stop_iteration):
-                    break
-                if loss < best:
-                    best, count = loss, count + 1
-            minima[h].append(count)
-    return StopProfile(
-        str(path), patience, fractions, {h: sum(v) / len(v) for h, v in minima.items()}
-    )
+        best, found = float("inf"), []
+        for it, loss in zip(c.iteration, c.val_loss, strict=True):
+            if it > o.stop_iteration:
+                break
+            if loss < best:
+                best = loss
+                found.append(int(it))
+        minima.append(found)
+    return StopProfile(str(path), patience, fractions, minima)
 
 
 def test_evaluations(
     horizon: int, eval_every: int, test_every: int, k: int, profile: StopProfile | None
 ) -> float:
-    """Test evaluations of a stack of K over `horizon`: the test_every grid, plus each
-    network's new minima (at most one per evaluation); every evaluation without evidence."""
+    """Test evaluations of a stack of K over `horizon`: the union of the test_every grid,
+    the horizon and its networks' new minima, measured on stacks of K evidence runs (in
+    the evidence's order); every evaluation without evidence."""
     n_eval = horizon / eval_every
-    if profile is None:
+    if profile is None or not profile.minima:
         return n_eval
-    return min(n_eval, horizon / test_every + k * profile.new_minima.get(horizon, n_eval))
+    grid = set(range(test_every, horizon + 1, test_every)) | {horizon}
+    runs = profile.minima
+    k = max(1, min(k, len(runs)))
+    stacks = [runs[i : i + k] for i in range(0, len(runs) - k + 1, k)]
+    sizes = [len(grid | {it for run in s for it in run if it <= horizon}) for s in stacks]
+    return min(n_eval, sum(sizes) / len(sizes))
 
 
 def eval_share(

@@ -125,7 +125,7 @@ def test_paper_estimate_prices_the_preset_and_its_patience(tmp_path: Path) -> No
     half_file = tmp_path / "half.yaml"
     half_file.write_text(yaml.safe_dump(raw, sort_keys=False))
     set_rounds(half_file, None)
-    half = StopProfile("test", 5000, {"ticket": {0: [0.5, 0.5]}}, {50_000: 0.0})
+    half = StopProfile("test", 5000, {"ticket": {0: [0.5, 0.5]}}, [[] for _ in range(5)])
     full = paper_estimate(costs, startup, None, full_file)
     cut = paper_estimate(costs, startup, half, half_file)
     measured = paper_estimate(costs, startup, half, full_file)
@@ -150,3 +150,19 @@ def test_flops_per_net_iteration_counts_lenet_by_hand() -> None:
     assert f["evaluation"] == 2 * 15_000 * 266_200 / 100
     assert f["total"] == f["forward"] + f["backward"] + f["evaluation"]
     assert 0.53 < f["evaluation"] / f["total"] < 0.55  # why evaluation can't be <= 25% of time
+
+
+def test_test_evaluations_are_the_union_over_a_stack() -> None:
+    """A stack tests where any of its networks reaches a new minimum, on the test_every
+    grid and at the horizon: measured on stacks of K evidence runs."""
+    from lottery.bench import StopProfile, test_evaluations
+
+    runs = [[100, 200, 300], [100, 200, 400], [100, 500], [100, 200]]
+    profile = StopProfile("test", 0, {"ticket": {0: [1.0]}}, runs)
+    # K=2: stacks {100,200,300,400} and {100,200,500}, plus the grid {500, 1000}.
+    assert test_evaluations(1000, 100, 500, 2, profile) == (6 + 4) / 2
+    # K=1: per run, with the grid.
+    assert test_evaluations(1000, 100, 500, 1, profile) == (5 + 5 + 3 + 4) / 4
+    # Never more than one per evaluation; without evidence, every evaluation.
+    assert test_evaluations(300, 100, 100, 4, profile) == 3
+    assert test_evaluations(1000, 100, 500, 2, None) == 10
