@@ -37,8 +37,8 @@ from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunT
 
 from lottery.errors import UserError
 from lottery.io import find_root
+from lottery.lineage import TAG  # prefix of every tag this project sets
 
-TAG = "lottery."  # prefix of every tag this project sets
 MAX_PARAM_LEN = 6000
 
 
