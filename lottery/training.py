@@ -3,7 +3,7 @@
 Every network k has its own initial weights, mask and data order (its own seed); they
 share nothing but the matrix multiplications. Training runs in chunks of `eval_every`
 iterations inside one `tf.function` (no Python per step); after each chunk the networks
-are evaluated on the validation set, each as its own batched GEMM, so a network's
+are evaluated on the validation set, each network as its own chain of GEMMs, so a network's
 numbers do not depend on what else is in its stack.
 
 Early stopping (`lottery.stopping`): the early-stop iteration is the evaluation with the
@@ -207,10 +207,9 @@ class Engine:
         return total / tf.cast(tf.shape(idx)[0], tf.float32)
 
     def _metrics(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """Loss and accuracy of each network on (x, y): one batched GEMM per network,
-        so each network's numbers are the same whatever else is in the stack."""
-        shared = tf.broadcast_to(x[None], [self.stack_size, *x.shape])
-        logits = self.model(shared)  # (K, N, 10)
+        """Loss and accuracy of each network on (x, y), each network's numbers the same
+        whatever else is in the stack (`StackedLeNet.logits_each`)."""
+        logits = self.model.logits_each(x)  # (K, N, 10)
         labels = tf.broadcast_to(y[None, :], tf.shape(logits)[:2])
         loss = tf.reduce_mean(
             tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits), axis=1
