@@ -731,8 +731,8 @@ def render_report(
     data: pd.DataFrame | Sequence[Mapping[str, Any]],
     figures: Mapping[str, Path],
     params: Mapping[str, Any],
-    params_hash: str,
-    git_rev: str,
+    study_hash: str,
+    git_commit: str,
     report_dir: str | Path,
     tolerance_pp: float = DEFAULT_TOLERANCE_PP,
 ) -> str:
@@ -751,8 +751,8 @@ def render_report(
     out += [
         "## Parameters",
         "",
-        f"- params hash: `{params_hash}`",
-        f"- git revision: `{git_rev}`",
+        f"- params hash: `{study_hash}`",
+        f"- git revision: `{git_commit}`",
         "",
         "```yaml",
         yaml.safe_dump(dict(params), sort_keys=False, default_flow_style=False).rstrip("\n"),
