@@ -342,7 +342,9 @@ class StudyRecorder:
     def __init__(self, experiment: str, study_hash: str, study_params: Mapping[str, Any]) -> None:
         self.uri = tracking_uri()
         check_reachable(self.uri)
-        mlflow.set_tracking_uri(self.uri)
+        # An explicit client, no mlflow.set_tracking_uri: that also sets the process's
+        # MLFLOW_TRACKING_URI, which would send a later study in the same process (a
+        # notebook, a test) to this one's store.
         self.client = MlflowClient(tracking_uri=self.uri)
         self.study_hash = study_hash
         self.watchdog: Watchdog | None = None

@@ -163,3 +163,56 @@ def test_mlflow_run_records_the_options(project: Path) -> None:
         assert r.data.tags["lottery.strategy"] == "iterative"
         assert r.data.tags["lottery.scope"] == "layerwise"
         assert r.info.status == "FINISHED"
+
+
+def test_a_stage_with_patience_records_where_and_why_each_run_stopped(
+    project: Path, tmp_path: Path
+) -> None:
+    """Patience through the real stage function: each run's stop iteration and rule in
+    the metrics file and in MLflow; runs stopped by patience trained fewer iterations."""
+    import shutil
+
+    from mlflow import MlflowClient
+
+    copy = tmp_path / "copy"
+    shutil.copytree(project, copy, symlinks=True)
+    os.chdir(copy)
+    params = tiny_params(
+        train={
+            "iterations": 400,
+            "eval_every": 10,
+            "test_every": 100,
+            "patience": 40,
+            "learning_rate": 0.01,
+        },
+        prune={"rewind_iteration": 10},
+        controls={"reinit_repeats": 2},
+    )
+    metrics = study.train_stage(params, "reinit", "r01")
+    assert (metrics["patience"], metrics["iterations"], metrics["eval_every"]) == (40, 400, 10)
+    runs = metrics["runs"].values()
+    assert {r["stop_reason"] for r in runs} <= {"patience", "horizon"}
+    stopped = [r for r in runs if r["stop_reason"] == "patience"]
+    assert stopped, [r["stop_iteration"] for r in runs]  # the high rate makes some stop
+    for r in runs:
+        if r["stop_reason"] == "patience":
+            assert r["stop_iteration"] == r["early_stop_iteration"] + 40 < 400
+        else:
+            assert r["stop_iteration"] == 400
+    curves = json.loads(paths.curves_path("reinit", "r01").read_text())["runs"]
+    for key, r in metrics["runs"].items():
+        assert curves[key]["iteration"][-1] == r["stop_iteration"]
+        assert curves[key]["test_iteration"][-1] == r["stop_iteration"]
+    client = MlflowClient(f"sqlite:///{copy / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("test-study")
+    assert exp is not None
+    found = client.search_runs([exp.experiment_id], "tags.`lottery.dvc_stage` = 'reinit@r01'")
+    by_key = {
+        r.info.run_name.rsplit("-", 2)[-2] + "-" + r.info.run_name.rsplit("-", 1)[-1]: r
+        for r in found
+    }
+    assert len(found) == len(metrics["runs"])
+    for key, r in metrics["runs"].items():
+        run = by_key[key]
+        assert run.data.tags["lottery.stop_reason"] == r["stop_reason"]
+        assert run.data.metrics["stop_iteration"] == r["stop_iteration"]
