@@ -206,7 +206,7 @@ def percent_remaining(mask: Mapping[str, np.ndarray]) -> float:
 def _load_npz(path: Path, what: str) -> dict[str, np.ndarray]:
     """Read every array of an `.npz` with allow_pickle=False; MaskError on any problem."""
     path = Path(path)
-    fix = f"regenerate it (`dvc repro`) or restore it (`dvc checkout {path}`)"
+    fix = f"regenerate it (`dvc repro`) or restore it (`dvc checkout --force {path}`)"
     if not path.is_file():
         raise MaskError(f"{path}: {what} file not found; {fix}.")
     if not zipfile.is_zipfile(path):
