@@ -268,7 +268,6 @@ class _Run:
         if cfg.rewind_iteration == 0:
             self.rewind = list(engine.model.export())
         self.train_loss, self.steps = np.zeros(n), 0
-        self.net_iterations = 0
         self.timings = dict.fromkeys(
             ("train_s", "val_s", "test_s", "restack_s", "net_iterations"), 0.0
         ) | dict.fromkeys(("evaluations", "test_evaluations", "restacks"), 0.0)
@@ -290,8 +289,7 @@ class _Run:
             steps = stop - done
             idx = np.stack([self.streams[r].take(steps) for r in self.rows], axis=1)
             loss = self._timed("train_s", engine.train_chunk, idx)
-            self.net_iterations += steps * len(self.rows)
-            self.timings["net_iterations"] = float(self.net_iterations)
+            self.timings["net_iterations"] += steps * len(self.rows)
             self.train_loss[self.rows] += loss * steps
             self.steps += steps
             done = stop
@@ -312,9 +310,7 @@ class _Run:
 
     def _evaluate(self, it: int, on_eval: EvalCallback | None) -> dict[int, dict[str, float]]:
         cfg, engine = self.cfg, self.engine
-        val_loss, val_acc = self._timed(
-            "val_s", lambda: [t.numpy() for t in engine._evaluate_val()]
-        )
+        val_loss, val_acc = self._timed("val_s", engine.evaluate, "val")
         self.timings["evaluations"] += 1
         live = [(row, net) for row, net in enumerate(self.rows) if net in self.active]
         rows: dict[int, dict[str, float]] = {}
@@ -375,7 +371,7 @@ class _Run:
         cfg = self.cfg
         if not rows:
             return
-        rate = self.net_iterations / max(elapsed, 1e-9)
+        rate = self.timings["net_iterations"] / max(elapsed, 1e-9)
         left = (cfg.iterations - it) * len(self.active)
         eta = f", ≤{_duration(left / rate)} left" if self.active and rate > 0 else ""
         tested = [r["test_accuracy"] for r in rows.values() if "test_accuracy" in r]
