@@ -442,10 +442,18 @@ class StudyRecorder:
 
     def log_dataset(self, run_id: str, name: str, digest: str, source: str) -> None:
         ds = Dataset(name=name, digest=digest[:36], source_type="local", source=source)
-        self.client.log_inputs(
-            run_id,
-            datasets=[DatasetInput(ds, tags=[InputTag("mlflow.data.context", "training")])],
-        )
+        inputs = [DatasetInput(ds, tags=[InputTag("mlflow.data.context", "training")])]
+        # The store inserts a dataset it has not seen, so two stages that log the same
+        # dataset at the same moment race on its unique key and one gets an error. The
+        # insert is one transaction: trying again finds the other's row and links to it.
+        for attempt in range(3):
+            try:
+                self.client.log_inputs(run_id, datasets=inputs)
+                return
+            except mlflow.exceptions.MlflowException:
+                if attempt == 2:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
 
     def log_artifacts(self, run_id: str, files: Iterable[tuple[Path, str]]) -> None:
         for path, artifact_dir in files:
