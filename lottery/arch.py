@@ -1,21 +1,134 @@
-"""LeNet-300-100: the layer names and shapes every other module agrees on.
+"""Network architectures: the layer names and shapes every other module agrees on.
 
-Pure Python (no TensorFlow import) so masks, pruning and audits stay cheap to load.
+An `Architecture` is an ordered tuple of prunable `Layer`s (convolutions first, then dense
+layers, the last one named `out`) plus the input image shape. `build` makes one from the
+`model` section of params.yaml: `mlp` with any hidden widths (LeNet-300-100 is `mlp` with
+hidden [300, 100], the default) or `conv2` / `conv4` / `conv6` of Frankle & Carbin §3
+(3×3 convolutions, "same" padding, 64/128/256 channels in pairs, each pair followed by a
+2×2 max-pool, then dense 256-256-10).
+
+Pure Python (no TensorFlow import) so masks, pruning and audits stay cheap to load. The
+module-level constants describe LeNet-300-100 on 28×28×1 images, the default network.
 """
 
 from __future__ import annotations
 
-#: Prunable layers in forward order: name -> kernel shape (fan_in, fan_out).
-LAYER_SHAPES: dict[str, tuple[int, int]] = {
-    "fc1": (784, 300),
-    "fc2": (300, 100),
-    "out": (100, 10),
+from collections.abc import Sequence
+from dataclasses import dataclass
+from math import prod
+from typing import Literal
+
+NETWORKS: tuple[str, ...] = ("mlp", "conv2", "conv4", "conv6")
+#: Channels of each conv pair, by network (each pair is followed by a 2×2 max-pool).
+CONV_PAIRS: dict[str, tuple[int, ...]] = {
+    "conv2": (64,),
+    "conv4": (64, 128),
+    "conv6": (64, 128, 256),
 }
-LAYERS: tuple[str, ...] = tuple(LAYER_SHAPES)
-N_INPUTS = 784
-N_CLASSES = 10
-#: 266,200 prunable kernel weights; biases are never pruned.
-N_PRUNABLE = sum(a * b for a, b in LAYER_SHAPES.values())
+#: Hidden dense widths after the convolutions (Frankle & Carbin §3).
+CONV_DENSE: tuple[int, ...] = (256, 256)
+CONV_KERNEL = 3
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One prunable layer: `conv` kernels are (3, 3, c_in, c_out), `dense` (fan_in, fan_out)."""
+
+    name: str  # conv1, conv2, ..., fc1, fc2, ..., out
+    kind: Literal["conv", "dense"]
+    kernel_shape: tuple[int, ...]
+    pool_after: bool = False  # a 2×2 max-pool (stride 2, "valid") follows this conv layer
+
+    @property
+    def fan_out(self) -> int:
+        return self.kernel_shape[-1]
+
+    @property
+    def size(self) -> int:
+        return prod(self.kernel_shape)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    network: str  # one of NETWORKS
+    input_shape: tuple[int, int, int]  # (height, width, channels) of one image
+    layers: tuple[Layer, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(layer.name for layer in self.layers)
+
+    @property
+    def kernel_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {layer.name: layer.kernel_shape for layer in self.layers}
+
+    @property
+    def n_inputs(self) -> int:
+        return prod(self.input_shape)
+
+    @property
+    def n_classes(self) -> int:
+        return self.layers[-1].fan_out
+
+    @property
+    def n_prunable(self) -> int:
+        return sum(layer.size for layer in self.layers)
+
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(
+            f"{name!r} is not a layer of {self.network} (layers: {', '.join(self.names)})"
+        )
+
+    def weight_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shapes of every array in a weights file: `fc1/kernel`, `fc1/bias`, ..."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        for layer in self.layers:
+            shapes[kernel_key(layer.name)] = layer.kernel_shape
+            shapes[bias_key(layer.name)] = (layer.fan_out,)
+        return shapes
+
+    @property
+    def first_layer_sees_pixels(self) -> bool:
+        """True when the first layer is dense on a single-channel image (the 28×28 pixel map
+        of its mask means something)."""
+        return self.layers[0].kind == "dense" and self.input_shape[2] == 1
+
+
+def _dense_stack(fan_in: int, widths: Sequence[int], n_classes: int) -> list[Layer]:
+    layers: list[Layer] = []
+    for i, width in enumerate(widths):
+        layers.append(Layer(f"fc{i + 1}", "dense", (fan_in, width)))
+        fan_in = width
+    layers.append(Layer("out", "dense", (fan_in, n_classes)))
+    return layers
+
+
+def build(
+    network: str,
+    input_shape: tuple[int, int, int] = (28, 28, 1),
+    hidden: Sequence[int] = (300, 100),
+    n_classes: int = 10,
+) -> Architecture:
+    """The architecture `network` on images of `input_shape`; `hidden` is for `mlp` only."""
+    if network == "mlp":
+        layers = _dense_stack(prod(input_shape), hidden, n_classes)
+        return Architecture(network, tuple(input_shape), tuple(layers))  # type: ignore[arg-type]
+    if network not in CONV_PAIRS:
+        raise ValueError(f"unknown network {network!r}: one of {', '.join(NETWORKS)}")
+    height, width, channels = input_shape
+    conv: list[Layer] = []
+    for pair in CONV_PAIRS[network]:
+        for second in (False, True):
+            k = CONV_KERNEL
+            conv.append(Layer(f"conv{len(conv) + 1}", "conv", (k, k, channels, pair), second))
+            channels = pair
+        height, width = height // 2, width // 2
+    flat = height * width * channels
+    layers = conv + _dense_stack(flat, CONV_DENSE, n_classes)
+    return Architecture(network, tuple(input_shape), tuple(layers))  # type: ignore[arg-type]
 
 
 def kernel_key(layer: str) -> str:
@@ -26,10 +139,17 @@ def bias_key(layer: str) -> str:
     return f"{layer}/bias"
 
 
+#: LeNet-300-100 on 28×28×1 images: the default network.
+LENET = build("mlp")
+#: Prunable layers of LeNet-300-100 in forward order: name -> kernel shape (fan_in, fan_out).
+LAYER_SHAPES: dict[str, tuple[int, int]] = LENET.kernel_shapes  # type: ignore[assignment]
+LAYERS: tuple[str, ...] = LENET.names
+N_INPUTS = LENET.n_inputs
+N_CLASSES = LENET.n_classes
+#: 266,200 prunable kernel weights; biases are never pruned.
+N_PRUNABLE = LENET.n_prunable
+
+
 def weight_shapes() -> dict[str, tuple[int, ...]]:
-    """Shapes of every array in a weights file: `fc1/kernel`, `fc1/bias`, ..."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    for layer, (fan_in, fan_out) in LAYER_SHAPES.items():
-        shapes[kernel_key(layer)] = (fan_in, fan_out)
-        shapes[bias_key(layer)] = (fan_out,)
-    return shapes
+    """Shapes of every array in a LeNet-300-100 weights file: `fc1/kernel`, `fc1/bias`, ..."""
+    return LENET.weight_shapes()
