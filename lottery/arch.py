@@ -19,6 +19,9 @@ from math import prod
 from typing import Literal
 
 NETWORKS: tuple[str, ...] = ("mlp", "conv2", "conv4", "conv6")
+#: The layer types a pruning rate can be given for: every conv layer, every hidden dense
+#: layer, the output layer.
+LAYER_TYPES: tuple[str, ...] = ("conv", "fc", "out")
 #: Channels of each conv pair, by network (each pair is followed by a 2×2 max-pool).
 CONV_PAIRS: dict[str, tuple[int, ...]] = {
     "conv2": (64,),
@@ -47,6 +50,13 @@ class Layer:
     def size(self) -> int:
         return prod(self.kernel_shape)
 
+    @property
+    def type(self) -> str:
+        """`conv`, `fc` (a hidden dense layer) or `out`: the key of its per-type pruning rate."""
+        if self.kind == "conv":
+            return "conv"
+        return "out" if self.name == "out" else "fc"
+
 
 @dataclass(frozen=True)
 class Architecture:
@@ -73,6 +83,20 @@ class Architecture:
     @property
     def n_prunable(self) -> int:
         return sum(layer.size for layer in self.layers)
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        """The layer types present, in `LAYER_TYPES` order."""
+        present = {layer.type for layer in self.layers}
+        return tuple(t for t in LAYER_TYPES if t in present)
+
+    def describe(self) -> str:
+        """E.g. `mlp 784-300-100-10 on 28x28x1` or `conv2 on 32x32x3`, for messages."""
+        shape = "x".join(map(str, self.input_shape))
+        if self.network != "mlp":
+            return f"{self.network} on {shape}"
+        widths = [self.n_inputs, *(layer.fan_out for layer in self.layers)]
+        return f"mlp {'-'.join(map(str, widths))} on {shape}"
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:
@@ -112,8 +136,16 @@ def build(
     hidden: Sequence[int] = (300, 100),
     n_classes: int = 10,
 ) -> Architecture:
-    """The architecture `network` on images of `input_shape`; `hidden` is for `mlp` only."""
+    """The architecture `network` on images of `input_shape`; `hidden` is for `mlp` only.
+
+    Raises ValueError for an unknown network, a hidden width that is not a positive
+    integer, or an image too small for the network's max-pools.
+    """
+    if len(input_shape) != 3 or not all(_positive(d) for d in input_shape):
+        raise ValueError(f"input_shape must be (height, width, channels), got {input_shape!r}")
     if network == "mlp":
+        if not all(_positive(w) for w in hidden):
+            raise ValueError(f"hidden widths must be positive integers, got {list(hidden)!r}")
         layers = _dense_stack(prod(input_shape), hidden, n_classes)
         return Architecture(network, tuple(input_shape), tuple(layers))  # type: ignore[arg-type]
     if network not in CONV_PAIRS:
@@ -127,8 +159,17 @@ def build(
             channels = pair
         height, width = height // 2, width // 2
     flat = height * width * channels
+    if flat == 0:
+        raise ValueError(
+            f"{network} halves the image {len(CONV_PAIRS[network])} times: "
+            f"{input_shape[0]}x{input_shape[1]} is too small"
+        )
     layers = conv + _dense_stack(flat, CONV_DENSE, n_classes)
     return Architecture(network, tuple(input_shape), tuple(layers))  # type: ignore[arg-type]
+
+
+def _positive(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def kernel_key(layer: str) -> str:
