@@ -13,7 +13,7 @@ module-level constants describe LeNet-300-100 on 28×28×1 images, the default n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from math import prod
 from typing import Literal
@@ -97,6 +97,33 @@ class Architecture:
             return f"{self.network} on {shape}"
         widths = [self.n_inputs, *(layer.fan_out for layer in self.layers)]
         return f"mlp {'-'.join(map(str, widths))} on {shape}"
+
+    def rate_keys(self) -> str:
+        """The keys a pruning rate can have, for messages: layers, then types."""
+        return f"its layers {', '.join(self.names)} or layer types {', '.join(self.types)}"
+
+    def layer_rates(self, rates: Mapping[str, float]) -> dict[str, float]:
+        """One rate per layer in forward order, from `rates` keyed by layer name or by layer
+        type (`conv`, `fc`, `out`, see `Layer.type`); a layer's name overrides its type.
+
+        The one place per-type rates are resolved. ValueError when a key is neither a layer
+        nor a type of this network, or when a layer gets no rate.
+        """
+        unknown = [str(k) for k in rates if k not in self.names and k not in self.types]
+        if unknown:
+            raise ValueError(
+                f"rates for {', '.join(unknown)}, which {self.describe()} does not have; "
+                f"give rates for {self.rate_keys()}"
+            )
+        missing = [ly.name for ly in self.layers if ly.name not in rates and ly.type not in rates]
+        if missing:
+            raise ValueError(
+                f"no rate for the layers {', '.join(missing)} of {self.describe()}; give "
+                f"rates for {self.rate_keys()}"
+            )
+        return {
+            ly.name: rates[ly.name] if ly.name in rates else rates[ly.type] for ly in self.layers
+        }
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:

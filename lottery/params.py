@@ -17,7 +17,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from lottery.arch import LAYERS
+from lottery import arch
+from lottery.arch import Architecture
+from lottery.data import DATASETS
 from lottery.errors import UserError
 from lottery.paths import round_name
 
@@ -36,9 +38,16 @@ class StudyParams:
 
 @dataclass(frozen=True)
 class DataParams:
-    validation_size: int  # examples held out of the 60k training set
+    dataset: Literal["mnist", "fashion-mnist", "cifar10"]  # the keys of data.DATASETS
+    validation_size: int  # examples held out of the training set (60k; CIFAR-10: 50k)
     stratified: bool  # per-class proportional validation split
     split_seed: int
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    network: Literal["mlp", "conv2", "conv4", "conv6"]  # arch.NETWORKS
+    hidden: list[int]  # mlp: hidden widths ([300, 100] is LeNet-300-100); conv nets: []
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,7 @@ class PipelineParams:
 class Params:
     study: StudyParams
     data: DataParams
+    model: ModelParams
     train: TrainParams
     prune: PruneParams
     controls: ControlParams
@@ -97,14 +107,34 @@ class Params:
         return dataclasses.asdict(self)
 
     def study_hash(self) -> str:
-        """SHA-256 of every param that defines the study's results (not `study.name`)."""
+        """SHA-256 of every param that defines the study's results (not `study.name`).
+
+        `model` and `data.dataset` came later: at their first values (LeNet-300-100 on
+        MNIST) they are left out, so studies made before them keep their hash.
+        """
         d = self.as_dict()
         d["study"] = {k: v for k, v in d["study"].items() if k != "name"}
+        if d["model"] == LEGACY_MODEL:
+            del d["model"]
+        if d["data"]["dataset"] == LEGACY_DATASET:
+            del d["data"]["dataset"]
         blob = json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()
 
+    def architecture(self) -> Architecture:
+        """The network `model` names, on images of the shape `data.dataset` has."""
+        shape = DATASETS[self.data.dataset].image_shape
+        return arch.build(self.model.network, shape, self.model.hidden)
 
-N_TRAIN_TOTAL = 60_000
+    def layer_rates(self) -> dict[str, float]:
+        """`prune.rates` resolved to one rate per layer of the network, in forward order
+        (a layer's own name first, else its type: conv, fc or out)."""
+        return self.architecture().layer_rates(self.prune.rates)
+
+
+#: The study every params file described before `model` and `data.dataset` existed.
+LEGACY_MODEL: dict[str, Any] = {"network": "mlp", "hidden": [300, 100]}
+LEGACY_DATASET = "mnist"
 
 
 def generate_pipeline(
@@ -215,20 +245,41 @@ def _require(ok: bool, key: str, rule: str, value: Any) -> None:
         raise ParamsError(f"{key} must be {rule} (got {value!r}).")
 
 
-def validate(p: Params) -> Params:
-    s, d, t, pr, c = p.study, p.data, p.train, p.prune, p.controls
+def _validate_study_data(s: StudyParams, d: DataParams) -> None:
     _require(s.seed >= 0, "study.seed", "an integer >= 0", s.seed)
     _require(1 <= s.trials <= 100, "study.trials", "an integer from 1 to 100", s.trials)
     _require(0 <= s.rounds <= 99, "study.rounds", "an integer from 0 to 99", s.rounds)
+    n_total = DATASETS[d.dataset].n_train
     _require(
-        0 < d.validation_size < N_TRAIN_TOTAL,
+        0 < d.validation_size < n_total,
         "data.validation_size",
-        f"an integer from 1 to {N_TRAIN_TOTAL - 1}",
+        f"an integer from 1 to {n_total - 1} ({d.dataset} has {n_total:,} training examples)",
         d.validation_size,
     )
     _require(d.split_seed >= 0, "data.split_seed", "an integer >= 0", d.split_seed)
+
+
+def _validate_model(m: ModelParams) -> None:
+    if m.network == "mlp":
+        _require(
+            bool(m.hidden) and all(w >= 1 for w in m.hidden),
+            "model.hidden",
+            "a non-empty list of positive integers, the hidden widths of the mlp (LeNet-300-100: "
+            "[300, 100])",
+            m.hidden,
+        )
+        return
+    _require(
+        not m.hidden,
+        "model.hidden",
+        f"[] for {m.network}: hidden widths are for mlp only, {m.network}'s dense layers are "
+        f"fixed at {'-'.join(map(str, arch.CONV_DENSE))} (Frankle & Carbin §3)",
+        m.hidden,
+    )
+
+
+def _validate_train(t: TrainParams, n_train: int) -> None:
     _require(t.iterations >= 1, "train.iterations", "an integer >= 1", t.iterations)
-    n_train = N_TRAIN_TOTAL - d.validation_size
     _require(
         1 <= t.batch_size <= n_train,
         "train.batch_size",
@@ -255,6 +306,32 @@ def validate(p: Params) -> Params:
         f"({t.eval_every})",
         t.patience,
     )
+
+
+def _validate_rates(pr: PruneParams, net: Architecture) -> None:
+    for key, rate in pr.rates.items():
+        if key not in net.names and key not in net.types:
+            raise ParamsError(
+                f"prune.rates.{key}: {net.describe()} has no layer or layer type {key!r}; give "
+                f"rates for {net.rate_keys()} (a type sets every layer of that type, a layer's "
+                "name overrides its type)."
+            )
+        _require(0 <= rate < 1, f"prune.rates.{key}", "a number in [0, 1)", rate)
+    try:
+        net.layer_rates(pr.rates)
+    except ValueError as exc:
+        raise ParamsError(f"prune.rates: {exc}.") from None
+    _require(0 <= pr.global_rate < 1, "prune.global_rate", "a number in [0, 1)", pr.global_rate)
+    for i, layer in enumerate(pr.global_exclude):
+        _require(
+            layer in net.names,
+            f"prune.global_exclude[{i}]",
+            f"a layer of {net.describe()}: one of {', '.join(net.names)}",
+            layer,
+        )
+
+
+def _validate_prune(pr: PruneParams, t: TrainParams, net: Architecture) -> None:
     _require(
         t.patience == 0 or pr.rewind_iteration <= t.eval_every + t.patience,
         "prune.rewind_iteration",
@@ -262,22 +339,16 @@ def validate(p: Params) -> Params:
         "earliest a network can stop, or use a larger patience",
         pr.rewind_iteration,
     )
-    if sorted(pr.rates) != sorted(LAYERS):
-        raise ParamsError(
-            f"prune.rates must give a rate for exactly the layers {', '.join(LAYERS)} "
-            f"(got {', '.join(pr.rates) or 'none'})."
-        )
-    for layer, rate in pr.rates.items():
-        _require(0 <= rate < 1, f"prune.rates.{layer}", "a number in [0, 1)", rate)
-    _require(0 <= pr.global_rate < 1, "prune.global_rate", "a number in [0, 1)", pr.global_rate)
-    for i, layer in enumerate(pr.global_exclude):
-        _require(layer in LAYERS, f"prune.global_exclude[{i}]", f"one of {list(LAYERS)}", layer)
+    _validate_rates(pr, net)
     _require(
         0 <= pr.rewind_iteration < t.iterations,
         "prune.rewind_iteration",
         f"an integer from 0 to train.iterations - 1 ({t.iterations - 1})",
         pr.rewind_iteration,
     )
+
+
+def _validate_controls(c: ControlParams, rounds: int) -> None:
     _require(
         1 <= c.reinit_repeats <= 20,
         "controls.reinit_repeats",
@@ -285,13 +356,17 @@ def validate(p: Params) -> Params:
         c.reinit_repeats,
     )
     if c.rounds != "all":
-        bad = [k for k in c.rounds if not 1 <= k <= s.rounds]
+        bad = [k for k in c.rounds if not 1 <= k <= rounds]
         _require(
             bool(c.rounds) and not bad,
             "controls.rounds",
-            f"all, or a non-empty list of rounds from 1 to study.rounds ({s.rounds})",
+            f"all, or a non-empty list of rounds from 1 to study.rounds ({rounds})",
             c.rounds,
         )
+
+
+def _validate_pipeline(p: Params) -> None:
+    s, c = p.study, p.controls
     expected = generate_pipeline(s.rounds, c.reinit, c.random, c.rounds)
     got = {
         k: {name: dataclasses.asdict(e) for name, e in getattr(p.pipeline, k).items()}
@@ -305,6 +380,16 @@ def validate(p: Params) -> Params:
             "generated: run `lottery rounds` (or `lottery rounds N` to change the number "
             "of rounds) to rewrite it, then `dvc repro`."
         )
+
+
+def validate(p: Params) -> Params:
+    """Check the ranges of every key and the relations between keys (ParamsError)."""
+    _validate_study_data(p.study, p.data)
+    _validate_model(p.model)
+    _validate_train(p.train, DATASETS[p.data.dataset].n_train - p.data.validation_size)
+    _validate_prune(p.prune, p.train, p.architecture())
+    _validate_controls(p.controls, p.study.rounds)
+    _validate_pipeline(p)
     return p
 
 
