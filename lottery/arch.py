@@ -102,12 +102,17 @@ class Architecture:
         """The keys a pruning rate can have, for messages: layers, then types."""
         return f"its layers {', '.join(self.names)} or layer types {', '.join(self.types)}"
 
-    def layer_rates(self, rates: Mapping[str, float]) -> dict[str, float]:
-        """One rate per layer in forward order, from `rates` keyed by layer name or by layer
-        type (`conv`, `fc`, `out`, see `Layer.type`); a layer's name overrides its type.
+    def rate_for(self, layer: str, rates: Mapping[str, float]) -> float | None:
+        """The rate of `layer` in `rates` keyed by layer name or by layer type (`conv`, `fc`,
+        `out`, see `Layer.type`): its own name first, else its type; None if neither."""
+        if layer in rates:
+            return rates[layer]
+        return rates.get(self.layer(layer).type)
 
-        The one place per-type rates are resolved. ValueError when a key is neither a layer
-        nor a type of this network, or when a layer gets no rate.
+    def layer_rates(self, rates: Mapping[str, float]) -> dict[str, float]:
+        """One rate per layer in forward order (`rate_for`): the one place per-type rates
+        are resolved. ValueError when a key is neither a layer nor a type of this network,
+        or when a layer gets no rate.
         """
         unknown = [str(k) for k in rates if k not in self.names and k not in self.types]
         if unknown:
@@ -115,15 +120,14 @@ class Architecture:
                 f"rates for {', '.join(unknown)}, which {self.describe()} does not have; "
                 f"give rates for {self.rate_keys()}"
             )
-        missing = [ly.name for ly in self.layers if ly.name not in rates and ly.type not in rates]
+        resolved = {name: self.rate_for(name, rates) for name in self.names}
+        missing = [name for name, rate in resolved.items() if rate is None]
         if missing:
             raise ValueError(
                 f"no rate for the layers {', '.join(missing)} of {self.describe()}; give "
                 f"rates for {self.rate_keys()}"
             )
-        return {
-            ly.name: rates[ly.name] if ly.name in rates else rates[ly.type] for ly in self.layers
-        }
+        return {name: rate for name, rate in resolved.items() if rate is not None}
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:

@@ -1,10 +1,12 @@
 """Masks and weights: validation, canonical hashes, density, `.npz` files.
 
-A mask is `{layer: bool array of the kernel's shape}` for exactly the layers of
-`arch.LAYERS`; weights are `{"fc1/kernel": float32 array, "fc1/bias": ..., ...}` with the
-keys and shapes of `arch.weight_shapes()`. Every function validates what it is given, so
-a mask from another architecture or a half-binary array fails loudly, with the layer, the
-problem and the fix in the message (`MaskError`).
+A mask is `{layer: bool array of the kernel's shape}` for exactly the layers of an
+`Architecture` (`conv` kernels (3, 3, c_in, c_out), `dense` (fan_in, fan_out)); weights are
+`{"fc1/kernel": float32 array, "fc1/bias": ..., ...}` with the keys and shapes of its
+`weight_shapes()`. Every function takes the architecture as `arch` (LeNet-300-100,
+`arch.LENET`, when not given) and validates what it is given, so a mask from another
+architecture or a half-binary array fails loudly, with the layer, the problem and the fix
+in the message (`MaskError`).
 
 Files are read with `allow_pickle=False`: an `.npz` that holds pickled (object) arrays is
 refused, never unpickled.
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from lottery import io
-from lottery.arch import LAYER_SHAPES, LAYERS, N_PRUNABLE, weight_shapes
+from lottery.arch import LENET, Architecture
 from lottery.errors import UserError
 
 Mask = dict[str, np.ndarray]
@@ -34,7 +36,9 @@ class MaskError(UserError, ValueError):
 # --------------------------------------------------------------------------- validation
 
 
-def _check_keys(obj: object, expected: Iterable[str], source: str, what: str) -> None:
+def _check_keys(
+    obj: object, expected: Iterable[str], source: str, what: str, arch: Architecture
+) -> None:
     if not isinstance(obj, Mapping):
         raise MaskError(
             f"{source}: expected a mapping of {what} name -> array, got {type(obj).__name__}"
@@ -49,7 +53,7 @@ def _check_keys(obj: object, expected: Iterable[str], source: str, what: str) ->
         if unknown:
             parts.append(f"unknown {what}s {unknown}")
         raise MaskError(
-            f"{source}: {' and '.join(parts)}; LeNet-300-100 expects exactly {expected}. "
+            f"{source}: {' and '.join(parts)}; {arch.describe()} expects exactly {expected}. "
             f"Is it from another architecture or an old run? Regenerate it with this code "
             f"(`dvc repro`)."
         )
@@ -59,22 +63,23 @@ def _shape_str(shape: tuple[int, ...]) -> str:
     return "x".join(str(d) for d in shape)
 
 
-def validate_mask(mask: Mapping[str, np.ndarray], source: str = "mask") -> Mask:
-    """Return a validated copy of `mask`: exactly the layers of `LAYERS`, in that order,
+def validate_mask(
+    mask: Mapping[str, np.ndarray], source: str = "mask", *, arch: Architecture = LENET
+) -> Mask:
+    """Return a validated copy of `mask`: exactly the layers of `arch`, in forward order,
     each a C-contiguous bool array of the kernel's shape.
 
     Accepted values: bool arrays, or integer/float arrays whose values are exactly 0 or 1.
     Anything else (0.5, 2, NaN, objects, strings) raises MaskError.
     """
-    _check_keys(mask, LAYERS, source, "layer")
+    _check_keys(mask, arch.names, source, "layer", arch)
     out: Mask = {}
-    for layer in LAYERS:
+    for layer, expected in arch.kernel_shapes.items():
         arr = np.asarray(mask[layer])
-        expected = LAYER_SHAPES[layer]
         if arr.shape != expected:
             raise MaskError(
                 f"{source}: layer {layer!r} has shape {arr.shape}, expected {expected} "
-                f"(kernel of LeNet-300-100); regenerate the mask with this code."
+                f"(kernel of {arch.describe()}); regenerate the mask with this code."
             )
         if arr.dtype == np.bool_:
             out[layer] = np.array(arr, dtype=bool, order="C", copy=True)
@@ -96,18 +101,20 @@ def validate_mask(mask: Mapping[str, np.ndarray], source: str = "mask") -> Mask:
     return out
 
 
-def validate_weights(weights: Mapping[str, np.ndarray], source: str = "weights") -> Weights:
-    """Return a validated float32 copy of `weights` (keys and shapes of `weight_shapes()`,
-    all values finite), keys in `weight_shapes()` order."""
-    shapes = weight_shapes()
-    _check_keys(weights, shapes, source, "array")
+def validate_weights(
+    weights: Mapping[str, np.ndarray], source: str = "weights", *, arch: Architecture = LENET
+) -> Weights:
+    """Return a validated float32 copy of `weights` (keys and shapes of
+    `arch.weight_shapes()`, all values finite), keys in that order."""
+    shapes = arch.weight_shapes()
+    _check_keys(weights, shapes, source, "array", arch)
     out: Weights = {}
     for key, expected in shapes.items():
         arr = np.asarray(weights[key])
         if arr.shape != expected:
             raise MaskError(
                 f"{source}: {key!r} has shape {arr.shape}, expected {expected} "
-                f"(LeNet-300-100); regenerate the weights with this code."
+                f"({arch.describe()}); regenerate the weights with this code."
             )
         if arr.dtype.kind not in "iuf":
             raise MaskError(f"{source}: {key!r} has dtype {arr.dtype}; expected float32.")
@@ -123,9 +130,9 @@ def validate_weights(weights: Mapping[str, np.ndarray], source: str = "weights")
     return out
 
 
-def ones_mask() -> Mask:
+def ones_mask(arch: Architecture = LENET) -> Mask:
     """The dense mask m_0: every weight kept."""
-    return {layer: np.ones(shape, dtype=bool) for layer, shape in LAYER_SHAPES.items()}
+    return {layer: np.ones(shape, dtype=bool) for layer, shape in arch.kernel_shapes.items()}
 
 
 # --------------------------------------------------------------------------- hashing
@@ -146,27 +153,27 @@ def hash_bool_arrays(items: Iterable[tuple[str, np.ndarray]]) -> str:
     return h.hexdigest()
 
 
-def mask_hash(mask: Mapping[str, np.ndarray]) -> str:
+def mask_hash(mask: Mapping[str, np.ndarray], *, arch: Architecture = LENET) -> str:
     """SHA-256 hex of a mask's canonical byte encoding (independent of file format).
 
-    The mask is validated, then for each layer in `LAYERS` order (fc1, fc2, out) the hash
+    The mask is validated, then for each layer in forward order (fc1, fc2, out) the hash
     takes: the layer name in UTF-8, b"\\0", the shape as ASCII dims joined by "x"
     (b"784x300"), b"\\0", then `np.packbits` of the C-order flattened bool array (big bit
     order, the last byte zero-padded). So a mask saved as bool or as 0/1 integers, in any
     `.npz` (or none), hashes the same; one flipped bit changes the hash.
     """
-    valid = validate_mask(mask)
-    return hash_bool_arrays((layer, valid[layer]) for layer in LAYERS)
+    valid = validate_mask(mask, arch=arch)
+    return hash_bool_arrays(valid.items())
 
 
-def weights_hash(weights: Mapping[str, np.ndarray]) -> str:
+def weights_hash(weights: Mapping[str, np.ndarray], *, arch: Architecture = LENET) -> str:
     """SHA-256 hex of weights' canonical encoding (independent of file format).
 
     The weights are validated and cast to float32; for each key in sorted order: the key
     in UTF-8, b"\\0", the shape as dims joined by "x", b"\\0", then the C-order
     little-endian float32 bytes.
     """
-    valid = validate_weights(weights)
+    valid = validate_weights(weights, arch=arch)
     h = hashlib.sha256()
     for key in sorted(valid):
         arr = valid[key]
@@ -179,25 +186,27 @@ def weights_hash(weights: Mapping[str, np.ndarray]) -> str:
 # --------------------------------------------------------------------------- density
 
 
-def density(mask: Mapping[str, np.ndarray]) -> dict[str, float]:
-    """Fraction of weights kept per layer, plus "overall" over all 266,200 prunable weights."""
-    valid = validate_mask(mask)
-    out = {layer: float(np.count_nonzero(valid[layer]) / valid[layer].size) for layer in LAYERS}
-    out["overall"] = float(sum(int(np.count_nonzero(valid[k])) for k in LAYERS) / N_PRUNABLE)
+def density(mask: Mapping[str, np.ndarray], *, arch: Architecture = LENET) -> dict[str, float]:
+    """Fraction of weights kept per layer, plus "overall" over all prunable weights
+    (266,200 for LeNet-300-100)."""
+    valid = validate_mask(mask, arch=arch)
+    out = {layer: float(np.count_nonzero(m) / m.size) for layer, m in valid.items()}
+    kept = sum(int(np.count_nonzero(m)) for m in valid.values())
+    out["overall"] = float(kept / arch.n_prunable)
     return out
 
 
-def kept_counts(mask: Mapping[str, np.ndarray]) -> dict[str, int]:
+def kept_counts(mask: Mapping[str, np.ndarray], *, arch: Architecture = LENET) -> dict[str, int]:
     """Number of weights kept per layer, plus "overall"."""
-    valid = validate_mask(mask)
-    out = {layer: int(np.count_nonzero(valid[layer])) for layer in LAYERS}
-    out["overall"] = sum(out[layer] for layer in LAYERS)
+    valid = validate_mask(mask, arch=arch)
+    out = {layer: int(np.count_nonzero(m)) for layer, m in valid.items()}
+    out["overall"] = sum(out.values())
     return out
 
 
-def percent_remaining(mask: Mapping[str, np.ndarray]) -> float:
+def percent_remaining(mask: Mapping[str, np.ndarray], *, arch: Architecture = LENET) -> float:
     """100 * the overall density."""
-    return 100.0 * density(mask)["overall"]
+    return 100.0 * density(mask, arch=arch)["overall"]
 
 
 # --------------------------------------------------------------------------- files
@@ -232,21 +241,23 @@ def _load_npz(path: Path, what: str) -> dict[str, np.ndarray]:
     return arrays
 
 
-def save_mask(path: Path, mask: Mapping[str, np.ndarray]) -> None:
+def save_mask(path: Path, mask: Mapping[str, np.ndarray], *, arch: Architecture = LENET) -> None:
     """Validate and save a mask as an `.npz` of bool arrays named by layer (atomically)."""
-    io.save_npz(path, validate_mask(mask))
+    io.save_npz(path, validate_mask(mask, arch=arch))
 
 
-def load_mask(path: Path) -> Mask:
+def load_mask(path: Path, *, arch: Architecture = LENET) -> Mask:
     """Load and validate a mask `.npz` (allow_pickle=False)."""
-    return validate_mask(_load_npz(Path(path), "mask"), source=str(path))
+    return validate_mask(_load_npz(Path(path), "mask"), source=str(path), arch=arch)
 
 
-def save_weights(path: Path, weights: Mapping[str, np.ndarray]) -> None:
+def save_weights(
+    path: Path, weights: Mapping[str, np.ndarray], *, arch: Architecture = LENET
+) -> None:
     """Validate and save weights as an `.npz` of float32 arrays (atomically)."""
-    io.save_npz(path, validate_weights(weights))
+    io.save_npz(path, validate_weights(weights, arch=arch))
 
 
-def load_weights(path: Path) -> Weights:
+def load_weights(path: Path, *, arch: Architecture = LENET) -> Weights:
     """Load and validate a weights `.npz` (allow_pickle=False)."""
-    return validate_weights(_load_npz(Path(path), "weights"), source=str(path))
+    return validate_weights(_load_npz(Path(path), "weights"), source=str(path), arch=arch)

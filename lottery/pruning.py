@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from lottery.arch import LAYERS, kernel_key
+from lottery.arch import LENET, Architecture, kernel_key
 from lottery.masks import Mask, validate_mask
 
 Scope = Literal["layerwise", "global"]
@@ -59,28 +59,33 @@ def expected_remaining(n: int, rate: float, rounds: int) -> int:
     return left
 
 
-def kernels_of(weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def kernels_of(
+    weights: Mapping[str, np.ndarray], *, arch: Architecture = LENET
+) -> dict[str, np.ndarray]:
     """{layer: kernel} from a weights dict keyed `fc1/kernel`, `fc1/bias`, ..."""
-    missing = [kernel_key(layer) for layer in LAYERS if kernel_key(layer) not in weights]
+    missing = [kernel_key(layer) for layer in arch.names if kernel_key(layer) not in weights]
     if missing:
         raise ValueError(f"weights lack the kernels {missing}")
-    return {layer: np.asarray(weights[kernel_key(layer)]) for layer in LAYERS}
+    return {layer: np.asarray(weights[kernel_key(layer)]) for layer in arch.names}
 
 
-def _check_kernels(kernels: Mapping[str, np.ndarray], mask: Mask) -> dict[str, np.ndarray]:
-    if any(kernel_key(layer) in kernels for layer in LAYERS):
+def _check_kernels(
+    kernels: Mapping[str, np.ndarray], mask: Mask, arch: Architecture
+) -> dict[str, np.ndarray]:
+    layers = arch.names
+    if any(kernel_key(layer) in kernels for layer in layers):
         raise ValueError(
             "kernels are keyed by layer name ('fc1', ...), got weights keys ('fc1/kernel', ...): "
             "pass pruning.kernels_of(weights)"
         )
-    missing = [layer for layer in LAYERS if layer not in kernels]
-    unknown = sorted(str(k) for k in kernels if k not in LAYERS)
+    missing = [layer for layer in layers if layer not in kernels]
+    unknown = sorted(str(k) for k in kernels if k not in layers)
     if missing or unknown:
         raise ValueError(
-            f"kernels: missing layers {missing}, unknown layers {unknown}; expected {list(LAYERS)}"
+            f"kernels: missing layers {missing}, unknown layers {unknown}; expected {list(layers)}"
         )
     out: dict[str, np.ndarray] = {}
-    for layer in LAYERS:
+    for layer in layers:
         k = np.asarray(kernels[layer])
         if k.shape != mask[layer].shape:
             raise ValueError(
@@ -98,9 +103,30 @@ def _check_kernels(kernels: Mapping[str, np.ndarray], mask: Mask) -> dict[str, n
     return out
 
 
+def _exact_rates(
+    rates: Mapping[str, float], arch: Architecture, layers: Sequence[str], why: str
+) -> dict[str, Fraction]:
+    """The exact rate of each of `layers` (`Architecture.rate_for`: by name, else by type)."""
+    unknown = sorted(str(r) for r in rates if r not in arch.names and r not in arch.types)
+    if unknown:
+        raise ValueError(
+            f"rates for unknown layers {unknown}; {arch.describe()} has {arch.rate_keys()}"
+        )
+    for key, rate in rates.items():
+        _check_rate(rate, f"rates[{key!r}]")
+    found = {layer: arch.rate_for(layer, rates) for layer in layers}
+    missing = [layer for layer, rate in found.items() if rate is None]
+    if missing:
+        raise ValueError(f"{why}; missing {missing}")
+    return {
+        layer: _check_rate(r, f"rates[{layer!r}]") for layer, r in found.items() if r is not None
+    }
+
+
 def _prune_layer(kernel: np.ndarray, layer_mask: np.ndarray, rate: Fraction) -> np.ndarray:
     """New mask: the `rate` fraction of survivors with the smallest |w| removed.
 
+    Works on a kernel of any rank (dense (fan_in, fan_out), conv (3, 3, c_in, c_out)).
     Ties: equal |w| -> the lower flat (C-order) index goes first (stable argsort).
     """
     new = layer_mask.copy()
@@ -114,6 +140,43 @@ def _prune_layer(kernel: np.ndarray, layer_mask: np.ndarray, rate: Fraction) -> 
     return new
 
 
+def _prune_pooled(
+    k: Mapping[str, np.ndarray], m: Mask, pooled: Sequence[str], rate: Fraction
+) -> Mask:
+    """Remove the `rate` fraction of the pooled survivors of `pooled` with the smallest |w|."""
+    survivors = {layer: np.flatnonzero(m[layer].reshape(-1)) for layer in pooled}
+    new = {layer: m[layer].copy() for layer in pooled}
+    if not pooled:
+        return new
+    # Concatenated in layer order, ascending flat index within a layer: a stable argsort
+    # orders ties by (layer order, flat index). float64 holds every float32.
+    mags = np.concatenate(
+        [np.abs(k[ly].reshape(-1)[survivors[ly]]).astype(np.float64) for ly in pooled]
+    )
+    owner = np.concatenate(
+        [np.full(len(survivors[ly]), i, dtype=np.int64) for i, ly in enumerate(pooled)]
+    )
+    index = np.concatenate([survivors[ly] for ly in pooled])
+    n_remove = math.floor(rate * len(mags) + Fraction(1, 2))
+    drop = np.argsort(mags, kind="stable")[:n_remove]
+    for i, layer in enumerate(pooled):
+        new[layer].reshape(-1)[index[drop[owner[drop] == i]]] = False
+    return new
+
+
+def _global_excluded(global_exclude: Sequence[str], arch: Architecture) -> list[str]:
+    if isinstance(global_exclude, str):
+        raise ValueError(
+            f"global_exclude must be a sequence of layer names, got {global_exclude!r}"
+        )
+    bad = sorted(set(global_exclude) - set(arch.names))
+    if bad:
+        raise ValueError(
+            f"global_exclude names unknown layers {bad}; layers are {list(arch.names)}"
+        )
+    return [layer for layer in arch.names if layer in global_exclude]
+
+
 def prune_magnitude(
     kernels: Mapping[str, np.ndarray],
     mask: Mask,
@@ -121,83 +184,52 @@ def prune_magnitude(
     scope: Scope = "layerwise",
     global_rate: float = 0.2,
     global_exclude: Sequence[str] = (),
+    *,
+    arch: Architecture = LENET,
 ) -> Mask:
     """One round of magnitude pruning; returns the new mask (the inputs are not modified).
 
-    layerwise: in each layer remove `prune_count(rates[layer], survivors)` of the surviving
-      weights (mask True) with the smallest |w|; `rates` needs every layer. Already-pruned
+    `rates` are keyed by layer name or by layer type (`conv`, `fc`, `out`; a name overrides
+    its type, `Architecture.rate_for`).
+    layerwise: in each layer remove `prune_count(rate, survivors)` of the surviving
+      weights (mask True) with the smallest |w|; every layer needs a rate. Already-pruned
       weights are never counted, ranked or revived, whatever their value.
     global: pool the survivors of every layer not in `global_exclude` and remove
       `prune_count(global_rate, pool size)` with the smallest |w|, ties ordered by (layer
-      order in LAYERS, flat index). Layers in `global_exclude` are pruned layer-wise at
-      `rates[layer]` (0 keeps them intact) and need an entry; `rates` of pooled layers are
-      not used.
+      order, flat index). Layers in `global_exclude` are pruned layer-wise at their rate
+      (0 keeps them intact) and need one; rates of pooled layers are not used.
     Ties: among equal |w| the lower flat (C-order) index is pruned first.
     """
-    m = validate_mask(mask, source="mask to prune")
-    k = _check_kernels(kernels, m)
-    unknown = sorted(str(r) for r in rates if r not in LAYERS)
-    if unknown:
-        raise ValueError(f"rates for unknown layers {unknown}; layers are {list(LAYERS)}")
-    exact = {layer: _check_rate(rate, f"rates[{layer!r}]") for layer, rate in rates.items()}
-
+    m = validate_mask(mask, source="mask to prune", arch=arch)
+    k = _check_kernels(kernels, m, arch)
     if scope == "layerwise":
-        missing = [layer for layer in LAYERS if layer not in exact]
-        if missing:
-            raise ValueError(f"layer-wise pruning needs a rate for every layer; missing {missing}")
-        return {layer: _prune_layer(k[layer], m[layer], exact[layer]) for layer in LAYERS}
-
+        why = "layer-wise pruning needs a rate for every layer"
+        exact = _exact_rates(rates, arch, arch.names, why)
+        return {layer: _prune_layer(k[layer], m[layer], exact[layer]) for layer in arch.names}
     if scope != "global":
         raise ValueError(f"scope must be 'layerwise' or 'global', got {scope!r}")
-    if isinstance(global_exclude, str):
-        raise ValueError(
-            f"global_exclude must be a sequence of layer names, got {global_exclude!r}"
-        )
-    bad = sorted(set(global_exclude) - set(LAYERS))
-    if bad:
-        raise ValueError(f"global_exclude names unknown layers {bad}; layers are {list(LAYERS)}")
-    excluded = [layer for layer in LAYERS if layer in global_exclude]
-    missing = [layer for layer in excluded if layer not in exact]
-    if missing:
-        raise ValueError(
-            f"layers {missing} are excluded from global pruning and pruned layer-wise: give them "
-            f"a rate (0 keeps them intact)"
-        )
+    excluded = _global_excluded(global_exclude, arch)
+    why = (
+        "layers excluded from global pruning are pruned layer-wise: give them a rate "
+        "(0 keeps them intact)"
+    )
+    exact = _exact_rates(rates, arch, excluded, why)
     g_rate = _check_rate(global_rate, "global_rate")
-
-    new: Mask = {}
+    new = _prune_pooled(k, m, [ly for ly in arch.names if ly not in excluded], g_rate)
     for layer in excluded:
         new[layer] = _prune_layer(k[layer], m[layer], exact[layer])
-    pooled = [layer for layer in LAYERS if layer not in excluded]
-    survivors = {layer: np.flatnonzero(m[layer].reshape(-1)) for layer in pooled}
-    for layer in pooled:
-        new[layer] = m[layer].copy()
-    if pooled:
-        # Concatenated in LAYERS order, ascending flat index within a layer: a stable
-        # argsort orders ties by (layer order, flat index). float64 holds every float32.
-        mags = np.concatenate(
-            [np.abs(k[ly].reshape(-1)[survivors[ly]]).astype(np.float64) for ly in pooled]
-        )
-        owner = np.concatenate(
-            [np.full(len(survivors[ly]), i, dtype=np.int64) for i, ly in enumerate(pooled)]
-        )
-        index = np.concatenate([survivors[ly] for ly in pooled])
-        n_remove = math.floor(g_rate * len(mags) + Fraction(1, 2))
-        drop = np.argsort(mags, kind="stable")[:n_remove]
-        for i, layer in enumerate(pooled):
-            new[layer].reshape(-1)[index[drop[owner[drop] == i]]] = False
-    return {layer: new[layer] for layer in LAYERS}
+    return {layer: new[layer] for layer in arch.names}
 
 
-def random_mask_like(mask: Mask, rng: np.random.Generator) -> Mask:
+def random_mask_like(mask: Mask, rng: np.random.Generator, *, arch: Architecture = LENET) -> Mask:
     """A uniformly random mask with, in every layer, as many kept weights as `mask` has.
 
     Positions are drawn over the whole layer (pruned positions of `mask` included), from
-    `rng` in LAYERS order, so the result is a function of the mask counts and the rng state.
+    `rng` in layer order, so the result is a function of the mask counts and the rng state.
     """
-    m = validate_mask(mask, source="mask to match")
+    m = validate_mask(mask, source="mask to match", arch=arch)
     out: Mask = {}
-    for layer in LAYERS:
+    for layer in arch.names:
         size = m[layer].size
         n_keep = int(np.count_nonzero(m[layer]))
         flat = np.zeros(size, dtype=bool)
