@@ -1,10 +1,12 @@
-"""LeNet-300-100 holding K independent networks side by side, and its Adam optimiser.
+"""A masked MLP (LeNet-300-100 by default) holding K independent networks side by side, its
+Glorot init for any `Architecture`, and the Adam optimiser.
 
 Each `StackedMaskedDense` layer keeps a kernel of shape (K, fan_in, fan_out), a bias of
 shape (K, fan_out) and a non-trainable 0/1 mask of the kernel's shape. The forward pass
 uses `kernel * mask`, so the gradient of every pruned weight is exactly zero and Adam
 never regrows it (no per-batch `set_weights`, no `kernel_constraint`). K = 1 is a plain
-masked LeNet; K > 1 trains trials and controls together in one step.
+masked MLP; K > 1 trains trials and controls together in one step. Convolutional
+networks are built in `lottery.convnet`.
 
 Plain `tf.Module`s and `tf.Variable`s, not Keras layers: a training stage never imports
 Keras, which saves ~7 s of every stage's start on 2 cores (see `_import_tensorflow`).
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lottery.arch import LAYER_SHAPES, LAYERS, bias_key, kernel_key
+from lottery.arch import LENET, Architecture, bias_key, kernel_key
 from lottery.masks import Mask, Weights
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -75,14 +77,25 @@ class StackedMaskedDense(tf.Module):  # type: ignore[misc]
         return tf.matmul(x, self.kernel * self.mask) + self.bias[:, None, :]
 
 
-class StackedLeNet(tf.Module):  # type: ignore[misc]
-    """K LeNet-300-100 networks: Dense 300 -> ReLU -> Dense 100 -> ReLU -> Dense 10 (logits)."""
+class StackedMLP(tf.Module):  # type: ignore[misc]
+    """K masked MLPs of one dense `Architecture`: Dense -> ReLU -> ... -> Dense (logits).
 
-    def __init__(self, n_networks: int) -> None:
+    The default is LeNet-300-100: Dense 300 -> ReLU -> Dense 100 -> ReLU -> Dense 10.
+    """
+
+    def __init__(self, n_networks: int, arch: Architecture = LENET) -> None:
         super().__init__(name="stacked_lenet")
+        convs = [layer.name for layer in arch.layers if layer.kind != "dense"]
+        if convs:
+            raise ValueError(
+                f"StackedMLP builds dense networks only; {arch.describe()} has the conv layers "
+                f"{', '.join(convs)} (see lottery.convnet)"
+            )
         self.n_networks = n_networks
+        self.arch = arch
         self.dense = [
-            StackedMaskedDense(n_networks, *LAYER_SHAPES[name], name=name) for name in LAYERS
+            StackedMaskedDense(n_networks, layer.kernel_shape[0], layer.fan_out, layer.name)
+            for layer in arch.layers
         ]
 
     @property
@@ -122,7 +135,7 @@ class StackedLeNet(tf.Module):  # type: ignore[misc]
                 f"expected {self.n_networks} weight sets and masks, "
                 f"got {len(weights)} and {len(masks)}"
             )
-        for layer, name in zip(self.dense, LAYERS, strict=True):
+        for layer, name in zip(self.dense, self.arch.names, strict=True):
             m = np.stack([mk[name] for mk in masks]).astype(np.float32)
             w = np.stack([wk[kernel_key(name)] for wk in weights]).astype(np.float32)
             layer.mask.assign(m)
@@ -132,13 +145,17 @@ class StackedLeNet(tf.Module):  # type: ignore[misc]
     def export(self) -> list[Weights]:
         """The K networks' weights as NumPy dicts (kernels already masked)."""
         out: list[Weights] = [{} for _ in range(self.n_networks)]
-        for layer, name in zip(self.dense, LAYERS, strict=True):
+        for layer, name in zip(self.dense, self.arch.names, strict=True):
             kernel = (layer.kernel * layer.mask).numpy()
             bias = layer.bias.numpy()
             for k in range(self.n_networks):
                 out[k][kernel_key(name)] = kernel[k].copy()
                 out[k][bias_key(name)] = bias[k].copy()
         return out
+
+
+#: The name the training engine knows it by (K LeNet-300-100 networks by default).
+StackedLeNet = StackedMLP
 
 
 class Adam(tf.Module):  # type: ignore[misc]
@@ -185,23 +202,33 @@ class Adam(tf.Module):  # type: ignore[misc]
         self.iterations.assign_add(1)
 
 
-def glorot_normal_init(rng: np.random.Generator) -> Weights:
+def glorot_fans(kernel_shape: tuple[int, ...]) -> tuple[int, int]:
+    """(fan_in, fan_out) as Keras computes them: a dense (fan_in, fan_out) kernel as is; a
+    conv kernel (kh, kw, c_in, c_out) has fan_in kh*kw*c_in and fan_out kh*kw*c_out."""
+    receptive = int(np.prod(kernel_shape[:-2], dtype=np.int64))
+    return receptive * kernel_shape[-2], receptive * kernel_shape[-1]
+
+
+def glorot_normal_init(rng: np.random.Generator, arch: Architecture = LENET) -> Weights:
     """A Gaussian Glorot init (as Keras' `glorot_normal`), biases zero, drawn with NumPy.
 
     Keras' `glorot_normal` samples a normal truncated at two standard deviations with
-    stddev sqrt(2 / (fan_in + fan_out)) / 0.87962566. We draw it in NumPy from a seeded
-    generator so that θ0 is the same bit for bit on every machine and device.
+    stddev sqrt(2 / (fan_in + fan_out)) / 0.87962566 (fans by `glorot_fans`). We draw it in
+    NumPy from a seeded generator, layer by layer in forward order, so that θ0 is the same
+    bit for bit on every machine and device. Any `Architecture`, dense or conv layers.
     """
     weights: Weights = {}
-    for name, (fan_in, fan_out) in LAYER_SHAPES.items():
+    for layer in arch.layers:
+        name, shape = layer.name, layer.kernel_shape
+        fan_in, fan_out = glorot_fans(shape)
         std = np.sqrt(2.0 / (fan_in + fan_out)) / 0.87962566103423978
-        draw = rng.standard_normal((fan_in, fan_out))
+        draw = rng.standard_normal(shape)
         bad = np.abs(draw) > 2.0
         while bad.any():  # resample outside +-2 std: a truncated normal
             draw[bad] = rng.standard_normal(int(bad.sum()))
             bad = np.abs(draw) > 2.0
         weights[kernel_key(name)] = (draw * std).astype(np.float32)
-        weights[bias_key(name)] = np.zeros(fan_out, dtype=np.float32)
+        weights[bias_key(name)] = np.zeros(layer.fan_out, dtype=np.float32)
     return weights
 
 
