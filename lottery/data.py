@@ -320,6 +320,16 @@ def parse_cifar_batch(raw: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(x), y
 
 
+def _tar_member(tar: tarfile.TarFile, archive: Path, name: str) -> bytes:
+    try:
+        member = tar.extractfile(name)
+    except KeyError:
+        member = None
+    if member is None:
+        raise DataError(f"{archive}: no {name} inside; is it the binary version ({CIFAR_URL})?")
+    return member.read()
+
+
 def _read_cifar_archive(archive: Path, verify: bool) -> tuple[dict[str, bytes], dict[str, Any]]:
     """The six files' bytes from the official archive, whose md5 is checked with `verify`."""
     blob = archive.read_bytes()
@@ -334,15 +344,7 @@ def _read_cifar_archive(archive: Path, verify: bool) -> tuple[dict[str, bytes], 
     try:
         with tarfile.open(archive, "r:gz") as tar:
             for name in cifar_files():
-                member = tar.extractfile(f"{CIFAR_BATCH_DIR}/{name}")
-                if member is None:
-                    raise KeyError(name)
-                files[name] = member.read()
-    except KeyError as exc:
-        raise DataError(
-            f"{archive}: no {CIFAR_BATCH_DIR}/{exc.args[0]} inside; is it the binary version "
-            f"({CIFAR_URL})?"
-        ) from None
+                files[name] = _tar_member(tar, archive, f"{CIFAR_BATCH_DIR}/{name}")
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         raise DataError(
             f"{archive}: not a readable .tar.gz ({exc}); download it again from {CIFAR_URL}."

@@ -326,3 +326,311 @@ def test_image_label_count_mismatch(tmp_path: Path) -> None:
     write_idx(d / files["test_labels"], 0x801, (1,), bytes([1]))
     with pytest.raises(DataError, match=r"2 labels for 3 images"):
         data.load_mnist(d, verify=False)
+
+
+# --------------------------------------------------------------------------- the datasets
+
+FASHION_DIR = Path(__file__).resolve().parents[1] / "data" / "fashion-mnist"
+
+
+def test_dataset_registry_matches_the_committed_directories() -> None:
+    assert list(data.DATASETS) == ["mnist", "fashion-mnist", "cifar10"]
+    root = Path(__file__).resolve().parents[1]
+    for name in ("mnist", "fashion-mnist"):  # committed; cifar10 is placed by the user
+        info = data.dataset_info(name)
+        assert info.directory == Path("data") / name and (root / info.directory).is_dir()
+        assert info.image_shape == (28, 28, 1) and (info.n_train, info.n_test) == (60000, 10000)
+    assert data.dataset_info("cifar10").image_shape == (32, 32, 3)
+    with pytest.raises(DataError, match=r"unknown dataset 'svhn'.*mnist, fashion-mnist, cifar10"):
+        data.dataset_info("svhn")
+
+
+def test_fashion_mnist_real_files_verify_and_load() -> None:
+    found = data.verify_files(FASHION_DIR)
+    sums = data.read_checksums(FASHION_DIR / "SHA256SUMS")
+    assert found == {name: sums[name] for name in data.MNIST_FILES.values()}
+    for name, digest in found.items():
+        assert digest == hashlib.sha256((FASHION_DIR / name).read_bytes()).hexdigest()
+    (x_train, y_train, x_test, y_test), source = data.load_dataset("fashion-mnist", FASHION_DIR)
+    assert source == {name: {"sha256": digest} for name, digest in found.items()}
+    assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)
+    # data/fashion-mnist/README.md: 6,000 per class in train, 1,000 per class in test.
+    assert data.class_counts(y_train) == [6000] * 10
+    assert data.class_counts(y_test) == [1000] * 10
+    assert x_train.max() == 255 and (x_train.reshape(60000, -1).max(axis=1) > 0).all()
+    mnist_x = data.read_idx(MNIST_DIR / data.MNIST_FILES["test_images"], "images")
+    assert not np.array_equal(mnist_x, x_test)  # a different dataset, not a copy of MNIST
+
+
+def test_fashion_mnist_tampered_file_names_its_directory(tmp_path: Path) -> None:
+    d = tmp_path / "fashion-mnist"
+    shutil.copytree(FASHION_DIR, d)
+    path = d / data.MNIST_FILES["test_labels"]
+    raw = bytearray(path.read_bytes())
+    raw[100] ^= 0x01
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=rf"t10k-labels.*git checkout -- {d}"):
+        data.prepare(d, tmp_path / "out", 5000, True, 0, dataset="fashion-mnist")
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_prepare_fashion_mnist_manifest(tmp_path: Path) -> None:
+    m = data.prepare(FASHION_DIR, tmp_path, 5000, stratified=True, seed=0, dataset="fashion-mnist")
+    assert m["dataset"] == "fashion-mnist" and m["image_shape"] == [28, 28, 1]
+    sums = data.read_checksums(FASHION_DIR / "SHA256SUMS")
+    assert m["source"] == {name: {"sha256": sums[name]} for name in data.MNIST_FILES.values()}
+    assert m["class_counts"]["val"] == [500] * 10
+    split = data.load_split(tmp_path)
+    assert split.image_shape == (28, 28, 1) and split.images("val").shape == (5000, 28, 28, 1)
+
+
+def test_mnist_split_is_unchanged_by_the_dataset_choice(tmp_path: Path) -> None:
+    """The default prepared split is byte for byte what it was before datasets existed."""
+    m = data.prepare(MNIST_DIR, tmp_path / "a", 5000, stratified=True, seed=0)
+    assert m["dataset"] == "mnist" and m["image_shape"] == [28, 28, 1]
+    assert m["split_sha256"] == "efbe56ed352585cdf3cfd93199069ec159163d4da0aa0ecbd05949e960a2b767"
+    again = data.prepare(MNIST_DIR, tmp_path / "b", 5000, True, 0, dataset="mnist")
+    assert (tmp_path / "a" / "split.npz").read_bytes() == (
+        tmp_path / "b" / "split.npz"
+    ).read_bytes()
+    assert again == m
+
+
+def test_load_dataset_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"directory not found.*git checkout -- data/fashion-mnist"):
+        data.load_dataset("fashion-mnist", tmp_path / "nowhere")
+    with pytest.raises(DataError, match="unknown dataset"):
+        data.prepare(MNIST_DIR, tmp_path / "out", 5000, True, 0, dataset="MNIST")
+
+
+# --------------------------------------------------------------------------- image shapes
+
+
+def test_split_checks_rows_against_the_image_shape() -> None:
+    x = np.zeros((4, 3072), np.uint8)
+    y = np.zeros(4, np.uint8)
+    assert Split(x, y, x, y, x, y, image_shape=(32, 32, 3)).images("test").shape == (4, 32, 32, 3)
+    with pytest.raises(DataError, match=r"expected \(N, 784\) and \(N,\) for 28x28x1 images"):
+        Split(x, y, x, y, x, y)
+    with pytest.raises(DataError, match=r"expected \(N, 3072\).*32x32x3"):
+        Split(x[:, :784], y, x, y, x, y, image_shape=(32, 32, 3))
+
+
+def test_split_validation_takes_the_shape_from_the_images() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, size=(40, 32, 32, 3), dtype=np.uint8)
+    y = (np.arange(40) % 10).astype(np.uint8)
+    s = data.split_validation(x, y, x[:5], y[:5], 10, stratified=True, seed=0)
+    assert s.image_shape == (32, 32, 3) and s.x_train.shape == (30, 3072)
+    # Rows are HWC-flattened: reshaping gives the images back.
+    np.testing.assert_array_equal(s.images("test"), x[:5])
+    flat = data.split_validation(
+        x.reshape(40, -1), y, x[:5].reshape(5, -1), y[:5], 10, True, 0, image_shape=(32, 32, 3)
+    )
+    np.testing.assert_array_equal(flat.x_train, s.x_train)
+
+
+def test_manifest_image_shape(tmp_path: Path) -> None:
+    x = np.zeros((20, 784), np.uint8)
+    y = (np.arange(20) % 10).astype(np.uint8)
+    data.save_split(tmp_path, data.split_validation(x, y, x, y, 10, True, 0), {})
+    manifest = data.io.read_json(tmp_path / "manifest.json")
+    assert manifest["image_shape"] == [28, 28, 1]
+    # A manifest from before image_shape existed is an MNIST split.
+    del manifest["image_shape"]
+    data.io.write_json(tmp_path / "manifest.json", manifest)
+    assert data.load_split(tmp_path).image_shape == (28, 28, 1)
+    for bad in ([28, 28], [0, 28, 1], "28x28", [28.0, 28, 1]):
+        manifest["image_shape"] = bad
+        data.io.write_json(tmp_path / "manifest.json", manifest)
+        with pytest.raises(DataError, match=r"image_shape is .*expected \[height, width"):
+            data.load_split(tmp_path)
+    manifest["image_shape"] = [32, 32, 3]  # rows of 784 are not 32x32x3 images
+    data.io.write_json(tmp_path / "manifest.json", manifest)
+    with pytest.raises(DataError, match=r"split.npz: .*expected \(N, 3072\)"):
+        data.load_split(tmp_path)
+
+
+# --------------------------------------------------------------------------- CIFAR-10
+
+
+def cifar_bytes(labels: np.ndarray, planes: np.ndarray) -> bytes:
+    """Records in the official layout: a label byte, then the red, green and blue 32x32
+    planes, each row-major. `planes` is (N, 3, 32, 32)."""
+    out = bytearray()
+    for label, image in zip(labels, planes, strict=True):
+        out.append(int(label))
+        for channel in range(3):
+            out += image[channel].astype(np.uint8).tobytes(order="C")
+    return bytes(out)
+
+
+def tiny_cifar(
+    seed: int = 0, per_file: int = 12, n_test: int = 10
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """file name -> (labels, planes (N, 3, 32, 32)) for the six files, random pixels."""
+    rng = np.random.default_rng(seed)
+    files = {}
+    for name in data.cifar_files():
+        n = n_test if name == data.CIFAR_TEST_FILE else per_file
+        labels = (np.arange(n) + rng.integers(0, 10)) % 10
+        files[name] = (labels.astype(np.uint8), rng.integers(0, 256, (n, 3, 32, 32), np.uint8))
+    return files
+
+
+def write_cifar_dir(root: Path, files: dict[str, tuple[np.ndarray, np.ndarray]]) -> Path:
+    batch_dir = root / data.CIFAR_BATCH_DIR
+    batch_dir.mkdir(parents=True)
+    for name, (labels, planes) in files.items():
+        (batch_dir / name).write_bytes(cifar_bytes(labels, planes))
+    return root
+
+
+def write_cifar_archive(root: Path, files: dict[str, tuple[np.ndarray, np.ndarray]]) -> Path:
+    import tarfile
+
+    src = write_cifar_dir(root / "src", files)
+    root.mkdir(exist_ok=True)
+    archive = root / data.CIFAR_ARCHIVE
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(src / data.CIFAR_BATCH_DIR, arcname=data.CIFAR_BATCH_DIR)
+    shutil.rmtree(src)
+    return archive
+
+
+def test_cifar_record_layout_is_rgb_planes_to_hwc() -> None:
+    # One image whose every byte says where it came from: R plane 0..., G and B offset.
+    h, w = np.meshgrid(np.arange(32), np.arange(32), indexing="ij")
+    planes = np.stack([(h * 7 + w) % 256, (h + w * 3) % 256, (h * w) % 256]).astype(np.uint8)
+    raw = bytes([7]) + planes[0].tobytes() + planes[1].tobytes() + planes[2].tobytes()
+    assert len(raw) == 3073 == data.CIFAR_RECORD
+    x, y = data.parse_cifar_batch(raw * 2, "test")
+    assert y.tolist() == [7, 7] and x.shape == (2, 32, 32, 3) and x.dtype == np.uint8
+    for c in range(3):
+        np.testing.assert_array_equal(x[0, :, :, c], planes[c])
+    # Flattened HWC: pixel (h, w) channel c sits at (h * 32 + w) * 3 + c.
+    row = x.reshape(2, -1)[0]
+    assert row[(5 * 32 + 9) * 3 + 1] == planes[1, 5, 9] and row[2] == planes[2, 0, 0]
+
+
+@pytest.mark.parametrize("size", [0, 3072, 3074, 3073 * 2 - 1])
+def test_cifar_bad_sizes(size: int) -> None:
+    with pytest.raises(DataError, match=rf"src: {size} bytes, not a whole number of 3073-byte"):
+        data.parse_cifar_batch(bytes(size), "src")
+
+
+def test_cifar_bad_label() -> None:
+    raw = bytes([3]) + bytes(3072) + bytes([10]) + bytes(3072)
+    with pytest.raises(DataError, match=r"src: label 10 at index 1 is outside 0..9"):
+        data.parse_cifar_batch(raw, "src")
+
+
+def test_cifar_extracted_files_load(tmp_path: Path) -> None:
+    files = tiny_cifar()
+    root = write_cifar_dir(tmp_path / "cifar10", files)
+    (x_train, y_train, x_test, y_test), source = data.load_cifar10(root)
+    assert x_train.shape == (60, 32, 32, 3) and x_test.shape == (10, 32, 32, 3)
+    want = np.concatenate([files[n][1] for n in data.CIFAR_TRAIN_FILES]).transpose(0, 2, 3, 1)
+    np.testing.assert_array_equal(x_train, want)
+    np.testing.assert_array_equal(
+        y_train, np.concatenate([files[n][0] for n in data.CIFAR_TRAIN_FILES])
+    )
+    np.testing.assert_array_equal(x_test, files[data.CIFAR_TEST_FILE][1].transpose(0, 2, 3, 1))
+    np.testing.assert_array_equal(y_test, files[data.CIFAR_TEST_FILE][0])
+    assert source["check"].startswith("format only")
+    for name in data.cifar_files():
+        path = root / data.CIFAR_BATCH_DIR / name
+        assert source[f"{data.CIFAR_BATCH_DIR}/{name}"]["sha256"] == io_sha256(path)
+
+
+def io_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_cifar_user_checksums(tmp_path: Path) -> None:
+    root = write_cifar_dir(tmp_path / "cifar10", tiny_cifar())
+    names = [f"{data.CIFAR_BATCH_DIR}/{n}" for n in data.cifar_files()]
+    sums = "".join(f"{io_sha256(root / n)}  {n}\n" for n in names)
+    (root / "SHA256SUMS").write_text(sums)
+    _, source = data.load_cifar10(root)
+    assert source["check"] == "SHA-256 against SHA256SUMS"
+    victim = root / data.CIFAR_BATCH_DIR / "data_batch_3.bin"
+    raw = bytearray(victim.read_bytes())
+    raw[5] ^= 0xFF
+    victim.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=r"data_batch_3.bin: SHA-256 is .*cifar-10-binary.tar.gz"):
+        data.load_cifar10(root)
+
+
+def test_cifar_missing_files_say_where_and_what(tmp_path: Path) -> None:
+    root = tmp_path / "cifar10"
+    with pytest.raises(DataError) as exc:
+        data.load_cifar10(root)
+    msg = str(exc.value)
+    assert f"{root}: directory not found" in msg
+    for needed in (data.CIFAR_ARCHIVE, data.CIFAR_ARCHIVE_MD5, data.CIFAR_URL, "dvc import-url"):
+        assert needed in msg, msg
+    write_cifar_dir(root, tiny_cifar())
+    (root / data.CIFAR_BATCH_DIR / "test_batch.bin").unlink()
+    (root / data.CIFAR_BATCH_DIR / "data_batch_2.bin").unlink()
+    with pytest.raises(DataError) as exc:
+        data.load_cifar10(root)
+    msg = str(exc.value)
+    assert (
+        "data_batch_2.bin: file not found (CIFAR-10 lacks data_batch_2.bin, test_batch.bin)" in msg
+    )
+    assert data.CIFAR_ARCHIVE_MD5 in msg and "cifar-10-batches-bin/data_batch_1.bin" in msg
+
+
+def test_cifar_truncated_file(tmp_path: Path) -> None:
+    root = write_cifar_dir(tmp_path / "cifar10", tiny_cifar())
+    path = root / data.CIFAR_BATCH_DIR / "data_batch_4.bin"
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(DataError, match=r"data_batch_4.bin: 36776 bytes, not a whole number"):
+        data.load_cifar10(root)
+
+
+def test_cifar_archive(tmp_path: Path) -> None:
+    files = tiny_cifar(seed=3)
+    from_dir, _ = data.load_cifar10(write_cifar_dir(tmp_path / "extracted", files))
+    archive = write_cifar_archive(tmp_path / "cifar10", files)
+    # The official archive's md5 is checked: these tiny files are not it.
+    with pytest.raises(DataError) as exc:
+        data.load_cifar10(archive.parent)
+    msg = str(exc.value)
+    assert f"expected {data.CIFAR_ARCHIVE_MD5}" in msg and data.CIFAR_URL in msg
+    from_archive, source = data.load_cifar10(archive.parent, verify=False)
+    for a, b in zip(from_dir, from_archive, strict=True):
+        np.testing.assert_array_equal(a, b)
+    digest = hashlib.md5(archive.read_bytes(), usedforsecurity=False).hexdigest()
+    assert source[data.CIFAR_ARCHIVE] == {"md5": digest, "sha256": io_sha256(archive)}
+
+
+def test_cifar_archive_without_a_member_or_corrupt(tmp_path: Path) -> None:
+    files = tiny_cifar()
+    del files["data_batch_5.bin"]
+    archive = write_cifar_archive(tmp_path / "cifar10", files)
+    with pytest.raises(DataError, match=r"no cifar-10-batches-bin/data_batch_5.bin inside"):
+        data.load_cifar10(archive.parent, verify=False)
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    with pytest.raises(DataError, match=r"not a readable .tar.gz"):
+        data.load_cifar10(archive.parent, verify=False)
+
+
+def test_prepare_cifar10(tmp_path: Path) -> None:
+    files = tiny_cifar(seed=5, per_file=20)
+    root = write_cifar_dir(tmp_path / "cifar10", files)
+    m = data.prepare(root, tmp_path / "out", 20, stratified=True, seed=0, dataset="cifar10")
+    assert m["dataset"] == "cifar10" and m["image_shape"] == [32, 32, 3]
+    assert m["sizes"] == {"train": 80, "val": 20, "test": 10}
+    assert m["source"]["check"].startswith("format only")
+    split = data.load_split(tmp_path / "out")
+    assert split.image_shape == (32, 32, 3) and split.x_train.shape == (80, 3072)
+    np.testing.assert_array_equal(
+        split.images("test"), files[data.CIFAR_TEST_FILE][1].transpose(0, 2, 3, 1)
+    )
+    # Train + val are the 100 training images, each HWC-flattened row intact.
+    original = np.concatenate([files[n][1] for n in data.CIFAR_TRAIN_FILES]).transpose(0, 2, 3, 1)
+    assert row_counter(np.concatenate([split.x_train, split.x_val])) == row_counter(
+        original.reshape(100, -1)
+    )
