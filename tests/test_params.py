@@ -279,6 +279,7 @@ WRONG_FOR: dict[str, list[Any]] = {
     "literal": ["greedy", "", 0, None, ["iterative"], "Iterative"],
     "list": ["out", 3, None, {"out": 1}, [1], ["fc9"]],
     "mapping": ["x", 3, None, [1, 2], True],
+    "widths": ["300", 300, None, [], [0], [-1, 5], [1.5], [True], {"a": 1}],
 }
 
 #: Values out of the allowed range, per key (every one is refused).
@@ -304,10 +305,12 @@ OUT_OF_RANGE: dict[str, list[Any]] = {
 
 
 def leaf_kind(dotted: str, value: Any) -> str:
-    if dotted in ("prune.strategy", "prune.scope"):
+    if dotted in ("prune.strategy", "prune.scope", "data.dataset", "model.network"):
         return "literal"
     if dotted == "prune.global_exclude":
         return "list"
+    if dotted == "model.hidden":
+        return "widths"
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int):
@@ -370,8 +373,8 @@ def apply(raw: dict[str, Any], kind: str, key: str, value: Any) -> dict[str, Any
             return None
         del node[last]
     elif kind == "add":
-        if last in node:
-            return None
+        if last in node or (parents == ["prune", "rates"] and last == "fc"):
+            return None  # `fc` is a layer type of the mlp: a valid rate key, not a mutation
         node[last] = value
     else:
         node[last] = value
@@ -544,3 +547,176 @@ def test_patience_must_leave_room_for_the_rewind_snapshot(tmp_path: Path) -> Non
     assert "prune.rewind_iteration" in msg and "train.patience" in msg, msg
     ok = set_path(set_path(valid_raw(), "train.patience", 200), "prune.rewind_iteration", 300)
     assert load_params(dump(tmp_path, ok)).train.patience == 200
+
+
+# ------------------------------------------------------------------ datasets and networks
+
+
+def with_model(raw: dict[str, Any], network: str, hidden: list[int], **rates: float) -> Any:
+    out = set_path(raw, "model", {"network": network, "hidden": hidden})
+    return set_path(out, "prune.rates", rates) if rates else out
+
+
+def test_literals_are_the_registries() -> None:
+    import typing
+
+    from lottery import arch, data
+    from lottery.params import DataParams, ModelParams
+
+    hints = typing.get_type_hints(DataParams)
+    assert typing.get_args(hints["dataset"]) == tuple(data.DATASETS)
+    assert typing.get_args(typing.get_type_hints(ModelParams)["network"]) == arch.NETWORKS
+
+
+def test_default_is_lenet_on_mnist_and_hashes_as_before(tmp_path: Path) -> None:
+    from lottery import arch
+
+    p = load_params(ROOT / "params.yaml")
+    assert (p.data.dataset, p.model.network, p.model.hidden) == ("mnist", "mlp", [300, 100])
+    assert p.architecture() == arch.LENET
+    assert p.layer_rates() == {"fc1": 0.2, "fc2": 0.2, "out": 0.1} == p.prune.rates
+    # The committed params.yaml's hash from before `model` and `data.dataset` existed.
+    assert p.study_hash() == "8b49eb76f9e4bfec9298845cfae3cdfeb53f2c48240dbaf60e24527495d90c7f"
+    # ... and they count as soon as they differ from LeNet-300-100 on MNIST.
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    hashes = {
+        p.study_hash(),
+        parse_params(set_path(raw, "model.hidden", [300, 101])).study_hash(),
+        parse_params(set_path(raw, "data.dataset", "fashion-mnist")).study_hash(),
+    }
+    assert len(hashes) == 3
+
+
+@pytest.mark.parametrize(
+    ("dataset", "network", "hidden", "shape", "names"),
+    [
+        ("fashion-mnist", "mlp", [300, 100], (28, 28, 1), ["fc1", "fc2", "out"]),
+        ("cifar10", "mlp", [50], (32, 32, 3), ["fc1", "out"]),
+        ("mnist", "conv2", [], (28, 28, 1), ["conv1", "conv2", "fc1", "fc2", "out"]),
+        (
+            "cifar10",
+            "conv6",
+            [],
+            (32, 32, 3),
+            [f"conv{i}" for i in range(1, 7)] + ["fc1", "fc2", "out"],
+        ),
+    ],
+)
+def test_architecture_follows_model_and_dataset(
+    dataset: str, network: str, hidden: list[int], shape: tuple[int, ...], names: list[str]
+) -> None:
+    raw = with_model(set_path(valid_raw(), "data.dataset", dataset), network, hidden)
+    raw = set_path(raw, "prune.rates", {"conv": 0.1, "fc": 0.2, "out": 0.1})
+    if network == "mlp":
+        raw["prune"]["rates"].pop("conv")
+    a = parse_params(raw).architecture()
+    assert a.network == network and a.input_shape == shape and list(a.names) == names
+    if network == "mlp":
+        assert a.layers[0].kernel_shape == (shape[0] * shape[1] * shape[2], hidden[0])
+
+
+def test_rates_by_type_and_a_name_overrides_its_type() -> None:
+    raw = with_model(valid_raw(), "conv4", [], conv=0.1, fc=0.2, out=0.1, conv3=0.05, fc2=0.3)
+    p = parse_params(raw)
+    assert p.layer_rates() == {
+        "conv1": 0.1,
+        "conv2": 0.1,
+        "conv3": 0.05,
+        "conv4": 0.1,
+        "fc1": 0.2,
+        "fc2": 0.3,
+        "out": 0.1,
+    }
+    mixed = parse_params(set_path(valid_raw(), "prune.rates", {"fc": 0.2, "fc1": 0.25, "out": 0.1}))
+    assert mixed.layer_rates() == {"fc1": 0.25, "fc2": 0.2, "out": 0.1}
+
+
+def test_rate_for_a_layer_type_the_network_lacks(tmp_path: Path) -> None:
+    raw = set_path(valid_raw(), "prune.rates", {"conv": 0.1, "fc": 0.2, "out": 0.1})
+    msg = rejected(tmp_path, raw)
+    assert "prune.rates.conv" in msg and "mlp 784-300-100-10 on 28x28x1" in msg, msg
+    assert "layers fc1, fc2, out or layer types fc, out" in msg, msg
+
+
+def test_rates_must_cover_every_layer_of_the_network(tmp_path: Path) -> None:
+    msg = rejected(tmp_path, with_model(valid_raw(), "conv2", [], fc=0.2, out=0.1))
+    assert "prune.rates" in msg and "no rate for the layers conv1, conv2 of conv2" in msg, msg
+    assert "conv1, conv2, fc1, fc2, out or layer types conv, fc, out" in msg, msg
+
+
+def test_a_type_rate_is_range_checked(tmp_path: Path) -> None:
+    msg = rejected(tmp_path, with_model(valid_raw(), "conv2", [], conv=1.0, fc=0.2, out=0.1))
+    assert "prune.rates.conv must be a number in [0, 1) (got 1.0)" in msg, msg
+
+
+def test_global_exclude_names_the_chosen_networks_layers(tmp_path: Path) -> None:
+    raw = with_model(valid_raw(), "conv2", [], conv=0.1, fc=0.2, out=0.1)
+    assert parse_params(set_path(raw, "prune.global_exclude", ["conv1", "out"]))
+    msg = rejected(tmp_path, set_path(raw, "prune.global_exclude", ["conv3"]))
+    assert "prune.global_exclude[0]" in msg and "'conv3'" in msg, msg
+    assert "conv1, conv2, fc1, fc2, out" in msg, msg
+
+
+@pytest.mark.parametrize("hidden", [[], [0], [300, -1]])
+def test_mlp_hidden_widths_are_positive(tmp_path: Path, hidden: list[int]) -> None:
+    msg = rejected(tmp_path, set_path(valid_raw(), "model.hidden", hidden))
+    assert "model.hidden must be a non-empty list of positive integers" in msg, msg
+    assert repr(hidden) in msg, msg
+
+
+@pytest.mark.parametrize(("hidden", "wanted"), [("300", "a list"), ([1.5], "an integer")])
+def test_mlp_hidden_widths_type(tmp_path: Path, hidden: Any, wanted: str) -> None:
+    msg = rejected(tmp_path, set_path(valid_raw(), "model.hidden", hidden))
+    assert "model.hidden" in msg and wanted in msg, msg
+
+
+def test_hidden_widths_are_for_mlp_only(tmp_path: Path) -> None:
+    raw = with_model(valid_raw(), "conv2", [300, 100], conv=0.1, fc=0.2, out=0.1)
+    msg = rejected(tmp_path, raw)
+    assert "model.hidden must be [] for conv2" in msg and "256-256" in msg, msg
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("model.network", "resnet18"), ("data.dataset", "svhn")]
+)
+def test_unknown_network_or_dataset(tmp_path: Path, key: str, value: str) -> None:
+    msg = rejected(tmp_path, set_path(valid_raw(), key, value))
+    assert key in msg and repr(value) in msg, msg
+    allowed = "'mlp' or 'conv2'" if key == "model.network" else "'fashion-mnist' or 'cifar10'"
+    assert allowed in msg, msg
+
+
+def test_validation_size_follows_the_dataset(tmp_path: Path) -> None:
+    raw = set_path(valid_raw(), "data.validation_size", 50_000)
+    assert parse_params(raw).data.validation_size == 50_000  # MNIST has 60,000
+    msg = rejected(tmp_path, set_path(raw, "data.dataset", "cifar10"))
+    assert "data.validation_size must be an integer from 1 to 49999" in msg, msg
+    assert "cifar10 has 50,000 training examples" in msg, msg
+
+
+PAPER_CONV = {  # Frankle & Carbin 2019, Figure 2: learning rate, iterations, conv rate
+    "conv2": (2e-4, 20_000, 0.1),
+    "conv4": (3e-4, 25_000, 0.1),
+    "conv6": (3e-4, 30_000, 0.15),
+}
+
+
+@pytest.mark.parametrize("network", sorted(PAPER_CONV))
+def test_conv_presets_have_the_papers_settings(network: str) -> None:
+    p = load_params(ROOT / "presets" / f"{network}-cifar10.yaml")
+    lr, iterations, conv_rate = PAPER_CONV[network]
+    assert (p.data.dataset, p.model.network, p.model.hidden) == ("cifar10", network, [])
+    assert (p.train.learning_rate, p.train.iterations, p.train.batch_size) == (lr, iterations, 60)
+    assert p.prune.rates == {"conv": conv_rate, "fc": 0.2, "out": 0.1}
+    rates = p.layer_rates()
+    assert all(rates[ly.name] == conv_rate for ly in p.architecture().layers if ly.kind == "conv")
+    assert (rates["fc1"], rates["fc2"], rates["out"]) == (0.2, 0.2, 0.1)
+
+
+def test_fashion_mnist_preset() -> None:
+    p = load_params(ROOT / "presets" / "fashion-mnist.yaml")
+    assert (p.data.dataset, p.model.network, p.model.hidden) == ("fashion-mnist", "mlp", [300, 100])
+    assert (p.study.trials, p.train.iterations, p.study.rounds) == (5, 10_000, 15)
+    assert p.controls.reinit and p.controls.random and p.controls.reinit_repeats == 1
+    paper = load_params(ROOT / "presets" / "paper.yaml")
+    assert p.prune == paper.prune and p.train.learning_rate == paper.train.learning_rate
