@@ -286,3 +286,78 @@ def test_load_mask_validates_content(tmp_path: Path) -> None:
     np.savez(path, conv1=np.ones((3, 3), bool))
     with pytest.raises(MaskError, match=r"other.npz: missing layers"):
         masks.load_mask(path)
+
+
+# --------------------------------------------------------------------------- other networks
+
+from lottery import arch as arch_mod  # noqa: E402
+
+CONV2 = arch_mod.build("conv2", (32, 32, 3))
+SMALL_MLP = arch_mod.build("mlp", (28, 28, 1), [20])
+
+
+def random_mask_of(a: arch_mod.Architecture, seed: int, keep: float = 0.5) -> Mask:
+    rng = np.random.default_rng(seed)
+    return {name: rng.random(shape) < keep for name, shape in a.kernel_shapes.items()}
+
+
+def test_conv_masks_validate_hash_and_count() -> None:
+    m = random_mask_of(CONV2, 1)
+    valid = masks.validate_mask(m, arch=CONV2)
+    assert list(valid) == ["conv1", "conv2", "fc1", "fc2", "out"]
+    assert valid["conv1"].shape == (3, 3, 3, 64) and valid["conv1"].dtype == np.bool_
+    kept = masks.kept_counts(m, arch=CONV2)
+    assert kept["overall"] == sum(int(v.sum()) for v in m.values())
+    d = masks.density(m, arch=CONV2)
+    assert d["overall"] == kept["overall"] / CONV2.n_prunable
+    assert d["conv2"] == float(m["conv2"].mean())
+    assert masks.percent_remaining(masks.ones_mask(CONV2), arch=CONV2) == 100.0
+    # The hash is the documented encoding over the network's layers in forward order.
+    h = hashlib.sha256()
+    for name in CONV2.names:
+        a = m[name]
+        h.update(name.encode() + b"\0" + "x".join(map(str, a.shape)).encode() + b"\0")
+        h.update(np.packbits(a.reshape(-1)).tobytes())
+    assert masks.mask_hash(m, arch=CONV2) == h.hexdigest()
+    flipped = {k: v.copy() for k, v in m.items()}
+    flipped["conv1"][2, 1, 0, 5] ^= True
+    assert masks.mask_hash(flipped, arch=CONV2) != masks.mask_hash(m, arch=CONV2)
+
+
+def test_a_mask_of_another_network_is_refused_naming_it() -> None:
+    with pytest.raises(MaskError, match=r"missing layers \['conv1', 'conv2'\].*conv2 on 32x32x3"):
+        masks.validate_mask(random_mask(0), arch=CONV2)
+    with pytest.raises(MaskError, match=r"unknown layers \['conv1', 'conv2'\].*mlp 784-300-100"):
+        masks.validate_mask(random_mask_of(CONV2, 0))
+    other = random_mask_of(arch_mod.build("conv2", (28, 28, 1)), 0)
+    with pytest.raises(
+        MaskError, match=r"'conv1' has shape \(3, 3, 1, 64\), expected \(3, 3, 3, 64\)"
+    ):
+        masks.validate_mask(other, arch=CONV2)
+    wrong_width = {"fc1": np.ones((784, 300), bool), "out": np.ones((20, 10), bool)}
+    with pytest.raises(MaskError, match=r"'fc1' has shape \(784, 300\).*mlp 784-20-10 on 28x28x1"):
+        masks.validate_mask(wrong_width, arch=SMALL_MLP)
+
+
+def test_weights_and_files_of_any_network(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    w = {k: rng.standard_normal(s).astype(np.float32) for k, s in CONV2.weight_shapes().items()}
+    masks.save_weights(tmp_path / "w.npz", w, arch=CONV2)
+    back = masks.load_weights(tmp_path / "w.npz", arch=CONV2)
+    assert masks.weights_hash(back, arch=CONV2) == masks.weights_hash(w, arch=CONV2)
+    with pytest.raises(
+        MaskError, match=r"unknown arrays \['conv1/bias'.*mlp 784-300-100-10 on 28x28x1 expects"
+    ):
+        masks.load_weights(tmp_path / "w.npz")  # read as LeNet-300-100
+    m = random_mask_of(SMALL_MLP, 4)
+    masks.save_mask(tmp_path / "m.npz", m, arch=SMALL_MLP)
+    got = masks.load_mask(tmp_path / "m.npz", arch=SMALL_MLP)
+    assert all(np.array_equal(got[k], m[k]) for k in SMALL_MLP.names)
+    with pytest.raises(MaskError, match=r"missing layers \['fc2'\]; mlp 784-300-100-10"):
+        masks.load_mask(tmp_path / "m.npz")
+
+
+def test_lenet_default_is_the_explicit_architecture() -> None:
+    m = random_mask(9)
+    assert masks.mask_hash(m) == masks.mask_hash(m, arch=arch_mod.LENET) == reference_mask_hash(m)
+    assert masks.density(m) == masks.density(m, arch=arch_mod.LENET)

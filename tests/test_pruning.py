@@ -389,3 +389,100 @@ def test_property_one_round(seed: int, rate: float, keep: float, tie_levels: int
             at_t_kept = kept[mags[kept] == worst_removed]
             if len(at_t_kept):
                 assert removed[mags[removed] == worst_removed].max() < at_t_kept.min()
+
+
+# --------------------------------------------------------------------------- other networks
+
+from lottery import arch as arch_mod  # noqa: E402
+
+CONV2 = arch_mod.build("conv2", (32, 32, 3))
+TYPE_RATES = {"conv": 0.1, "fc": 0.2, "out": 0.1}
+
+
+def conv_kernels(seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {k: rng.standard_normal(s).astype(np.float32) for k, s in CONV2.kernel_shapes.items()}
+
+
+def test_conv_layers_prune_by_magnitude_at_their_type_rate() -> None:
+    k = conv_kernels(0)
+    new = pruning.prune_magnitude(k, ones_mask(CONV2), TYPE_RATES, arch=CONV2)
+    for layer in CONV2.layers:
+        n = layer.size
+        rate = 0.1 if layer.kind == "conv" or layer.name == "out" else 0.2
+        assert count(new, layer.name) == n - pruning.prune_count(rate, n), layer.name
+        # The removed weights are the smallest |w| of the layer (4-D kernels included).
+        kernel = np.abs(k[layer.name])
+        assert kernel[~new[layer.name]].max() <= kernel[new[layer.name]].min()
+    assert new["conv1"].shape == (3, 3, 3, 64)
+    # Resolved per layer, the same rates give the same mask.
+    by_name = CONV2.layer_rates(TYPE_RATES)
+    again = pruning.prune_magnitude(k, ones_mask(CONV2), by_name, arch=CONV2)
+    assert all(np.array_equal(new[n], again[n]) for n in CONV2.names)
+
+
+def test_conv_iterative_rounds_follow_the_rates() -> None:
+    k = conv_kernels(1)
+    mask = ones_mask(CONV2)
+    rates = TYPE_RATES | {"conv2": 0.3}  # a name overrides its type
+    for _ in range(3):
+        new = pruning.prune_magnitude(k, mask, rates, arch=CONV2)
+        for layer in CONV2.names:
+            assert not (new[layer] & ~mask[layer]).any()
+        mask = new
+    for layer in CONV2.layers:
+        rate = CONV2.rate_for(layer.name, rates)
+        assert rate is not None
+        assert count(mask, layer.name) == pruning.expected_remaining(layer.size, rate, 3)
+    assert CONV2.rate_for("conv2", rates) == 0.3 and CONV2.rate_for("conv1", rates) == 0.1
+
+
+def test_type_rates_on_the_default_network() -> None:
+    k = random_kernels(2)
+    by_type = pruning.prune_magnitude(k, ones_mask(), {"fc": 0.2, "out": 0.1})
+    by_name = pruning.prune_magnitude(k, ones_mask(), RATES)
+    assert all(np.array_equal(by_type[n], by_name[n]) for n in LAYERS)
+
+
+def test_conv_rate_errors_name_the_networks_layers() -> None:
+    k = conv_kernels(3)
+    with pytest.raises(ValueError, match=r"unknown layers \['fc3'\].*conv1, conv2, fc1, fc2, out"):
+        pruning.prune_magnitude(k, ones_mask(CONV2), TYPE_RATES | {"fc3": 0.2}, arch=CONV2)
+    with pytest.raises(ValueError, match=r"missing \['conv1', 'conv2'\]"):
+        pruning.prune_magnitude(k, ones_mask(CONV2), {"fc": 0.2, "out": 0.1}, arch=CONV2)
+    with pytest.raises(ValueError, match=r"unknown layers \['conv'\]"):
+        pruning.prune_magnitude(random_kernels(3), ones_mask(), RATES | {"conv": 0.1})
+    with pytest.raises(ValueError, match=r"rates\['conv'\] must be in \[0, 1\)"):
+        pruning.prune_magnitude(k, ones_mask(CONV2), TYPE_RATES | {"conv": 1.0}, arch=CONV2)
+    with pytest.raises(ValueError, match=r"global_exclude names unknown layers \['conv3'\]"):
+        pruning.prune_magnitude(
+            k, ones_mask(CONV2), TYPE_RATES, "global", 0.2, ["conv3"], arch=CONV2
+        )
+    with pytest.raises(ValueError, match=r"give them a rate.*missing \['conv1'\]"):
+        pruning.prune_magnitude(
+            k, ones_mask(CONV2), {"out": 0.1}, "global", 0.2, ["conv1"], arch=CONV2
+        )
+    with pytest.raises(ValueError, match="mask to prune"):
+        pruning.prune_magnitude(k, ones_mask(), TYPE_RATES, arch=CONV2)
+
+
+def test_conv_global_pruning_pools_every_kernel_shape() -> None:
+    k = {n: np.full(s, 2.0, np.float32) for n, s in CONV2.kernel_shapes.items()}
+    k["conv1"][:] = 1.0  # the smallest magnitudes: pruned first
+    n_conv1 = CONV2.layer("conv1").size
+    pooled = CONV2.n_prunable - CONV2.layer("out").size
+    rate = 1000 / pooled
+    new = pruning.prune_magnitude(
+        k, ones_mask(CONV2), {"out": 0.0}, "global", rate, ["out"], arch=CONV2
+    )
+    assert count(new, "conv1") == n_conv1 - pruning.prune_count(rate, pooled)
+    assert all(new[n].all() for n in ("conv2", "fc1", "fc2", "out"))
+
+
+def test_random_mask_like_any_network() -> None:
+    mask = pruning.prune_magnitude(conv_kernels(4), ones_mask(CONV2), TYPE_RATES, arch=CONV2)
+    rnd = pruning.random_mask_like(mask, np.random.default_rng(0), arch=CONV2)
+    assert {n: count(rnd, n) for n in CONV2.names} == {n: count(mask, n) for n in CONV2.names}
+    again = pruning.random_mask_like(mask, np.random.default_rng(0), arch=CONV2)
+    assert all(np.array_equal(rnd[n], again[n]) for n in CONV2.names)
+    assert not np.array_equal(rnd["conv2"], mask["conv2"])
