@@ -381,3 +381,94 @@ def test_patience_and_test_every_must_be_multiples_of_eval_every(
 ) -> None:
     with pytest.raises(ValueError, match="multiple of eval_every"):
         Engine(split, 1, TrainConfig(iterations=100, eval_every=10, **bad))
+
+
+# ---------------------------------------------------------------- any architecture (model.py)
+
+
+def test_glorot_init_of_any_architecture() -> None:
+    from lottery import arch
+    from lottery.model import glorot_fans
+
+    lenet = glorot_normal_init(np.random.default_rng(11))
+    explicit = glorot_normal_init(np.random.default_rng(11), arch.LENET)
+    assert all(np.array_equal(lenet[k], explicit[k]) for k in lenet)
+    conv = arch.build("conv4", (32, 32, 3))
+    w = glorot_normal_init(np.random.default_rng(12), conv)
+    assert list(w) == list(conv.weight_shapes())
+    assert glorot_fans((3, 3, 64, 128)) == (576, 1152) and glorot_fans((784, 300)) == (784, 300)
+    for layer in conv.layers:
+        kernel = w[kernel_key(layer.name)]
+        fan_in, fan_out = glorot_fans(layer.kernel_shape)
+        std = np.sqrt(2.0 / (fan_in + fan_out)) / 0.87962566103423978
+        assert kernel.shape == layer.kernel_shape and kernel.dtype == np.float32
+        assert np.abs(kernel).max() <= 2 * std * (1 + 1e-6)  # truncated at two std
+        # The truncated normal's standard deviation is 0.8796 of the untruncated one.
+        assert abs(kernel.std() / (std * 0.87962566) - 1) < 0.05, layer.name
+        assert not w[f"{layer.name}/bias"].any()
+
+
+def forward_numpy(
+    weights: Weights, mask: Mask, names: tuple[str, ...], x: np.ndarray
+) -> np.ndarray:
+    h = x.astype(np.float64)
+    for i, name in enumerate(names):
+        h = h @ (weights[f"{name}/kernel"] * mask[name]) + weights[f"{name}/bias"]
+        if i < len(names) - 1:
+            h = np.maximum(h, 0)
+    return h
+
+
+def test_stacked_mlp_of_any_widths() -> None:
+    """A 3072-40-20-10 MLP on 32x32x3 inputs: load, forward, a few Adam steps, export."""
+    from lottery import arch
+    from lottery.model import Adam, StackedMLP, tf
+
+    net = arch.build("mlp", (32, 32, 3), [40, 20])
+    rng = np.random.default_rng(5)
+    inits = [glorot_normal_init(np.random.default_rng([9, k]), net) for k in range(2)]
+    masks = [{n: rng.random(s) < 0.5 for n, s in net.kernel_shapes.items()} for _ in range(2)]
+    model = StackedMLP(2, net)
+    model.load(inits, masks)
+    x = rng.random((7, 3072)).astype(np.float32)
+    logits = model.logits_each(tf.constant(x)).numpy()
+    assert logits.shape == (2, 7, 10)
+    for k in range(2):
+        np.testing.assert_allclose(
+            logits[k], forward_numpy(inits[k], masks[k], net.names, x), atol=1e-4
+        )
+    adam = Adam(model.trainable, learning_rate=1e-2)
+    y = tf.constant(rng.integers(0, 10, (2, 7)).astype(np.int32))
+    for _ in range(3):
+        with tf.GradientTape() as tape:
+            out = model(tf.constant(np.stack([x, x])))
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, out))
+        adam.apply(tape.gradient(loss, model.trainable))
+    trained = model.export()
+    for k in range(2):
+        for name in net.names:
+            kernel, m = trained[k][kernel_key(name)], masks[k][name]
+            assert kernel.shape == net.kernel_shapes[name]
+            assert not kernel[~m].any(), name  # pruned weights stay exactly zero
+            assert not np.array_equal(kernel[m], inits[k][kernel_key(name)][m]), name
+
+
+def test_stacked_mlp_default_and_refusals() -> None:
+    from lottery import arch
+    from lottery.model import StackedLeNet, StackedMLP
+
+    assert StackedLeNet is StackedMLP
+    lenet = StackedMLP(1)
+    assert lenet.arch == arch.LENET
+    assert [v.shape.as_list() for v in lenet.trainable] == [
+        [1, 784, 300],
+        [1, 300],
+        [1, 300, 100],
+        [1, 100],
+        [1, 100, 10],
+        [1, 10],
+    ]
+    with pytest.raises(
+        ValueError, match="dense networks only; conv2 on 32x32x3 has the conv layers conv1, conv2"
+    ):
+        StackedMLP(1, arch.build("conv2", (32, 32, 3)))
