@@ -427,8 +427,8 @@ def test_conv_iterative_rounds_follow_the_rates() -> None:
     rates = TYPE_RATES | {"conv2": 0.3}  # a name overrides its type
     for _ in range(3):
         new = pruning.prune_magnitude(k, mask, rates, arch=CONV2)
-        for layer in CONV2.names:
-            assert not (new[layer] & ~mask[layer]).any()
+        for name in CONV2.names:
+            assert not (new[name] & ~mask[name]).any()
         mask = new
     for layer in CONV2.layers:
         rate = CONV2.rate_for(layer.name, rates)
