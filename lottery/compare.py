@@ -1,0 +1,290 @@
+"""Two kept studies side by side: what changed between them, computed from their metrics.
+
+    python -m lottery.compare BASE NEW [--out FILE]
+
+BASE and NEW are study roots (the project, or a kept copy such as
+`reports/results/lenet-5trials-10k`). The comparison covers the (condition, round) cells
+both studies ran and states, for each:
+
+- its censored runs in BASE and in NEW (a censored run hit the horizon while its
+  validation loss was still at its minimum: `lottery.results`), and which cells that were
+  censored in BASE are no longer censored in NEW;
+- the mean early-stop iteration and test accuracy at early stop in each, and the change
+  NEW − BASE paired by trial (trial t has the same seeds in both studies) with a 95%
+  bootstrap interval; a change is called real only when its interval excludes 0;
+- the ticket − control gaps of each study (paired by trial within the study), so one sees
+  whether a gap at the sparse end survives a longer horizon.
+
+Output is Markdown (stdout, or `--out`), deterministic like the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lottery import io, results
+from lottery.paths import round_name
+from lottery.report import difference_text, fmt_percent_remaining, verdict
+from lottery.results import Difference
+
+ES = "early_stop_iteration"
+ACC = "test_accuracy_at_early_stop"
+KEYS: tuple[str, ...] = (ES, ACC)
+CONTROLS: tuple[str, ...] = ("reinit", "random")
+LABELS: dict[str, str] = {"reinit": "reinit control", "random": "random-prune control"}
+
+
+Cell = tuple[str, int]  # (condition, round)
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    runs: pd.DataFrame
+    cells: dict[Cell, pd.Series]  # the rows of results.cell_table(runs)
+    per_trial: dict[str, dict[Cell, dict[int, float]]]  # key -> cell -> trial -> value
+
+    def cell(self, condition: str, rnd: int) -> pd.Series | None:
+        return self.cells.get((condition, rnd))
+
+    def settings(self) -> str:
+        r = self.runs
+        horizon = ", ".join(f"{int(v):,}" for v in sorted(r["iterations"].unique()))
+        patience = ", ".join(f"{int(v):,}" for v in sorted(r["patience"].unique()))
+        trials = r["trial"].nunique()
+        return (
+            f"{trials} trials, horizon {horizon} iterations, patience {patience} (0 = none), "
+            f"{len(r)} runs, {int(r['censored'].sum())} censored"
+        )
+
+
+def load(root: str | Path) -> Study:
+    root = Path(root)
+    runs = results.load(root)
+    if runs.empty:
+        raise SystemExit(
+            f"{root}: no per-run metrics under {root / 'metrics'}; is it a study root?"
+        )
+    table = results.cell_table(runs, KEYS)
+    cells = {(str(row["condition"]), int(row["round"])): row for _, row in table.iterrows()}
+    per_trial: dict[str, dict[Cell, dict[int, float]]] = {}
+    for key in KEYS:
+        by_cell: dict[Cell, dict[int, float]] = {}
+        for (cond, rnd, trial), value in results.trial_values(runs, key).items():
+            by_cell.setdefault((str(cond), int(rnd)), {})[int(trial)] = float(value)
+        per_trial[key] = by_cell
+    return Study(root.resolve().name, runs, cells, per_trial)
+
+
+def shared_cells(base: Study, new: Study) -> list[Cell]:
+    """(condition, round) run in both studies, in the report's order."""
+    both = set(base.cells) & set(new.cells)
+    return sorted(both, key=lambda k: (results.condition_rank(k[0]), k[1]))
+
+
+def paired(a: dict[int, float], b: dict[int, float], scale: float) -> Difference | None:
+    """scale × (a − b) over the trials both have, with its 95% bootstrap interval."""
+    common = sorted(set(a) & set(b))
+    if not common:
+        return None
+    diffs = scale * (np.array([a[t] for t in common]) - np.array([b[t] for t in common]))
+    ci = results.bootstrap_interval(diffs)
+    lo, hi = (None, None) if ci is None else ci
+    return Difference(float(diffs.mean()), lo, hi, len(common))
+
+
+def change(base: Study, new: Study, key: str, cell: Cell, scale: float) -> Difference | None:
+    """scale × (NEW − BASE) of `key` in one cell, paired by trial (repeats averaged)."""
+    b, n = base.per_trial[key].get(cell), new.per_trial[key].get(cell)
+    return None if b is None or n is None else paired(n, b, scale)
+
+
+def censoring_lines(base: Study, new: Study, cells: Sequence[tuple[str, int]]) -> list[str]:
+    lines = [
+        f"- {base.name}: {base.settings()}.",
+        f"- {new.name}: {new.settings()}.",
+    ]
+    freed: list[str] = []
+    still: list[str] = []
+    for cond, rnd in cells:
+        b, n = base.cell(cond, rnd), new.cell(cond, rnd)
+        if b is None or n is None or int(b["n_censored"]) == 0:
+            continue
+        text = (
+            f"{cond} round {rnd} ({fmt_percent_remaining(float(b['percent_remaining']))}%): "
+            f"{int(b['n_censored'])}/{int(b['n_runs'])} → {int(n['n_censored'])}/{int(n['n_runs'])}"
+        )
+        (freed if int(n["n_censored"]) == 0 else still).append(text)
+    lines.append(f"- Censored in {base.name}, no longer censored in {new.name}: {_listing(freed)}.")
+    lines.append(f"- Censored in both: {_listing(still)}.")
+    return lines
+
+
+def _listing(items: Sequence[str]) -> str:
+    return "; ".join(items) if items else "none"
+
+
+def _stat(cell: pd.Series | None, key: str, scale: float, fmt: str) -> str:
+    if cell is None:
+        return "–"
+    mean = format(scale * float(cell[f"{key}_mean"]), fmt)
+    if key == ES and int(cell["n_censored"]) > 0:
+        return f"≥ {mean} ({int(cell['n_censored'])}/{int(cell['n_runs'])} cens.)"
+    return mean
+
+
+def compact(d: Difference | None, above: str, below: str) -> str:
+    """'+0.12 [+0.05, +0.20] up' (pp); 'no clear difference' when the interval holds 0."""
+    if d is None:
+        return "–"
+    if not d.has_interval:
+        return f"{d.mean:+.2f} (no interval: {d.n_trials} trials)"
+    word = verdict(d, above, below, 2)
+    return f"{d.mean:+.2f} [{d.ci_low:+.2f}, {d.ci_high:+.2f}] {word}"
+
+
+def cell_table(base: Study, new: Study, cells: Sequence[tuple[str, int]]) -> list[str]:
+    head = (
+        f"| cell | % remaining | early stop {base.name} | early stop {new.name} | "
+        f"test acc at early stop (%) {base.name} | {new.name} | change NEW − BASE (pp) |"
+    )
+    lines = [head, "|---|---:|---:|---:|---:|---:|---|"]
+    for cond, rnd in cells:
+        b, n = base.cell(cond, rnd), new.cell(cond, rnd)
+        if b is None or n is None:
+            continue
+        pct = fmt_percent_remaining(float(n["percent_remaining"]))
+        d = change(base, new, ACC, (cond, rnd), 100.0)
+        stops = f"{_stat(b, ES, 1, '.0f')} | {_stat(n, ES, 1, '.0f')}"
+        accs = f"{_stat(b, ACC, 100, '.2f')} | {_stat(n, ACC, 100, '.2f')}"
+        lines.append(
+            f"| {cond} {round_name(rnd)} | {pct} | {stops} | {accs} | {compact(d, 'up', 'down')} |"
+        )
+    return lines
+
+
+def gap(study: Study, control: str, rnd: int) -> Difference | None:
+    """Ticket − control test accuracy at early stop (pp) in one study, paired by trial."""
+    values = study.per_trial[ACC]
+    ticket, other = values.get(("ticket", rnd)), values.get((control, rnd))
+    return None if ticket is None or other is None else paired(ticket, other, 100.0)
+
+
+def gap_table(base: Study, new: Study, cells: Sequence[tuple[str, int]]) -> list[str]:
+    lines = [
+        f"| round | % remaining | control | ticket − control (pp), {base.name} | {new.name} |",
+        "|---:|---:|---|---|---|",
+    ]
+    for cond, rnd in cells:
+        if cond not in CONTROLS:
+            continue
+        cell = new.cell(cond, rnd)
+        pct = "–" if cell is None else fmt_percent_remaining(float(cell["percent_remaining"]))
+        b, n = gap(base, cond, rnd), gap(new, cond, rnd)
+        lines.append(f"| {rnd} | {pct} | {cond} | {_gap_text(b)} | {_gap_text(n)} |")
+    return lines
+
+
+def _gap_text(d: Difference | None) -> str:
+    return compact(d, "ticket higher", "ticket lower")
+
+
+def headline(base: Study, new: Study, cells: Sequence[tuple[str, int]]) -> list[str]:
+    """Sentences: censoring before and after, then each control at the sparsest shared round."""
+    censored = [(c, r) for c, r in cells if _censored(base, c, r)]
+    freed = [(c, r) for c, r in censored if not _censored(new, c, r)]
+    lines = [
+        f"- Censored runs: {int(base.runs['censored'].sum())} of {len(base.runs)} in "
+        f"{base.name}, {int(new.runs['censored'].sum())} of {len(new.runs)} in {new.name}; "
+        f"{len(freed)} of the {len(censored)} cells censored in {base.name} are not censored "
+        f"in {new.name}."
+    ]
+    for control in CONTROLS:
+        rounds = [r for c, r in cells if c == control]
+        if rounds:
+            lines.append(_sparse_end(base, new, control, max(rounds)))
+    return lines
+
+
+def _censored(study: Study, condition: str, rnd: int) -> bool:
+    cell = study.cell(condition, rnd)
+    return cell is not None and int(cell["n_censored"]) > 0
+
+
+def _sparse_end(base: Study, new: Study, control: str, rnd: int) -> str:
+    b, n = base.cell(control, rnd), new.cell(control, rnd)
+    if b is None or n is None:
+        return ""
+    pct = fmt_percent_remaining(float(n["percent_remaining"]))
+    d = change(base, new, ACC, (control, rnd), 100.0)
+    moved = "no shared trial" if d is None else difference_text(d, "pp", 2)
+    word = "" if d is None else verdict(d, "up", "down", 2)
+    gb, gn = gap(base, control, rnd), gap(new, control, rnd)
+    return (
+        f"- The {LABELS[control]} at round {rnd} ({pct}% of weights remaining): test accuracy "
+        f"at early stop {_stat(b, ACC, 100, '.2f')}% → {_stat(n, ACC, 100, '.2f')}%, change "
+        f"{moved}{': ' + word if word else ''}; early stop {_stat(b, ES, 1, '.0f')} → "
+        f"{_stat(n, ES, 1, '.0f')}; ticket − {control} {_gap_plain(gb)} → {_gap_plain(gn)}."
+    )
+
+
+def _gap_plain(d: Difference | None) -> str:
+    return "–" if d is None else difference_text(d, "pp", 2)
+
+
+def render(base: Study, new: Study) -> str:
+    cells = shared_cells(base, new)
+    parts = [
+        f"# {new.name} compared with {base.name}",
+        "",
+        "Computed by `python -m lottery.compare` from the two studies' per-run metrics. Changes "
+        "are NEW − BASE paired by trial (trial t has the same seeds in both), with a 95% "
+        "bootstrap interval over trials; a change is called up or down only when its interval "
+        "excludes 0. Early-stop means with censored runs are lower bounds (≥).",
+        "",
+        "## What changed",
+        "",
+        *headline(base, new, cells),
+        "",
+        "## Censoring",
+        "",
+        *censoring_lines(base, new, cells),
+        "",
+        "## Every shared cell",
+        "",
+        *cell_table(base, new, cells),
+        "",
+        "## Ticket − control gaps (test accuracy at early stop)",
+        "",
+        *gap_table(base, new, cells),
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m lottery.compare", description=__doc__.split("\n")[0]
+    )
+    ap.add_argument("base", type=Path, help="the study compared against (root of a study)")
+    ap.add_argument("new", type=Path, help="the study compared (root of a study)")
+    ap.add_argument("--out", type=Path, help="write the Markdown here instead of stdout")
+    args = ap.parse_args(argv)
+    text = render(load(args.base), load(args.new))
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        io.write_text(args.out, text)
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""`python -m lottery.compare`: two kept studies side by side, computed from their metrics."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from lottery import compare, results
+
+ROOT = Path(__file__).resolve().parents[1]
+TEN_K = ROOT / "reports" / "results" / "lenet-5trials-10k"
+
+
+@pytest.fixture(scope="module")
+def study() -> compare.Study:
+    return compare.load(TEN_K)
+
+
+def test_a_study_compared_with_itself_changes_nothing_and_keeps_its_censoring(
+    study: compare.Study,
+) -> None:
+    text = compare.render(study, study)
+    runs = study.runs
+    censored_cells = runs[runs["censored"]].groupby(["condition", "round"]).size()
+    assert len(censored_cells) > 0  # the 10k study has censored cells: the check below bites
+    n = len(censored_cells)
+    assert f"0 of the {n} cells censored in lenet-5trials-10k are not censored" in text
+    assert f"{int(runs['censored'].sum())} of {len(runs)} in lenet-5trials-10k" in text
+    table = text.split("## Every shared cell")[1].split("## ")[0]
+    table = text.split("## Every shared cell")[1].split("## ")[0]
+    changes = re.findall(
+        r"\| ([+-]\d+\.\d\d) \[([+-]\d+\.\d\d), ([+-]\d+\.\d\d)\] (\w[\w ]*) \|$", table, re.M
+    )
+    cells = compare.shared_cells(study, study)
+    assert len(cells) == len(runs.groupby(["condition", "round"]))  # every cell of the study
+    own = [c for c in changes if c[3] in ("up", "down", "no clear difference")]
+    assert len(own) == len(cells)
+    assert all(c[:3] == ("+0.00", "+0.00", "+0.00") and c[3] == "no clear difference" for c in own)
+
+
+def test_gaps_are_the_studys_own_paired_differences(study: compare.Study) -> None:
+    d = compare.gap(study, "random", 15)
+    expected = results.paired_difference(
+        results.load(TEN_K), "test_accuracy_at_early_stop", ("ticket", 15), ("random", 15), 100.0
+    )
+    assert d == expected and d is not None and d.sign == 1
+
+
+def test_the_cli_writes_the_comparison_and_refuses_a_root_without_metrics(tmp_path: Path) -> None:
+    out = tmp_path / "cmp.md"
+    assert compare.main([str(TEN_K), str(TEN_K), "--out", str(out)]) == 0
+    assert out.read_text().startswith("# lenet-5trials-10k compared with lenet-5trials-10k")
+    with pytest.raises(SystemExit, match="no per-run metrics"):
+        compare.main([str(tmp_path), str(TEN_K)])
