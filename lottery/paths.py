@@ -1,10 +1,12 @@
 """The artifact layout: every path and name of the pipeline, built and parsed here only.
 
-Paths are relative to the project root. Names: a round is `r00`, `r01`, … (`round_name`);
-a network of a stage is its run key, `t0` for trial 0, `t0-rep1` for trial 0's reinit
-repeat 1 (`run_key`); a mask figure is `masks/r03_fc1_mask` (`mask_figure_names`). Each
-name has its parser here, so no other module spells or parses one. dvc.yaml spells the
-same paths; `tests/test_pipeline.py` checks that the two agree.
+Paths hang off an explicit project root, `Layout(root)`, never the working directory;
+`Layout()` and the module-level path functions spell them relative to the root. Names: a
+round is `r00`, `r01`, … (`round_name`); a network of a stage is its run key, `t0` for
+trial 0, `t0-rep1` for trial 0's reinit repeat 1 (`run_key`); a mask figure is
+`masks/r03_fc1_mask` (`mask_figure_names`). Each name has its parser here, so no other
+module spells or parses one. dvc.yaml spells the same paths; `tests/test_pipeline.py`
+checks that the two agree.
 """
 
 from __future__ import annotations
@@ -13,10 +15,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-MNIST_DIR = Path("data/mnist")
-ARTIFACTS = Path("artifacts")
-METRICS = Path("metrics")
-REPORTS = Path("reports")
 #: The conditions, in the order they are drawn and tabulated: the artifacts' directories.
 CONDITIONS: tuple[str, ...] = ("ticket", "reinit", "random")
 
@@ -95,86 +93,138 @@ def parse_mask_path(rel: str) -> MaskPlace | None:
     return None
 
 
-def prepared_dir() -> Path:
-    return ARTIFACTS / "data"
+@dataclass(frozen=True)
+class Layout:
+    """Every artifact path of the project at `root`: `Layout(root).theta0_path(0)`.
+
+    `Layout()` (root `.`) spells the paths relative to the root, as dvc.yaml and dvc.lock
+    do; the module-level functions below are that relative layout's methods.
+    """
+
+    root: Path = Path()
+
+    @property
+    def mnist_dir(self) -> Path:
+        """The committed MNIST IDX files and their checksums."""
+        return self.root / "data" / "mnist"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "artifacts"
+
+    @property
+    def metrics_dir(self) -> Path:
+        return self.root / "metrics"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def presets_dir(self) -> Path:
+        """The params presets `lottery preset NAME` copies over params.yaml."""
+        return self.root / "presets"
+
+    def preset_path(self, name: str) -> Path:
+        return self.presets_dir / f"{name}.yaml"
+
+    def patience_dir(self) -> Path:
+        """The committed patience evidence (`lottery.patience`)."""
+        return self.reports / "patience"
+
+    def benchmark_path(self) -> Path:
+        """What `lottery bench` writes by default."""
+        return self.reports / "benchmark.json"
+
+    def prepared_dir(self) -> Path:
+        return self.artifacts / "data"
+
+    def init_dir(self) -> Path:
+        return self.artifacts / "init"
+
+    def theta0_path(self, trial: int) -> Path:
+        return self.init_dir() / run_key(trial) / "theta0.npz"
+
+    def initial_mask_path(self, trial: int) -> Path:
+        """m_0, the all-ones mask of the dense network."""
+        return self.init_dir() / run_key(trial) / "mask.npz"
+
+    def dense_dir(self) -> Path:
+        """What later rounds start from: the rewind weights and the dense trained weights."""
+        return self.artifacts / "dense"
+
+    def rewind_path(self, trial: int) -> Path:
+        """Weights at iteration `prune.rewind_iteration` of the dense run (θ0 when it is 0)."""
+        return self.dense_dir() / run_key(trial) / "rewind.npz"
+
+    def dense_trained_path(self, trial: int) -> Path:
+        return self.dense_dir() / run_key(trial) / "trained.npz"
+
+    def stage_dir(self, condition: str, name: str) -> Path:
+        return self.artifacts / condition / name
+
+    def trained_path(self, condition: str, name: str, key: str) -> Path:
+        return self.stage_dir(condition, name) / key / "trained.npz"
+
+    def start_weights_path(self, condition: str, name: str, key: str) -> Path:
+        """A control's own starting weights (the reinit's fresh θ0')."""
+        return self.stage_dir(condition, name) / key / "init.npz"
+
+    def next_mask_path(self, name: str, trial: int) -> Path:
+        """m_{k+1}: the mask a ticket round prunes to (the next round's input)."""
+        return self.stage_dir("ticket", name) / run_key(trial) / "next_mask.npz"
+
+    def control_mask_path(self, condition: str, name: str, key: str) -> Path:
+        """The mask a control trained with (the random-prune control draws its own)."""
+        return self.stage_dir(condition, name) / key / "mask.npz"
+
+    def curves_path(self, condition: str, name: str) -> Path:
+        return self.stage_dir(condition, name) / "curves.json"
+
+    def round_mask_path(self, rnd: int, trial: int) -> Path:
+        """m_k, the mask round k trains: m_0 from init, m_k from round k-1's pruning."""
+        if rnd == 0:
+            return self.initial_mask_path(trial)
+        return self.next_mask_path(round_name(rnd - 1), trial)
+
+    def metrics_path(self, condition: str, name: str) -> Path:
+        return self.metrics_dir / condition / f"{name}.json"
+
+    def figures_dir(self) -> Path:
+        return self.reports / "figures"
+
+    def plots_dir(self) -> Path:
+        return self.reports / "plots"
+
+    def report_path(self) -> Path:
+        return self.reports / "report.md"
+
+    def summary_metrics_path(self) -> Path:
+        return self.reports / "summary.json"
+
+    def relative(self, path: Path) -> str:
+        """`path` (under the root) as dvc.lock and `parse_mask_path` spell it."""
+        return path.relative_to(self.root).as_posix()
 
 
-def init_dir() -> Path:
-    return ARTIFACTS / "init"
-
-
-def theta0_path(trial: int) -> Path:
-    return init_dir() / run_key(trial) / "theta0.npz"
-
-
-def initial_mask_path(trial: int) -> Path:
-    """m_0, the all-ones mask of the dense network."""
-    return init_dir() / run_key(trial) / "mask.npz"
-
-
-def dense_dir() -> Path:
-    """What later rounds start from: the rewind weights and the dense trained weights."""
-    return ARTIFACTS / "dense"
-
-
-def rewind_path(trial: int) -> Path:
-    """Weights at iteration `prune.rewind_iteration` of the dense run (θ0 when it is 0)."""
-    return dense_dir() / run_key(trial) / "rewind.npz"
-
-
-def dense_trained_path(trial: int) -> Path:
-    return dense_dir() / run_key(trial) / "trained.npz"
-
-
-def stage_dir(condition: str, name: str) -> Path:
-    return ARTIFACTS / condition / name
-
-
-def trained_path(condition: str, name: str, key: str) -> Path:
-    return stage_dir(condition, name) / key / "trained.npz"
-
-
-def start_weights_path(condition: str, name: str, key: str) -> Path:
-    """A control's own starting weights (the reinit's fresh θ0')."""
-    return stage_dir(condition, name) / key / "init.npz"
-
-
-def next_mask_path(name: str, trial: int) -> Path:
-    """m_{k+1}: the mask a ticket round prunes to (the next round's input)."""
-    return stage_dir("ticket", name) / run_key(trial) / "next_mask.npz"
-
-
-def control_mask_path(condition: str, name: str, key: str) -> Path:
-    """The mask a control trained with (the random-prune control draws its own)."""
-    return stage_dir(condition, name) / key / "mask.npz"
-
-
-def curves_path(condition: str, name: str) -> Path:
-    return stage_dir(condition, name) / "curves.json"
-
-
-def round_mask_path(round_index: int, trial: int) -> Path:
-    """m_k, the mask round k trains: m_0 from init, m_k from round k-1's pruning."""
-    if round_index == 0:
-        return initial_mask_path(trial)
-    return next_mask_path(round_name(round_index - 1), trial)
-
-
-def metrics_path(condition: str, name: str) -> Path:
-    return METRICS / condition / f"{name}.json"
-
-
-def figures_dir() -> Path:
-    return REPORTS / "figures"
-
-
-def plots_dir() -> Path:
-    return REPORTS / "plots"
-
-
-def report_path() -> Path:
-    return REPORTS / "report.md"
-
-
-def summary_metrics_path() -> Path:
-    return REPORTS / "summary.json"
+#: The layout relative to the root (the spelling of dvc.yaml and dvc.lock).
+RELATIVE = Layout()
+prepared_dir = RELATIVE.prepared_dir
+init_dir = RELATIVE.init_dir
+theta0_path = RELATIVE.theta0_path
+initial_mask_path = RELATIVE.initial_mask_path
+dense_dir = RELATIVE.dense_dir
+rewind_path = RELATIVE.rewind_path
+dense_trained_path = RELATIVE.dense_trained_path
+stage_dir = RELATIVE.stage_dir
+trained_path = RELATIVE.trained_path
+start_weights_path = RELATIVE.start_weights_path
+next_mask_path = RELATIVE.next_mask_path
+control_mask_path = RELATIVE.control_mask_path
+curves_path = RELATIVE.curves_path
+round_mask_path = RELATIVE.round_mask_path
+metrics_path = RELATIVE.metrics_path
+figures_dir = RELATIVE.figures_dir
+plots_dir = RELATIVE.plots_dir
+report_path = RELATIVE.report_path
+summary_metrics_path = RELATIVE.summary_metrics_path

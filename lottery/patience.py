@@ -152,7 +152,7 @@ def from_study(root: Path) -> list[RunCurve]:
                 f"{root}: {m['condition']} round {m['round']} trained with patience "
                 f"{m['patience']}: the evidence needs full-horizon curves (patience 0)."
             )
-        path = root / paths.curves_path(m["condition"], round_name(int(m["round"])))
+        path = paths.Layout(root).curves_path(m["condition"], round_name(int(m["round"])))
         if not path.is_file():
             raise UserError(f"{path}: no curves file; run `dvc repro` (or `dvc pull`) first.")
         for key, run in io.read_json(path)["runs"].items():
@@ -226,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     root: Path = args.study
     out: Path = args.out or root
     try:
-        if (root / CURVES_FILE).is_file() and not (root / paths.METRICS).is_dir():
+        if (root / CURVES_FILE).is_file() and not paths.Layout(root).metrics_dir.is_dir():
             curves, source = (
                 from_file(root / CURVES_FILE),
                 io.read_json(root / "evidence.json")["source"],

@@ -207,7 +207,7 @@ def runs_frame(
 
 def metrics_files(root: str | Path) -> list[Path]:
     """Every metrics file of a study: `<root>/metrics/<condition>/<round>.json`."""
-    return sorted((Path(root) / paths.METRICS).glob("*/*.json"))
+    return sorted(paths.Layout(Path(root)).metrics_dir.glob("*/*.json"))
 
 
 def load_metrics(root: str | Path) -> list[dict[str, Any]]:
@@ -262,7 +262,7 @@ def load_curves(root: str | Path = ".") -> pd.DataFrame:
     such as a committed result that keeps only its metrics, are skipped)."""
     frames = []
     for m in load_metrics(root):
-        path = Path(root) / paths.curves_path(m["condition"], round_name(int(m["round"])))
+        path = paths.Layout(Path(root)).curves_path(m["condition"], round_name(int(m["round"])))
         if path.is_file():
             frames.append(curves_frame(io.read_json(path), m))
     if not frames:

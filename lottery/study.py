@@ -1,6 +1,7 @@
 """The study's stages as library functions: prepare, init, train a round, visualise, report.
 
-Each DVC stage script calls exactly one function here. A training stage trains every
+Each DVC stage script calls exactly one function here, with the project root: every path
+comes from `paths.Layout(root)`, never from the working directory. A training stage trains every
 network it owns (all trials, and reinit repeats) together in one stacked engine, writes
 its outputs atomically, and records one MLflow child run per network.
 
@@ -73,31 +74,33 @@ def dvc_stage_name(condition: str, name: str) -> str:
 # ---------------------------------------------------------------- prepare and init
 
 
-def prepare(params: Params) -> dict[str, Any]:
+def prepare(params: Params, root: Path) -> dict[str, Any]:
     d = params.data
+    lay = paths.Layout(root)
     manifest = prepare_data(
-        paths.MNIST_DIR, paths.prepared_dir(), d.validation_size, d.stratified, d.split_seed
+        lay.mnist_dir, lay.prepared_dir(), d.validation_size, d.stratified, d.split_seed
     )
     log(f"prepared MNIST split: {manifest.get('sizes', manifest)}")
     return manifest
 
 
-def init(params: Params) -> None:
+def init(params: Params, root: Path) -> None:
     """Draw θ0 once per trial (Glorot normal, biases zero) and the all-ones mask m_0."""
     from lottery.model import glorot_normal_init  # TensorFlow only where needed
 
+    lay = paths.Layout(root)
     for t in range(params.study.trials):
         theta0 = glorot_normal_init(rng_for(params.study.seed, "theta0", t))
-        save_weights(paths.theta0_path(t), theta0)
+        save_weights(lay.theta0_path(t), theta0)
         theta_sha = weights_hash(theta0)
         io.write_json(
-            paths.theta0_path(t).with_suffix(".json"),
+            lay.theta0_path(t).with_suffix(".json"),
             {"sha256": theta_sha, "trial": t, "seed": params.study.seed, "init": "glorot_normal"},
         )
         m0 = ones_mask()
-        save_mask(paths.initial_mask_path(t), m0)
+        save_mask(lay.initial_mask_path(t), m0)
         lineage.write(
-            paths.initial_mask_path(t),
+            lay.initial_mask_path(t),
             lineage.Lineage.of(
                 m0, round=0, trial=t, condition="ticket", theta0_sha256=theta_sha, dvc_stage="init"
             ),
@@ -105,7 +108,7 @@ def init(params: Params) -> None:
         log(f"trial {t}: θ0 sha256 {theta_sha[:16]}…")
 
 
-# ---------------------------------------------------------------- training stages
+# ---------------------------------------------------------------- the networks of a stage
 
 
 @dataclass
@@ -125,62 +128,75 @@ class Net:
         return weights_hash(self.init)
 
 
-def _rewind_weights(trial: int) -> Weights:
+def _rewind_weights(lay: paths.Layout, trial: int) -> Weights:
     """θ_j: the weights every ticket of a trial is reset to (θ0 when j = 0)."""
-    return load_weights(paths.rewind_path(trial))
+    return load_weights(lay.rewind_path(trial))
 
 
-def _nets(params: Params, condition: str, rnd: int) -> list[Net]:
+def _source(
+    lay: paths.Layout, condition: str, rnd: int, trial: int
+) -> tuple[Mask, lineage.RunTags]:
+    """m_k of a trial and what a run trained from it records (paths relative to the root)."""
+    rel = paths.round_mask_path(rnd, trial)
+    mask = load_mask(lay.root / rel)
+    return mask, lineage.RunTags(
+        round=rnd,
+        trial=trial,
+        condition=condition,
+        theta0_sha256=str(lineage.read_record(lay.root / rel)["theta0_sha256"]),
+        source_mask_sha256=mask_hash(mask),
+        source_mask_path=str(rel),
+    )
+
+
+def _trial_nets(lay: paths.Layout, params: Params, condition: str, rnd: int, t: int) -> list[Net]:
+    """The networks of trial `t` in a (condition, round) stage."""
     seed = params.study.seed
-    nets: list[Net] = []
-    for t in range(params.study.trials):
-        m_path = paths.round_mask_path(rnd, t)
-        mask = load_mask(m_path)
-        source = lineage.RunTags(
-            round=rnd,
-            trial=t,
-            condition=condition,
-            theta0_sha256=str(lineage.read_record(m_path)["theta0_sha256"]),
-            source_mask_sha256=mask_hash(mask),
-            source_mask_path=str(m_path),
-        )
-        if condition == "ticket":
-            init = load_weights(paths.theta0_path(t)) if rnd == 0 else _rewind_weights(t)
-            data_seed = seed_for(seed, condition, t, rnd)
-            nets.append(Net(paths.run_key(t), t, None, mask, init, data_seed, source))
-        elif condition == "reinit":
-            from lottery.model import glorot_normal_init
+    mask, source = _source(lay, condition, rnd, t)
+    if condition == "ticket":
+        init = load_weights(lay.theta0_path(t)) if rnd == 0 else _rewind_weights(lay, t)
+        return [
+            Net(paths.run_key(t), t, None, mask, init, seed_for(seed, condition, t, rnd), source)
+        ]
+    if condition == "reinit":
+        from lottery.model import glorot_normal_init
 
-            for r in range(params.controls.reinit_repeats):
-                init = glorot_normal_init(rng_for(seed, "reinit", t, rnd, r))
-                nets.append(
-                    Net(
-                        paths.run_key(t, r),
-                        t,
-                        r,
-                        mask,
-                        init,
-                        seed_for(seed, condition, t, rnd, r),
-                        replace(source, repeat=r),
-                    )
-                )
-        elif condition == "random":
-            init = _rewind_weights(t)
-            rmask = random_mask_like(mask, rng_for(seed, "random_mask", t, rnd))
-            data_seed = seed_for(seed, condition, t, rnd)
-            nets.append(Net(paths.run_key(t), t, None, rmask, init, data_seed, source))
-        else:
-            raise ValueError(f"unknown condition {condition!r}")
-    return nets
+        return [
+            Net(
+                paths.run_key(t, r),
+                t,
+                r,
+                mask,
+                glorot_normal_init(rng_for(seed, "reinit", t, rnd, r)),
+                seed_for(seed, condition, t, rnd, r),
+                replace(source, repeat=r),
+            )
+            for r in range(params.controls.reinit_repeats)
+        ]
+    if condition == "random":
+        init = _rewind_weights(lay, t)
+        rmask = random_mask_like(mask, rng_for(seed, "random_mask", t, rnd))
+        return [
+            Net(paths.run_key(t), t, None, rmask, init, seed_for(seed, condition, t, rnd), source)
+        ]
+    raise ValueError(f"unknown condition {condition!r}")
 
 
-def _next_mask(params: Params, rnd: int, trained: Weights, mask: Mask, trial: int) -> Mask:
+def _nets(lay: paths.Layout, params: Params, condition: str, rnd: int) -> list[Net]:
+    return [
+        n for t in range(params.study.trials) for n in _trial_nets(lay, params, condition, rnd, t)
+    ]
+
+
+def _next_mask(
+    lay: paths.Layout, params: Params, rnd: int, trained: Weights, mask: Mask, trial: int
+) -> Mask:
     """m_{k+1}: iterative prunes round k's survivors; one-shot prunes the dense network."""
     p = params.prune
     if p.strategy == "iterative":
         kernels = {layer: trained[kernel_key(layer)] for layer in mask}
         return prune_magnitude(kernels, mask, p.rates, p.scope, p.global_rate, p.global_exclude)
-    dense = load_weights(paths.dense_trained_path(trial)) if rnd > 0 else trained
+    dense = load_weights(lay.dense_trained_path(trial)) if rnd > 0 else trained
     kernels = {layer: dense[kernel_key(layer)] for layer in mask}
     rates = {layer: cumulative_rate(r, rnd + 1) for layer, r in p.rates.items()}
     return prune_magnitude(
@@ -191,6 +207,25 @@ def _next_mask(params: Params, rnd: int, trained: Weights, mask: Mask, trial: in
         cumulative_rate(p.global_rate, rnd + 1),
         p.global_exclude,
     )
+
+
+# ---------------------------------------------------------------- training a stage
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One (condition, round) stage being run: where it writes and what it records."""
+
+    lay: paths.Layout
+    params: Params
+    condition: str
+    name: str  # the round's name, r00, r01, …
+    dvc_stage: str
+    git_commit: str
+
+    @property
+    def rnd(self) -> int:
+        return paths.parse_round(self.name)
 
 
 def _aggregate(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -223,23 +258,13 @@ def _run_tags(
     return tags
 
 
-def train_stage(params: Params, condition: str, name: str) -> dict[str, Any]:
-    """Train every network of one (condition, round) stage and write its outputs."""
-    from lottery import tracking
-    from lottery.training import Engine, TrainConfig, device_name
+def _train_config(params: Params, condition: str, rnd: int) -> Any:
+    """The engine's settings; only the dense round (ticket r00) keeps θ_j for rewinding."""
+    from lottery.training import TrainConfig
 
-    rnd = paths.parse_round(name)
-    stage = dvc_stage_name(condition, name)
-    recorder = tracking.StudyRecorder(params.study.name, params.study_hash(), params.as_dict())
-    stale = recorder.fail_stale_runs(stage)
-    if stale:
-        log(f"marked {len(stale)} run(s) of a killed earlier attempt as FAILED: {', '.join(stale)}")
-    split = load_split(paths.prepared_dir())
-    manifest = io.read_json(paths.prepared_dir() / "manifest.json")
-    nets = _nets(params, condition, rnd)
     t = params.train
     rewind = params.prune.rewind_iteration if (condition == "ticket" and rnd == 0) else None
-    cfg = TrainConfig(
+    return TrainConfig(
         t.iterations,
         t.batch_size,
         t.learning_rate,
@@ -248,197 +273,299 @@ def train_stage(params: Params, condition: str, name: str) -> dict[str, Any]:
         patience=t.patience,
         test_every=t.test_every,
     )
-    device = device_name()
-    git_commit = tracking.git_revision()
+
+
+def _setting(params: Params, device: str, n_nets: int) -> dict[str, str]:
+    """Tags that say how a stage's networks were trained (not part of their lineage)."""
     setting = {
         "device": device,
-        "n_stacked": str(len(nets)),
+        "n_stacked": str(n_nets),
         "strategy": params.prune.strategy,
         "scope": params.prune.scope,
         "rewind_iteration": str(params.prune.rewind_iteration),
     }
     if os.environ.get("DVC_EXP_NAME"):
         setting["dvc_exp_name"] = os.environ["DVC_EXP_NAME"]
-    flat_params = tracking.flatten(params.as_dict())
-    for key in [key for key in flat_params if key.startswith("pipeline.")]:
-        flat_params.pop(key)
-    run_ids: dict[str, str] = {}
-    for net in nets:
-        tags = _run_tags(params, net, stage, git_commit, setting)
-        run_ids[net.key] = recorder.start_child(f"{condition}-{name}-{net.key}", tags)
+    return setting
+
+
+def _logged_params(params: Params) -> dict[str, Any]:
+    """The params every run logs: all but the generated pipeline lists."""
+    from lottery import tracking
+
+    flat = tracking.flatten(params.as_dict())
+    return {k: v for k, v in flat.items() if not k.startswith("pipeline.")}
+
+
+def _open_recorder(params: Params, stage: str) -> Any:
+    """The study's MLflow recorder, with the runs of a killed earlier attempt marked FAILED."""
+    from lottery import tracking
+
+    recorder = tracking.StudyRecorder(params.study.name, params.study_hash(), params.as_dict())
+    stale = recorder.fail_stale_runs(stage)
+    if stale:
+        log(f"marked {len(stale)} run(s) of a killed earlier attempt as FAILED: {', '.join(stale)}")
+    return recorder
+
+
+def _start_runs(
+    st: Stage, recorder: Any, nets: Sequence[Net], setting: dict[str, str]
+) -> dict[str, str]:
+    """One MLflow child run per network, tagged with its lineage and setting; run ids by key."""
+    return {
+        net.key: recorder.start_child(
+            f"{st.condition}-{st.name}-{net.key}",
+            _run_tags(st.params, net, st.dvc_stage, st.git_commit, setting),
+        )
+        for net in nets
+    }
+
+
+def train_stage(params: Params, condition: str, name: str, root: Path) -> dict[str, Any]:
+    """Train every network of one (condition, round) stage and write its outputs."""
+    from lottery import tracking
+    from lottery.training import Engine, device_name
+
+    lay = paths.Layout(root)
+    st = Stage(
+        lay, params, condition, name, dvc_stage_name(condition, name), tracking.git_revision()
+    )
+    recorder = _open_recorder(params, st.dvc_stage)
+    split = load_split(lay.prepared_dir())
+    split_sha = str(io.read_json(lay.prepared_dir() / "manifest.json")["split_sha256"])
+    nets = _nets(lay, params, condition, st.rnd)
+    device = device_name()
+    run_ids = _start_runs(st, recorder, nets, _setting(params, device, len(nets)))
     log(
-        f"{stage}: training {len(nets)} network(s) on {device} "
+        f"{st.dvc_stage}: training {len(nets)} network(s) on {device} "
         f"({percent_remaining(nets[0].mask):.2f}% of weights remaining), "
-        f"{t.iterations} iterations, MLflow {recorder.uri}"
+        f"{params.train.iterations} iterations, MLflow {recorder.uri}"
     )
     ok = False
     try:
         started = time.perf_counter()
-        engine = Engine(split, len(nets), cfg)
+        engine = Engine(split, len(nets), _train_config(params, condition, st.rnd))
         live = recorder.live_curves([run_ids[n.key] for n in nets])  # curves while it trains
         results = engine.train(
             [n.init for n in nets],
             [n.mask for n in nets],
             [n.data_seed for n in nets],
             progress=log,
-            label=f"[{stage}] ",
+            label=f"[{st.dvc_stage}] ",
             on_evaluation=live,
         )
         live.flush()
         seconds = time.perf_counter() - started
-        out = _write_outputs(
-            params, condition, name, rnd, nets, results, run_ids, git_commit, stage
-        )
-        for net, res in zip(nets, results, strict=True):
-            rid = run_ids[net.key]
-            recorder.log_params(rid, flat_params)
-            recorder.log_summary(
-                rid,
-                {
-                    **res.summary,
-                    "percent_remaining": percent_remaining(net.mask),
-                    "train_seconds": seconds,
-                },
-            )
-            recorder.log_dataset(
-                rid, "mnist-split", str(manifest["split_sha256"]), str(paths.prepared_dir())
-            )
-            recorder.log_artifacts(rid, out["artifacts"][net.key])
-            recorder.log_tags(
-                rid,
-                {**out["run_tags"].get(net.key, {}), lineage.tag("stop_reason"): res.stop_reason},
-            )
+        out = _write_outputs(st, nets, results, run_ids)
+        _record_runs(st, recorder, nets, results, run_ids, out, seconds, split_sha)
         ok = True
     finally:
         for rid in run_ids.values():
             recorder.end(rid, ok)
-    metrics = out["metrics"]
-    io.write_json(paths.metrics_path(condition, name), metrics)  # last: the stage is done
-    log(
-        f"{stage}: early stop {metrics['summary']['early_stop_iteration']['mean']:.0f}, "
-        f"test acc {metrics['summary']['test_accuracy_at_early_stop']['mean'] * 100:.2f}%, "
-        f"stopped at {metrics['summary']['stop_iteration']['mean']:.0f} "
-        f"({seconds:.0f}s)"
-    )
+    metrics = out.metrics
+    io.write_json(lay.metrics_path(condition, name), metrics)  # last: the stage is done
+    _log_done(st.dvc_stage, metrics["summary"], seconds)
     return metrics
 
 
-def _write_outputs(
-    params: Params,
-    condition: str,
-    name: str,
-    rnd: int,
+def _record_runs(
+    st: Stage,
+    recorder: Any,
     nets: Sequence[Net],
     results: Sequence[Any],
     run_ids: dict[str, str],
-    git_commit: str,
-    stage: str,
+    out: StageOutputs,
+    seconds: float,
+    split_sha: str,
+) -> None:
+    """Each network's run gets its params, summary, dataset, artifacts and closing tags."""
+    flat_params = _logged_params(st.params)
+    for net, res in zip(nets, results, strict=True):
+        rid = run_ids[net.key]
+        recorder.log_params(rid, flat_params)
+        recorder.log_summary(
+            rid,
+            {
+                **res.summary,
+                "percent_remaining": percent_remaining(net.mask),
+                "train_seconds": seconds,
+            },
+        )
+        recorder.log_dataset(rid, "mnist-split", split_sha, str(paths.prepared_dir()))
+        recorder.log_artifacts(rid, out.artifacts[net.key])
+        recorder.log_tags(
+            rid,
+            {**out.run_tags.get(net.key, {}), lineage.tag("stop_reason"): res.stop_reason},
+        )
+
+
+def _log_done(stage: str, summary: dict[str, dict[str, float]], seconds: float) -> None:
+    log(
+        f"{stage}: early stop {summary['early_stop_iteration']['mean']:.0f}, "
+        f"test acc {summary['test_accuracy_at_early_stop']['mean'] * 100:.2f}%, "
+        f"stopped at {summary['stop_iteration']['mean']:.0f} "
+        f"({seconds:.0f}s)"
+    )
+
+
+# ---------------------------------------------------------------- a stage's outputs
+
+
+@dataclass
+class StageOutputs:
+    """What a stage wrote: its metrics, each run's artifacts and each run's closing tags."""
+
+    metrics: dict[str, Any]
+    artifacts: dict[str, list[tuple[Path, str]]]
+    run_tags: dict[str, dict[str, str]]
+
+
+def _pruning_record(params: Params) -> dict[str, Any]:
+    """The pruning settings a ticket's next mask records in its lineage."""
+    p = params.prune
+    return {
+        "strategy": p.strategy,
+        "scope": p.scope,
+        "rates": p.rates,
+        "global_rate": p.global_rate,
+        "global_exclude": p.global_exclude,
+        "rewind_iteration": p.rewind_iteration,
+    }
+
+
+def _made_by(st: Stage, net: Net, trained: Weights, run_id: str) -> dict[str, Any]:
+    """The lineage fields of a mask that say which run, stage and code produced it."""
+    return {
+        "trial": net.trial,
+        "theta0_sha256": str(net.source.theta0_sha256),
+        "init_sha256": net.init_sha256,
+        "trained_sha256": weights_hash(trained),
+        "mlflow_run_id": run_id,
+        "dvc_stage": st.dvc_stage,
+        "git_commit": st.git_commit,
+        "study_hash": st.params.study_hash(),
+    }
+
+
+def _write_ticket(
+    st: Stage, net: Net, res: Any, run_id: str
+) -> tuple[list[tuple[Path, str]], dict[str, str]]:
+    """A ticket's next mask m_{k+1} with its lineage (and, in round 0, θ_j and the dense
+    weights); the files its run logs and its closing tags."""
+    lay, rnd = st.lay, st.rnd
+    files: list[tuple[Path, str]] = []
+    if rnd == 0:
+        _write_dense(lay, st.params, net, res, run_id, st.git_commit)
+        files += [
+            (lay.rewind_path(net.trial), "weights"),
+            (lay.rewind_path(net.trial).with_suffix(".json"), "weights"),
+        ]
+    nxt = _next_mask(lay, st.params, rnd, res.weights, net.mask, net.trial)
+    nxt_path = lay.next_mask_path(st.name, net.trial)
+    save_mask(nxt_path, nxt)
+    record = lineage.Lineage.of(
+        nxt,
+        round=rnd + 1,
+        condition="ticket",
+        parent_sha256=mask_hash(net.mask),
+        parent_path=str(paths.round_mask_path(rnd, net.trial)),
+        pruning=_pruning_record(st.params),
+        **_made_by(st, net, res.weights, run_id),
+    )
+    lineage.write(nxt_path, record)
+    files += [(nxt_path, "mask"), (nxt_path.with_suffix(".json"), "mask")]
+    return files, lineage.RunTags(next_mask_sha256=record.sha256).as_tags()
+
+
+def _write_control(st: Stage, net: Net, res: Any, run_id: str) -> list[tuple[Path, str]]:
+    """A control's mask with its lineage (and the reinit's own θ0'); the files its run logs."""
+    files: list[tuple[Path, str]] = []
+    if st.condition == "reinit":
+        init_file = st.lay.start_weights_path(st.condition, st.name, net.key)
+        save_weights(init_file, net.init)
+        files.append((init_file, "weights"))
+    mpath = st.lay.control_mask_path(st.condition, st.name, net.key)
+    save_mask(mpath, net.mask)
+    lineage.write(
+        mpath,
+        lineage.Lineage.of(
+            net.mask,
+            round=st.rnd,
+            repeat=net.repeat,
+            condition=st.condition,
+            parent_sha256=net.source.source_mask_sha256,
+            parent_path=net.source.source_mask_path,
+            **_made_by(st, net, res.weights, run_id),
+        ),
+    )
+    return [*files, (mpath, "mask"), (mpath.with_suffix(".json"), "mask")]
+
+
+def _run_metrics(net: Net, res: Any) -> dict[str, Any]:
+    """One network's entry in the stage's metrics file."""
+    return {
+        "trial": net.trial,
+        "repeat": net.repeat or 0,
+        "percent_remaining": percent_remaining(net.mask),
+        **res.summary,
+        "early_stop_iteration": int(res.early_stop_iteration),
+        "stop_iteration": int(res.stop_iteration),
+        "stop_reason": res.stop_reason,
+    }
+
+
+def _stage_metrics(
+    st: Stage, nets: Sequence[Net], runs: dict[str, dict[str, Any]]
 ) -> dict[str, Any]:
+    t = st.params.train
+    return {
+        "round": st.rnd,
+        "condition": st.condition,
+        "percent_remaining": float(np.mean([r["percent_remaining"] for r in runs.values()])),
+        "iterations": t.iterations,
+        "eval_every": t.eval_every,
+        "patience": t.patience,
+        "density": density(nets[0].mask),
+        "runs": runs,
+        "summary": _aggregate(runs),
+    }
+
+
+def _write_outputs(
+    st: Stage, nets: Sequence[Net], results: Sequence[Any], run_ids: dict[str, str]
+) -> StageOutputs:
+    """Every network's weights, masks and lineage, then the stage's curves file."""
     runs: dict[str, dict[str, Any]] = {}
     curves: dict[str, Any] = {}
     artifacts: dict[str, list[tuple[Path, str]]] = {}
     run_tags: dict[str, dict[str, str]] = {}
-    pruning = {
-        "strategy": params.prune.strategy,
-        "scope": params.prune.scope,
-        "rates": params.prune.rates,
-        "global_rate": params.prune.global_rate,
-        "global_exclude": params.prune.global_exclude,
-        "rewind_iteration": params.prune.rewind_iteration,
-    }
     for net, res in zip(nets, results, strict=True):
-        trained_file = paths.trained_path(condition, name, net.key)
+        trained_file = st.lay.trained_path(st.condition, st.name, net.key)
         save_weights(trained_file, res.weights)
         files: list[tuple[Path, str]] = [(trained_file, "weights")]
-        made_by = {
-            "trial": net.trial,
-            "theta0_sha256": str(net.source.theta0_sha256),
-            "init_sha256": net.init_sha256,
-            "trained_sha256": weights_hash(res.weights),
-            "mlflow_run_id": run_ids[net.key],
-            "dvc_stage": stage,
-            "git_commit": git_commit,
-            "study_hash": params.study_hash(),
-        }
-        if condition == "ticket":
-            if rnd == 0:
-                _write_dense(params, net, res, run_ids[net.key], git_commit)
-                files += [
-                    (paths.rewind_path(net.trial), "weights"),
-                    (paths.rewind_path(net.trial).with_suffix(".json"), "weights"),
-                ]
-            nxt = _next_mask(params, rnd, res.weights, net.mask, net.trial)
-            nxt_path = paths.next_mask_path(name, net.trial)
-            save_mask(nxt_path, nxt)
-            record = lineage.Lineage.of(
-                nxt,
-                round=rnd + 1,
-                condition="ticket",
-                parent_sha256=mask_hash(net.mask),
-                parent_path=str(paths.round_mask_path(rnd, net.trial)),
-                pruning=pruning,
-                **made_by,
-            )
-            lineage.write(nxt_path, record)
-            files += [(nxt_path, "mask"), (nxt_path.with_suffix(".json"), "mask")]
-            run_tags[net.key] = lineage.RunTags(next_mask_sha256=record.sha256).as_tags()
+        if st.condition == "ticket":
+            own, run_tags[net.key] = _write_ticket(st, net, res, run_ids[net.key])
         else:
-            if condition == "reinit":
-                init_file = paths.start_weights_path(condition, name, net.key)
-                save_weights(init_file, net.init)
-                files.append((init_file, "weights"))
-            mpath = paths.control_mask_path(condition, name, net.key)
-            save_mask(mpath, net.mask)
-            lineage.write(
-                mpath,
-                lineage.Lineage.of(
-                    net.mask,
-                    round=rnd,
-                    repeat=net.repeat,
-                    condition=condition,
-                    parent_sha256=net.source.source_mask_sha256,
-                    parent_path=net.source.source_mask_path,
-                    **made_by,
-                ),
-            )
-            files += [(mpath, "mask"), (mpath.with_suffix(".json"), "mask")]
-        runs[net.key] = {
-            "trial": net.trial,
-            "repeat": net.repeat or 0,
-            "percent_remaining": percent_remaining(net.mask),
-            **{key: res.summary[key] for key in res.summary},
-        }
-        runs[net.key]["early_stop_iteration"] = int(res.early_stop_iteration)
-        runs[net.key]["stop_iteration"] = int(res.stop_iteration)
-        runs[net.key]["stop_reason"] = res.stop_reason
+            own = _write_control(st, net, res, run_ids[net.key])
+        artifacts[net.key] = files + own
+        runs[net.key] = _run_metrics(net, res)
         curves[net.key] = res.curves
-        artifacts[net.key] = files
-    curves_file = paths.curves_path(condition, name)
-    io.write_json(curves_file, {"round": rnd, "condition": condition, "runs": curves})
+    curves_file = st.lay.curves_path(st.condition, st.name)
+    io.write_json(curves_file, {"round": st.rnd, "condition": st.condition, "runs": curves})
     for key in artifacts:
         artifacts[key].append((curves_file, "curves"))
-    dens = density(nets[0].mask)
-    metrics = {
-        "round": rnd,
-        "condition": condition,
-        "percent_remaining": float(np.mean([r["percent_remaining"] for r in runs.values()])),
-        "iterations": params.train.iterations,
-        "eval_every": params.train.eval_every,
-        "patience": params.train.patience,
-        "density": dens,
-        "runs": runs,
-        "summary": _aggregate(runs),
-    }
-    return {"metrics": metrics, "artifacts": artifacts, "run_tags": run_tags}
+    return StageOutputs(_stage_metrics(st, nets, runs), artifacts, run_tags)
 
 
-def _write_dense(params: Params, net: Net, res: Any, run_id: str, git_commit: str) -> None:
+def _write_dense(
+    lay: paths.Layout, params: Params, net: Net, res: Any, run_id: str, git_commit: str
+) -> None:
     """Round 0 also saves what later rounds start from: θ_j and the dense trained weights."""
     j = params.prune.rewind_iteration
     rewind = res.rewind if res.rewind is not None else net.init
-    save_weights(paths.rewind_path(net.trial), rewind)
+    save_weights(lay.rewind_path(net.trial), rewind)
     io.write_json(
-        paths.rewind_path(net.trial).with_suffix(".json"),
+        lay.rewind_path(net.trial).with_suffix(".json"),
         {
             "sha256": weights_hash(rewind),
             "rewind_iteration": j,
@@ -448,7 +575,7 @@ def _write_dense(params: Params, net: Net, res: Any, run_id: str, git_commit: st
             "git_commit": git_commit,
         },
     )
-    save_weights(paths.dense_trained_path(net.trial), res.weights)
+    save_weights(lay.dense_trained_path(net.trial), res.weights)
 
 
 # ---------------------------------------------------------------- figures and report
@@ -458,10 +585,11 @@ def round_names(params: Params) -> list[str]:
     return [paths.round_name(0), *params.pipeline.rounds]
 
 
-def load_metrics(params: Params) -> list[dict[str, Any]]:
+def load_metrics(params: Params, root: Path) -> list[dict[str, Any]]:
     """The metrics files of the pipeline's stages, in today's schema (`lottery.results`)."""
     from lottery import results
 
+    lay = paths.Layout(root)
     defaults = {
         "eval_every": params.train.eval_every,
         "iterations": params.train.iterations,
@@ -471,29 +599,31 @@ def load_metrics(params: Params) -> list[dict[str, Any]]:
     names += [("reinit", n) for n in params.pipeline.reinit_rounds]
     names += [("random", n) for n in params.pipeline.random_rounds]
     return [
-        results.normalise(io.read_json(paths.metrics_path(cond, n)), defaults) for cond, n in names
+        results.normalise(io.read_json(lay.metrics_path(cond, n)), defaults) for cond, n in names
     ]
 
 
-def load_curves(params: Params) -> dict[str, dict[int, dict[str, Any]]]:
+def load_curves(params: Params, root: Path) -> dict[str, dict[int, dict[str, Any]]]:
+    lay = paths.Layout(root)
     curves: dict[str, dict[int, dict[str, Any]]] = {}
-    for m in load_metrics(params):
+    for m in load_metrics(params, root):
         curves.setdefault(m["condition"], {})[m["round"]] = io.read_json(
-            paths.curves_path(m["condition"], paths.round_name(int(m["round"])))
+            lay.curves_path(m["condition"], paths.round_name(int(m["round"])))
         )
     return curves
 
 
-def visualise(params: Params) -> dict[str, Path]:
+def visualise(params: Params, root: Path) -> dict[str, Path]:
     from lottery import plots
 
+    lay = paths.Layout(root)
     rounds = range(params.study.rounds + 1)
     masks = {
-        k: {t: load_mask(paths.round_mask_path(k, t)) for t in range(params.study.trials)}
+        k: {t: load_mask(lay.round_mask_path(k, t)) for t in range(params.study.trials)}
         for k in rounds
     }
     figures = plots.render_all(
-        masks, load_metrics(params), load_curves(params), paths.figures_dir()
+        masks, load_metrics(params, root), load_curves(params, root), lay.figures_dir()
     )
     log(f"wrote {len(figures)} figures to {paths.figures_dir()}")
     return figures
@@ -503,58 +633,60 @@ def _artifact_dir(top: str, rel: Path) -> str:
     return top if rel == Path(".") else f"{top}/{rel.as_posix()}"
 
 
-def report(params: Params) -> Path:
+def report(params: Params, root: Path) -> Path:
     """The Markdown report, the DVC plots tables and the top-level summary metrics."""
     import pandas as pd
 
     from lottery import plots, results, tracking
     from lottery import report as rep
 
-    metrics = load_metrics(params)
+    lay = paths.Layout(root)
+    metrics = load_metrics(params, root)
     runs = results.runs_frame(metrics)
-    figures = rep.figure_order(paths.figures_dir())
+    figures = rep.figure_order(lay.figures_dir())
     settings = {k: v for k, v in params.as_dict().items() if k != "pipeline"}
     text = rep.render_report(
-        runs,
-        figures,
-        settings,
-        params.study_hash(),
-        tracking.git_revision(),
-        paths.REPORTS.resolve(),
+        runs, figures, settings, params.study_hash(), tracking.git_revision(), lay.reports.resolve()
     )
     rep.write_outputs(
         runs,
         text,
         rep.compute_summary(runs),
-        paths.report_path(),
-        paths.plots_dir(),
-        paths.summary_metrics_path(),
+        lay.report_path(),
+        lay.plots_dir(),
+        lay.summary_metrics_path(),
     )
-    curves = load_curves(params)
+    curves = load_curves(params, root)
     frames = [results.curves_frame(curves[m["condition"]][m["round"]], m) for m in metrics]
     plots.write_dvc_plot_tables(
-        plots.dvc_curve_rows(pd.concat(frames, ignore_index=True), runs), paths.plots_dir()
+        plots.dvc_curve_rows(pd.concat(frames, ignore_index=True), runs), lay.plots_dir()
     )
-    # The study's parent run holds the headline numbers, the report and the figures.
+    _record_report(lay, params, figures)
+    log(f"wrote {paths.report_path()} ({len(metrics)} metrics files, {len(figures)} figures)")
+    return lay.report_path()
+
+
+def _record_report(lay: paths.Layout, params: Params, figures: dict[str, Path]) -> None:
+    """The study's parent run holds the headline numbers, the report and the figures."""
+    from lottery import tracking
+
     recorder = tracking.StudyRecorder(params.study.name, params.study_hash(), params.as_dict())
-    summary = io.read_json(paths.summary_metrics_path())
+    summary = io.read_json(lay.summary_metrics_path())
     headline = {
         k: float(v)
         for k, v in summary.items()
         if isinstance(v, (int, float)) and not isinstance(v, bool)
     }
     recorder.log_summary(recorder.parent_id, headline)
-    fig_root = paths.figures_dir().resolve()
+    fig_root = lay.figures_dir().resolve()
     recorder.log_artifacts(
         recorder.parent_id,
         [
-            (paths.report_path(), "report"),
-            (paths.summary_metrics_path(), "report"),
+            (lay.report_path(), "report"),
+            (lay.summary_metrics_path(), "report"),
             *(
                 (p, _artifact_dir("figures", p.parent.relative_to(fig_root)))
                 for p in figures.values()
             ),
         ],
     )
-    log(f"wrote {paths.report_path()} ({len(metrics)} metrics files, {len(figures)} figures)")
-    return paths.report_path()

@@ -1,6 +1,8 @@
 """Put this checkout's `lottery/` first on sys.path (also inside `dvc exp run --temp`).
 
-Until `lottery.cli.stage_main` takes over, Ctrl-C ends the stage with one line and
+`ROOT` is the project root the stages pass to the library (the directory holding
+`stages/`: the project, or the workspace of a `dvc exp run --temp`). Until
+`lottery.cli.stage_main` takes over, Ctrl-C ends the stage with one line and
 exit status 130 (no traceback from the middle of an import).
 """
 
@@ -17,4 +19,5 @@ def _interrupted(signum: int, frame: object) -> None:
 
 
 signal.signal(signal.SIGINT, _interrupted)
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))

@@ -1,6 +1,6 @@
 """Stage `prepare`: verify the committed MNIST files and write the train/val/test split."""
 
-import _bootstrap  # noqa: F401
+from _bootstrap import ROOT
 
 from lottery.errors import stage_main
 from lottery.params import Params
@@ -9,7 +9,7 @@ from lottery.params import Params
 def run(params: Params) -> None:
     from lottery import study
 
-    study.prepare(params)
+    study.prepare(params, ROOT)
 
 
 stage_main(run)

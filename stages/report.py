@@ -1,6 +1,6 @@
 """Stage `report`: the Markdown report, the summary table and the DVC plots tables."""
 
-import _bootstrap  # noqa: F401
+from _bootstrap import ROOT
 
 from lottery.errors import stage_main
 from lottery.params import Params
@@ -9,7 +9,7 @@ from lottery.params import Params
 def run(params: Params) -> None:
     from lottery import study
 
-    study.report(params)
+    study.report(params, ROOT)
 
 
 stage_main(run)

@@ -7,7 +7,7 @@ has (generated from params.yaml); anything else is refused with one line.
 import re
 import sys
 
-import _bootstrap  # noqa: F401
+from _bootstrap import ROOT
 
 from lottery.errors import UserError, fail, stage_main
 from lottery.params import Params
@@ -60,7 +60,7 @@ def main(argv: list[str]) -> None:
         check_stage(params, condition, name)
         from lottery import study
 
-        study.train_stage(params, condition, name)
+        study.train_stage(params, condition, name, ROOT)
 
     stage_main(train)
 

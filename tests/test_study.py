@@ -39,64 +39,63 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with late rewinding to iteration 10 (all in-process, local MLflow store)."""
     root = tmp_path_factory.mktemp("study")
     (root / "data").symlink_to(ROOT / "data")
-    old = os.getcwd()
     saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith(("MLFLOW_T", "DVC_"))}
-    os.chdir(root)
+    os.environ["DVC_ROOT"] = str(root)  # the MLflow store: as DVC tells a stage its project
     try:
         params = tiny_params(prune={"rewind_iteration": 10})
-        study.prepare(params)
-        study.init(params)
-        study.train_stage(params, "ticket", "r00")
+        study.prepare(params, root)
+        study.init(params, root)
+        study.train_stage(params, "ticket", "r00", root)
         yield root
     finally:
-        os.chdir(old)
+        os.environ.pop("DVC_ROOT")
         os.environ.update(saved)
 
 
 def test_late_rewinding_saves_the_weights_at_iteration_j(project: Path) -> None:
-    os.chdir(project)
+    lay = paths.Layout(project)
     from lottery.data import load_split
     from lottery.training import Engine, TrainConfig
 
-    theta0 = load_weights(paths.theta0_path(0))
-    rewind = load_weights(paths.rewind_path(0))
-    info = json.loads(paths.rewind_path(0).with_suffix(".json").read_text())
+    theta0 = load_weights(lay.theta0_path(0))
+    rewind = load_weights(lay.rewind_path(0))
+    info = json.loads(lay.rewind_path(0).with_suffix(".json").read_text())
     assert info["rewind_iteration"] == 10 and info["sha256"] == weights_hash(rewind)
     assert weights_hash(rewind) != weights_hash(theta0)
     # Training the dense net alone for j iterations with the same seed reproduces θ_j.
     params = tiny_params(prune={"rewind_iteration": 10})
-    net = study._nets(params, "ticket", 0)[0]
-    engine = Engine(load_split(paths.prepared_dir()), 1, TrainConfig(10, eval_every=10))
+    net = study._nets(lay, params, "ticket", 0)[0]
+    engine = Engine(load_split(lay.prepared_dir()), 1, TrainConfig(10, eval_every=10))
     (res,) = engine.train([net.init], [net.mask], [net.data_seed], progress=lambda s: None)
     for key, value in rewind.items():
         np.testing.assert_allclose(res.weights[key], value, atol=1e-6)
     # Later rounds start from θ_j, not θ0; the tickets' lineage still names θ0.
-    ticket = study._nets(params, "ticket", 1)[0]
+    ticket = study._nets(lay, params, "ticket", 1)[0]
     assert weights_hash(ticket.init) == weights_hash(rewind)
     assert ticket.source.theta0_sha256 == weights_hash(theta0)
 
 
 def test_iterative_prunes_the_survivors_of_the_round(project: Path) -> None:
-    os.chdir(project)
+    lay = paths.Layout(project)
     params = tiny_params()
     rng = np.random.default_rng(1)
     trained = {
         kernel_key(n): rng.normal(size=m.shape).astype(np.float32) for n, m in ones_mask().items()
     }
-    mask = load_mask(paths.round_mask_path(1, 0))
-    got = study._next_mask(params, 1, trained, mask, 0)
+    mask = load_mask(lay.round_mask_path(1, 0))
+    got = study._next_mask(lay, params, 1, trained, mask, 0)
     want = prune_magnitude({n: trained[kernel_key(n)] for n in LAYERS}, mask, params.prune.rates)
     assert all(np.array_equal(got[n], want[n]) for n in LAYERS)
     assert all((got[n] <= mask[n]).all() for n in LAYERS)
 
 
 def test_oneshot_prunes_the_dense_network_straight_to_round_k(project: Path) -> None:
-    os.chdir(project)
+    lay = paths.Layout(project)
     params = tiny_params(prune={"strategy": "oneshot"})
-    dense = load_weights(paths.dense_trained_path(0))
+    dense = load_weights(lay.dense_trained_path(0))
     rng = np.random.default_rng(2)
     unrelated = {k: rng.normal(size=v.shape).astype(np.float32) for k, v in dense.items()}
-    got = study._next_mask(params, 2, unrelated, load_mask(paths.round_mask_path(1, 0)), 0)
+    got = study._next_mask(lay, params, 2, unrelated, load_mask(lay.round_mask_path(1, 0)), 0)
     rates = {n: cumulative_rate(r, 3) for n, r in params.prune.rates.items()}
     want = prune_magnitude({n: dense[kernel_key(n)] for n in LAYERS}, ones_mask(), rates)
     assert all(np.array_equal(got[n], want[n]) for n in LAYERS)
@@ -104,10 +103,10 @@ def test_oneshot_prunes_the_dense_network_straight_to_round_k(project: Path) -> 
 
 
 def test_global_scope_pools_layers_and_keeps_excluded_rates(project: Path) -> None:
-    os.chdir(project)
+    lay = paths.Layout(project)
     params = tiny_params(prune={"scope": "global", "global_rate": 0.3, "global_exclude": ["out"]})
-    trained = load_weights(paths.dense_trained_path(0))
-    got = study._next_mask(params, 0, trained, ones_mask(), 0)
+    trained = load_weights(lay.dense_trained_path(0))
+    got = study._next_mask(lay, params, 0, trained, ones_mask(), 0)
     pooled = sum(got[n].sum() for n in ("fc1", "fc2"))
     assert pooled == round(0.7 * (784 * 300 + 300 * 100))
     assert got["out"].sum() == 1000 - 100  # out keeps its own layer-wise rate, 0.1
@@ -119,15 +118,15 @@ def test_global_scope_pools_layers_and_keeps_excluded_rates(project: Path) -> No
 
 
 def test_controls_use_the_rounds_mask_density_and_their_own_inits(project: Path) -> None:
-    os.chdir(project)
+    lay = paths.Layout(project)
     params = tiny_params(controls={"reinit_repeats": 3})
-    ticket_mask = load_mask(paths.round_mask_path(1, 0))
-    rand = study._nets(params, "random", 1)
+    ticket_mask = load_mask(lay.round_mask_path(1, 0))
+    rand = study._nets(lay, params, "random", 1)
     for net in rand:
-        m = load_mask(paths.round_mask_path(1, net.trial))
+        m = load_mask(lay.round_mask_path(1, net.trial))
         assert {n: int(net.mask[n].sum()) for n in LAYERS} == {n: int(m[n].sum()) for n in LAYERS}
         assert not np.array_equal(net.mask["fc1"], m["fc1"])
-    reinit = study._nets(params, "reinit", 1)
+    reinit = study._nets(lay, params, "reinit", 1)
     assert [n.key for n in reinit] == [
         "t0-rep0",
         "t0-rep1",
@@ -138,11 +137,11 @@ def test_controls_use_the_rounds_mask_density_and_their_own_inits(project: Path)
     ]
     assert len({weights_hash(n.init) for n in reinit}) == 6
     assert all(
-        np.array_equal(n.mask["fc1"], load_mask(paths.round_mask_path(1, n.trial))["fc1"])
+        np.array_equal(n.mask["fc1"], load_mask(lay.round_mask_path(1, n.trial))["fc1"])
         for n in reinit
     )
     # Random masks are reproducible from the seed.
-    again = study._nets(params, "random", 1)
+    again = study._nets(lay, params, "random", 1)
     assert all(
         np.array_equal(a.mask["fc1"], b.mask["fc1"]) for a, b in zip(rand, again, strict=True)
     )
@@ -150,7 +149,6 @@ def test_controls_use_the_rounds_mask_density_and_their_own_inits(project: Path)
 
 
 def test_mlflow_run_records_the_options(project: Path) -> None:
-    os.chdir(project)
     from mlflow import MlflowClient
 
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
@@ -166,7 +164,7 @@ def test_mlflow_run_records_the_options(project: Path) -> None:
 
 
 def test_a_stage_with_patience_records_where_and_why_each_run_stopped(
-    project: Path, tmp_path: Path
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Patience through the real stage function: each run's stop iteration and rule in
     the metrics file and in MLflow; runs stopped by patience trained fewer iterations."""
@@ -176,7 +174,8 @@ def test_a_stage_with_patience_records_where_and_why_each_run_stopped(
 
     copy = tmp_path / "copy"
     shutil.copytree(project, copy, symlinks=True)
-    os.chdir(copy)
+    monkeypatch.setenv("DVC_ROOT", str(copy))
+    lay = paths.Layout(copy)
     params = tiny_params(
         train={
             "iterations": 400,
@@ -188,7 +187,7 @@ def test_a_stage_with_patience_records_where_and_why_each_run_stopped(
         prune={"rewind_iteration": 10},
         controls={"reinit_repeats": 2},
     )
-    metrics = study.train_stage(params, "reinit", "r01")
+    metrics = study.train_stage(params, "reinit", "r01", copy)
     assert (metrics["patience"], metrics["iterations"], metrics["eval_every"]) == (40, 400, 10)
     runs = metrics["runs"].values()
     assert {r["stop_reason"] for r in runs} <= {"patience", "horizon"}
@@ -199,7 +198,7 @@ def test_a_stage_with_patience_records_where_and_why_each_run_stopped(
             assert r["stop_iteration"] == r["early_stop_iteration"] + 40 < 400
         else:
             assert r["stop_iteration"] == 400
-    curves = json.loads(paths.curves_path("reinit", "r01").read_text())["runs"]
+    curves = json.loads(lay.curves_path("reinit", "r01").read_text())["runs"]
     for key, r in metrics["runs"].items():
         assert curves[key]["iteration"][-1] == r["stop_iteration"]
         assert curves[key]["test_iteration"][-1] == r["stop_iteration"]
