@@ -47,42 +47,26 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 OK, FAILED = 0, 1
 
 
-def audit(
-    target: str | None,
-    params_file: str | Path = "params.yaml",
-    root: Path | None = None,
-    repair: bool = False,
-) -> tuple[dict[str, Any], Auditor]:
-    """Audit `target` (a mask path, relative to the current directory) or every mask.
+def targets_of(target: Path | None, params_file: Path, root: Path) -> list[str]:
+    """The masks to audit (relative to `root`): `target`, or every mask the params define.
 
-    `params_file` relative paths are read from the current directory; `root` defaults to
-    the project holding it. With `repair`, orphaned RUNNING runs are first marked FAILED."""
-    from lottery.tracking import project_root, tracking_uri
-
-    root = root or project_root()
+    Relative paths (`target`, `params_file`) are relative to `root`."""
     if target is None:
-        params_path = Path(params_file)
-        if not params_path.is_absolute():
-            params_path = Path.cwd() / params_path
-        targets = study_masks(load_params(params_path))
-    else:
-        p = Path(target)
-        p = p.resolve() if p.is_absolute() else (Path.cwd() / p).resolve()
-        try:
-            targets = [p.relative_to(root).as_posix()]
-        except ValueError:
-            raise UserError(f"{target} is not inside the project {root}") from None
-        if not p.is_file():
-            raise UserError(f"{target}: no such mask file")
-    auditor = Auditor(root, tracking_uri())
-    running = auditor.runs.running(repair) if auditor.runs.client() is not None else []
+        return study_masks(load_params(root / params_file))
+    p = (root / target).resolve()
     try:
-        for rel in targets:
-            auditor.mask(rel)
-    finally:
-        auditor.runs.cleanup()
+        rel = p.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        raise UserError(f"{target} is not inside the project {root}") from None
+    if not p.is_file():
+        raise UserError(f"{target}: no such mask file")
+    return [rel]
+
+
+def _result(auditor: Auditor, targets: list[str], root: Path, running: Any) -> dict[str, Any]:
+    """The audit's answer as plain data (what `--json` prints)."""
     problems = auditor.problems()
-    result = {
+    return {
         "ok": not problems,
         "root": str(root),
         "tracking_uri": auditor.uri,
@@ -98,14 +82,32 @@ def audit(
         "running": running,
         "problems": [asdict(p) for p in problems],
     }
-    return result, auditor
+
+
+def audit(
+    target: Path | None, params_file: Path, root: Path, repair: bool = False
+) -> tuple[dict[str, Any], Auditor]:
+    """Audit `target` (a mask file) or every mask of the study at `root`.
+
+    With `repair`, orphaned RUNNING runs are first marked FAILED."""
+    from lottery.tracking import tracking_uri
+
+    targets = targets_of(target, params_file, root)
+    auditor = Auditor(root, tracking_uri())
+    running = auditor.runs.running(repair) if auditor.runs.client() is not None else []
+    try:
+        for rel in targets:
+            auditor.mask(rel)
+    finally:
+        auditor.runs.cleanup()
+    return _result(auditor, targets, root, running), auditor
 
 
 def main(
-    target: str | None,
-    as_json: bool = False,
-    params_file: str | Path = "params.yaml",
-    root: Path | None = None,
+    target: Path | None,
+    as_json: bool,
+    params_file: Path,
+    root: Path,
     repair: bool = False,
 ) -> int:
     result, auditor = audit(target, params_file, root, repair)

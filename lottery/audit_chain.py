@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from lottery import paths
 from lottery.audit_dvc import DvcLock
@@ -77,6 +78,48 @@ def _label(exp: Expected | None, rel: str) -> str:
     return f"{exp.condition} m_{exp.round}{rep}"
 
 
+def _check_recorded_hash(link: Link, lineage: dict[str, Any], side: str) -> None:
+    """The mask file's hash against the one its lineage sidecar records."""
+    rec = lineage.get("sha256")
+    link.recorded_sha256 = str(rec) if rec is not None else None
+    if link.sha256 and link.sha256 != link.recorded_sha256:
+        add_problem(
+            link,
+            "file",
+            f"mask hashes to {link.sha256[:16]}…, its lineage {side} records "
+            f"{str(link.recorded_sha256)[:16]}…: the mask file was changed or replaced",
+        )
+
+
+def _check_place(link: Link, lineage: dict[str, Any], exp: Expected | None, side: str) -> None:
+    """Where the file lies against what its lineage says (the link takes the lineage's)."""
+    trial = lineage.get("trial")
+    link.trial = trial if isinstance(trial, int) else link.trial
+    link.condition = str(lineage.get("condition", link.condition))
+    link.round = lineage.get("round", link.round)
+    if exp is None:
+        return
+    for key, want in (
+        ("round", exp.round),
+        ("trial", exp.trial),
+        ("condition", exp.condition),
+        ("dvc_stage", exp.stage),
+    ):
+        if lineage.get(key) != want:
+            add_problem(
+                link,
+                "lineage",
+                f"{side} records {key} {lineage.get(key)!r}, but the file lies where "
+                f"{key} {want!r} belongs: a mask from elsewhere was put here",
+            )
+    if exp.repeat is not None and lineage.get("repeat") != exp.repeat:
+        add_problem(
+            link,
+            "lineage",
+            f"{side} records repeat {lineage.get('repeat')!r}, expected {exp.repeat}",
+        )
+
+
 class Auditor:
     """Audits chains, caching each link, file md5 and MLflow run it has seen."""
 
@@ -123,6 +166,7 @@ class Auditor:
         return link
 
     def mask(self, rel: str) -> Link:
+        """The link of mask `rel` (relative to the root), checked and chained to θ0."""
         if rel in self.links:
             return self.links[rel]
         exp = expected_for(rel)
@@ -146,109 +190,96 @@ class Auditor:
             add_problem(link, "lineage", str(exc))
             return link
         side = path.with_suffix(".json").relative_to(self.root).as_posix()
-        rec = lineage.get("sha256")
-        link.recorded_sha256 = str(rec) if rec is not None else None
-        if link.sha256 and link.sha256 != link.recorded_sha256:
-            add_problem(
-                link,
-                "file",
-                f"mask hashes to {link.sha256[:16]}…, its lineage {side} records "
-                f"{str(link.recorded_sha256)[:16]}…: the mask file was changed or replaced",
-            )
-        # Where the file lies vs what its lineage says.
-        trial = lineage.get("trial")
-        link.trial = trial if isinstance(trial, int) else link.trial
-        link.condition = str(lineage.get("condition", link.condition))
-        link.round = lineage.get("round", link.round)
-        if exp is not None:
-            for key, want in (
-                ("round", exp.round),
-                ("trial", exp.trial),
-                ("condition", exp.condition),
-                ("dvc_stage", exp.stage),
-            ):
-                if lineage.get(key) != want:
-                    add_problem(
-                        link,
-                        "lineage",
-                        f"{side} records {key} {lineage.get(key)!r}, but the file lies where "
-                        f"{key} {want!r} belongs: a mask from elsewhere was put here",
-                    )
-            if exp.repeat is not None and lineage.get("repeat") != exp.repeat:
-                add_problem(
-                    link,
-                    "lineage",
-                    f"{side} records repeat {lineage.get('repeat')!r}, expected {exp.repeat}",
-                )
-        link.stage = self.dvc.check(link, rel)
+        _check_recorded_hash(link, lineage, side)
+        _check_place(link, lineage, exp, side)
+        self._check_stage(link, lineage, side)
+        parent_sha, has_parent = self._check_parent(link, lineage, exp, side)
+        theta_sha = self._check_theta0(link, lineage, side, has_parent)
+        if exp is not None and exp.start is not None:
+            self._check_weights(link, lineage, exp.start, side)
+        self.runs.check_run(link, lineage, exp, parent_sha, theta_sha)
+        return link
+
+    def _check_stage(self, link: Link, lineage: dict[str, Any], side: str) -> None:
+        """The producing stage by dvc.lock (the mask and its sidecar are its outputs)."""
+        link.stage = self.dvc.check(link, link.path)
         self.dvc.check(link, side)
         if link.stage and lineage.get("dvc_stage") not in (None, link.stage):
             add_problem(
                 link,
                 "dvc",
-                f"dvc.lock says stage {link.stage} produced {rel}, its lineage says "
+                f"dvc.lock says stage {link.stage} produced {link.path}, its lineage says "
                 f"{lineage.get('dvc_stage')}",
             )
         link.stage = link.stage or lineage.get("dvc_stage")
-        # Down the chain: the parent mask, then θ0.
-        # Follow the chain the layout defines (m_k trains round k, prunes to m_{k+1});
-        # a lineage naming another parent is itself a disagreement.
+
+    def _check_parent(
+        self, link: Link, lineage: dict[str, Any], exp: Expected | None, side: str
+    ) -> tuple[str | None, bool]:
+        """Down the chain to the parent mask: its hash, and whether there is a parent.
+
+        The chain followed is the one the layout defines (m_k trains round k, prunes to
+        m_{k+1}); a lineage naming another parent is itself a disagreement."""
         parent_rel = lineage.get("parent_path")
-        parent_sha: str | None = None
         if exp is not None and exp.parent is not None:
             if parent_rel != exp.parent:
                 add_problem(
                     link, "lineage", f"{side} names parent {parent_rel!r}, expected {exp.parent}"
                 )
             parent_rel = exp.parent
-        if parent_rel:
-            parent = self.mask(str(parent_rel))
-            link.parent = parent.path
-            parent_sha = parent.sha256
-            if parent_sha and lineage.get("parent_sha256") != parent_sha:
+        if not parent_rel:
+            if lineage.get("parent_sha256") is not None:
+                add_problem(link, "lineage", f"{side} records a parent hash but no parent path")
+            return None, False
+        parent = self.mask(str(parent_rel))
+        link.parent = parent.path
+        if parent.sha256 and lineage.get("parent_sha256") != parent.sha256:
+            add_problem(
+                link,
+                "lineage",
+                f"{side} records parent hash {str(lineage.get('parent_sha256'))[:16]}…, "
+                f"but its parent {parent.path} hashes to {parent.sha256[:16]}…",
+            )
+        return parent.sha256, True
+
+    def _check_theta0(
+        self, link: Link, lineage: dict[str, Any], side: str, has_parent: bool
+    ) -> str | None:
+        """The trial's θ0 (the chain's end when the mask has no parent mask): its hash."""
+        if link.trial is None:
+            return None
+        theta = self.theta0(link.trial)
+        if not has_parent:
+            link.parent = theta.path
+        if theta.sha256 and lineage.get("theta0_sha256") != theta.sha256:
+            add_problem(
+                link,
+                "lineage",
+                f"{side} records θ0 {str(lineage.get('theta0_sha256'))[:16]}…, but "
+                f"{theta.path} hashes to {theta.sha256[:16]}…",
+            )
+        return theta.sha256
+
+    def _check_weights(self, link: Link, lineage: dict[str, Any], start: str, side: str) -> None:
+        """The weights the network started from and ended with."""
+        for key, wrel in (
+            ("init_sha256", start),
+            ("trained_sha256", (Path(link.path).parent / "trained.npz").as_posix()),
+        ):
+            got = self.weights_sha(link, wrel)
+            if got and lineage.get(key) != got:
                 add_problem(
                     link,
                     "lineage",
-                    f"{side} records parent hash {str(lineage.get('parent_sha256'))[:16]}…, "
-                    f"but its parent {parent.path} hashes to {parent_sha[:16]}…",
+                    f"{side} records {key} {str(lineage.get(key))[:16]}…, but {wrel} "
+                    f"hashes to {got[:16]}…",
                 )
-        elif lineage.get("parent_sha256") is not None:
-            add_problem(link, "lineage", f"{side} records a parent hash but no parent path")
-        theta_sha: str | None = None
-        if link.trial is not None:
-            theta = self.theta0(link.trial)
-            theta_sha = theta.sha256
-            if not parent_rel:
-                link.parent = theta.path
-            if theta_sha and lineage.get("theta0_sha256") != theta_sha:
-                add_problem(
-                    link,
-                    "lineage",
-                    f"{side} records θ0 {str(lineage.get('theta0_sha256'))[:16]}…, but "
-                    f"{theta.path} hashes to {theta_sha[:16]}…",
-                )
-        # The weights the network started from and ended with.
-        if exp is not None and exp.start is not None:
-            for key, wrel in (
-                ("init_sha256", exp.start),
-                ("trained_sha256", (Path(rel).parent / "trained.npz").as_posix()),
-            ):
-                got = self.weights_sha(link, wrel)
-                if got and lineage.get(key) != got:
-                    add_problem(
-                        link,
-                        "lineage",
-                        f"{side} records {key} {str(lineage.get(key))[:16]}…, but {wrel} "
-                        f"hashes to {got[:16]}…",
-                    )
-                self.dvc.check(link, wrel)
-        self.runs.check_run(link, lineage, exp, parent_sha, theta_sha)
-        return link
+            self.dvc.check(link, wrel)
 
     def problems(self) -> list[Problem]:
         out = list(self.general)
         recorded: dict[str, str] = {}  # mask hash -> the file whose lineage records it
-        sides = (self.root / paths.ARTIFACTS).rglob("*mask.json")
+        sides = paths.Layout(self.root).artifacts.rglob("*mask.json")
         for side in sorted(sides, key=lambda f: ("/ticket/" not in f.as_posix(), f)):
             try:
                 sha = json.loads(side.read_text()).get("sha256")

@@ -100,22 +100,8 @@ class MlflowRuns:
             return
         link.reproductions = others
         self.check_run_state(link, run)
+        want = expected_tags(link, lineage, exp, parent_sha, theta_sha)
         tags = run.data.tags
-        is_ticket = link.condition == "ticket"
-        want = RunTags(
-            dvc_stage=link.stage,
-            condition=link.condition,
-            trial=link.trial,
-            round=exp.run_round if exp else None,
-            repeat=exp.repeat if exp else None,
-            theta0_sha256=theta_sha,
-            init_sha256=lineage.get("init_sha256"),
-            study_hash=lineage.get("study_hash"),
-            git_commit=lineage.get("git_commit"),
-            next_mask_sha256=link.sha256 if is_ticket else None,
-            mask_sha256=parent_sha if is_ticket else link.sha256,
-            source_mask_sha256=None if is_ticket else parent_sha,
-        )
         for tag, value in want.as_tags().items():
             if tags.get(tag) != value:
                 add_problem(
@@ -264,3 +250,31 @@ class MlflowRuns:
                         f"MLflow artifact {art} of run {run_id} differs from the lineage on "
                         f"disk in {', '.join(diff)}",
                     )
+
+
+def expected_tags(
+    link: Link,
+    lineage: dict[str, Any],
+    exp: Expected | None,
+    parent_sha: str | None,
+    theta_sha: str | None,
+) -> RunTags:
+    """The lineage tags the run that produced `link` must carry, as the files say.
+
+    A ticket's run trained its parent mask and pruned to this one; a control's run
+    trained this mask, drawn from (or equal to) its parent."""
+    is_ticket = link.condition == "ticket"
+    return RunTags(
+        dvc_stage=link.stage,
+        condition=link.condition,
+        trial=link.trial,
+        round=exp.run_round if exp else None,
+        repeat=exp.repeat if exp else None,
+        theta0_sha256=theta_sha,
+        init_sha256=lineage.get("init_sha256"),
+        study_hash=lineage.get("study_hash"),
+        git_commit=lineage.get("git_commit"),
+        next_mask_sha256=link.sha256 if is_ticket else None,
+        mask_sha256=parent_sha if is_ticket else link.sha256,
+        source_mask_sha256=None if is_ticket else parent_sha,
+    )
