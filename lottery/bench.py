@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +56,9 @@ TARGET_STARTUP_S = 15.0
 #: Issue 14's targets: evaluation share at the paper's horizon, paper preset wall-clock.
 TARGET_EVAL_SHARE_50K = 0.15
 TARGET_PAPER_H = 3.0
-#: The preset the estimate prices, and the patience evidence it prices it with.
-PAPER_PRESET = Path(__file__).resolve().parents[1] / "presets" / "paper.yaml"
-EVIDENCE = Path(__file__).resolve().parents[1] / "reports" / "patience" / "curves.json"
+#: The preset the estimate prices (presets/paper.yaml), priced with the patience
+#: evidence committed under reports/patience.
+PAPER_PRESET = "paper"
 #: Horizons whose evaluation share is reported (the default study's, the paper's), each
 #: with the test_every of its params file.
 HORIZONS = {5_000: 500, 50_000: 5_000}
@@ -76,6 +76,7 @@ class BenchConfig:
     batch_size: int = 60
     learning_rate: float = 1.2e-3
     keras_val_size: int = 10_000  # the notebook's validation set size
+    startup_k: int = 5  # K of the fresh process whose start-up is timed
 
 
 FULL = BenchConfig(window=300, eval_every=100, repeats=3, stacked=(10, 5))
@@ -92,21 +93,18 @@ def _say(msg: str) -> None:
 
 
 @contextlib.contextmanager
-def bench_split() -> Iterator[tuple[Split, Path, str]]:
-    """The prepared split: artifacts/data if present and valid, else prepared in a temp dir."""
+def bench_split(lay: paths.Layout) -> Iterator[tuple[Split, Path, str]]:
+    """The project's prepared split if present and valid, else one prepared in a temp dir."""
     try:
-        split = load_split(paths.prepared_dir())
+        split = load_split(lay.prepared_dir())
     except DataError:
         pass
     else:
-        yield split, paths.prepared_dir(), str(paths.prepared_dir())
+        yield split, lay.prepared_dir(), str(paths.prepared_dir())
         return
-    mnist = paths.MNIST_DIR
-    if not mnist.is_dir():  # not run from the project root: the checkout this module is in
-        mnist = Path(__file__).resolve().parents[1] / paths.MNIST_DIR
     with tempfile.TemporaryDirectory(prefix="lottery-bench-") as tmp:
         out = Path(tmp) / "data"
-        prepare(mnist, out, validation_size=5000, stratified=True, seed=0)
+        prepare(lay.mnist_dir, out, validation_size=5000, stratified=True, seed=0)
         yield load_split(out), out, "prepared in a temporary directory (5,000 validation)"
 
 
@@ -396,7 +394,7 @@ class StopProfile:
         return rounds[nearest]
 
 
-def load_profile(patience: int, path: Path = EVIDENCE) -> StopProfile | None:
+def load_profile(patience: int, path: Path) -> StopProfile | None:
     """The stopping profile of the committed patience evidence, or None without it."""
     if not path.is_file():
         return None
@@ -446,11 +444,46 @@ def eval_share(
     return evaluation / (n_eval * cost.chunk_s + evaluation)
 
 
+def _plan(p: Any) -> dict[str, tuple[int, list[int]]]:
+    """The stages of a study, by condition: its stack size K and its rounds."""
+    control_rounds = list(range(1, p.study.rounds + 1))
+    if p.controls.rounds != "all":
+        control_rounds = list(p.controls.rounds)
+    plan = {"ticket": (p.study.trials, list(range(p.study.rounds + 1)))}
+    if p.controls.reinit:
+        plan["reinit"] = (p.study.trials * p.controls.reinit_repeats, control_rounds)
+    if p.controls.random:
+        plan["random"] = (p.study.trials, control_rounds)
+    return plan
+
+
+def _stage_seconds(
+    train: Any,
+    cost: UnitCosts,
+    cond: str,
+    rnd: int,
+    profile: StopProfile | None,
+    startup: dict[str, float],
+) -> float:
+    """One stage of a stack of `cost.k` networks: start-up, training and validation of
+    the iterations each trains, test evaluations, and the recompiles of its rebuilds."""
+    k, h = cost.k, train.iterations
+    per_net_chunk = (cost.chunk_s + cost.val_s) / k
+    fracs = profile.fraction(cond, rnd) if (profile and train.patience) else [1.0]
+    mean, top = sum(fracs) / len(fracs), max(fracs)
+    chunks = h / train.eval_every
+    trained = per_net_chunk * chunks * (k * mean + (top - mean if train.patience else 0))
+    n_test = test_evaluations(h, train.eval_every, train.test_every, k, profile)
+    rebuilds = max(k - 2, 0) if train.patience else 0
+    recompile = startup["compile_train_s"] + 2 * startup["compile_eval_s"]
+    return startup["stage_overhead_s"] + trained + n_test * cost.test_s + rebuilds * recompile
+
+
 def paper_estimate(
     costs: dict[int, UnitCosts],
     startup: dict[str, float],
     profile: StopProfile | None,
-    preset: Path = PAPER_PRESET,
+    preset: Path,
 ) -> dict[str, Any]:
     """Wall-clock of the paper preset, stages run one after another (`dvc repro`).
 
@@ -463,47 +496,26 @@ def paper_estimate(
     from lottery.params import load_params
 
     p = load_params(preset)
-    t, h = p.train, p.train.iterations
+    t = p.train
     if t.patience and profile is None:
         raise ValueError("pricing a patience needs the patience evidence (reports/patience)")
-    control_rounds = list(range(1, p.study.rounds + 1))
-    if p.controls.rounds != "all":
-        control_rounds = list(p.controls.rounds)
-    plan = {"ticket": (p.study.trials, list(range(p.study.rounds + 1)))}
-    if p.controls.reinit:
-        plan["reinit"] = (p.study.trials * p.controls.reinit_repeats, control_rounds)
-    if p.controls.random:
-        plan["random"] = (p.study.trials, control_rounds)
-    recompile = startup["compile_train_s"] + 2 * startup["compile_eval_s"]
     conditions: dict[str, Any] = {}
-    total = 0.0
-    for cond, (k, rounds) in plan.items():
+    for cond, (k, rounds) in _plan(p).items():
         base = costs[max(c for c in costs if c <= k)]
         cost = base.scaled(k) if k != base.k else base
-        per_net_chunk = (cost.chunk_s + cost.val_s) / k
-        seconds = 0.0
-        for rnd in rounds:
-            fracs = profile.fraction(cond, rnd) if (profile and t.patience) else [1.0]
-            mean, top = sum(fracs) / len(fracs), max(fracs)
-            chunks = h / t.eval_every
-            train = per_net_chunk * chunks * (k * mean + (top - mean if t.patience else 0))
-            n_test = test_evaluations(h, t.eval_every, t.test_every, k, profile)
-            rebuilds = max(k - 2, 0) if t.patience else 0
-            seconds += (
-                startup["stage_overhead_s"] + train + n_test * cost.test_s + rebuilds * recompile
-            )
+        seconds = sum(_stage_seconds(t, cost, cond, rnd, profile, startup) for rnd in rounds)
         conditions[cond] = {
             "stages": len(rounds),
             "k": k,
             "total_s": seconds,
             "mean_stage_s": seconds / len(rounds),
         }
-        total += seconds
+    total = sum(c["total_s"] for c in conditions.values())
     return {
         "preset": str(preset.name),
         "patience": t.patience,
         "test_every": t.test_every,
-        "iterations": h,
+        "iterations": t.iterations,
         "profile": profile.source if profile else None,
         "conditions": conditions,
         "total_s": total,
@@ -516,51 +528,72 @@ def paper_estimate(
     }
 
 
-def run(cfg: BenchConfig, log: Callable[[str], None] = _say) -> dict[str, Any]:
-    """Measure everything; return the JSON-ready result."""
-    if cfg.window % cfg.eval_every:
-        raise ValueError("window must be a multiple of eval_every")
-    started = time.perf_counter()
-    load_start = os.getloadavg()
-    with bench_split() as (split, split_dir, source):
-        sizes = split.sizes()
-        log(f"data: {source} ({sizes})")
-        log("startup: timing a fresh process (imports, data load, compile) ...")
-        startup = measure_startup(split_dir, k=5, steps=cfg.eval_every)
-        from lottery.training import JIT, device_name
+# --------------------------------------------------------------------------- measuring
 
-        engines = {k: EngineRunner(split, k, cfg) for k in (*cfg.stacked, 1)}
-        masked = KerasRunner(split, cfg, masked=True)
-        plain = KerasRunner(split, cfg, masked=False)
-        log("warm-up: compiling every contender ...")
-        runners: list[EngineRunner | KerasRunner] = [*engines.values(), masked, plain]
-        for runner in runners:
-            runner.warm_up()
 
-        samples: dict[str, list[float]] = {}
-        net_its: dict[str, int] = {}
-        split_s: dict[str, list[dict[str, float]]] = {}
-        for rep in range(cfg.repeats):
-            log(f"repeat {rep + 1}/{cfg.repeats}")
-            for k, eng in engines.items():
-                for density in DENSITIES:
-                    key = f"engine_k{k}_{density}"
-                    samples.setdefault(key, []).append(eng.window(density))
-                    net_its[key] = cfg.window * k
-                split_s.setdefault(f"engine_k{k}", []).append(eng.window_split())
-            for density in DENSITIES:
-                key = f"keras_masked_{density}"
-                samples.setdefault(key, []).append(masked.window(density))
-                net_its[key] = cfg.window
-            samples.setdefault("keras_plain", []).append(plain.window("d100"))
-            net_its["keras_plain"] = cfg.window
-            for key, s in samples.items():
-                log(f"  {key:<20} {net_its[key] / s[-1]:9.1f} net-it/s")
-        keras_jit = str(masked.model.jit_compile)
-        device = device_name()
+@dataclass
+class Samples:
+    """Every contender's measured windows: seconds, net-iterations per window, and the
+    engines' per-part timings."""
 
-    figures = {key: _stat(s, net_its[key]) for key, s in samples.items()}
-    rates = {key: f["net_it_per_s"] for key, f in figures.items()}
+    seconds: dict[str, list[float]] = field(default_factory=dict)
+    net_its: dict[str, int] = field(default_factory=dict)
+    parts: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+
+    def add(self, key: str, seconds: float, net_its: int) -> None:
+        self.seconds.setdefault(key, []).append(seconds)
+        self.net_its[key] = net_its
+
+
+def _stack_sizes(cfg: BenchConfig) -> list[int]:
+    """K of the engine runs: the stacked ones (a), then K = 1 (b)."""
+    return list(dict.fromkeys((*cfg.stacked, 1)))
+
+
+def _measure_repeat(
+    samples: Samples,
+    engines: dict[int, EngineRunner],
+    masked: KerasRunner,
+    plain: KerasRunner,
+    cfg: BenchConfig,
+) -> None:
+    """One window of every contender, in turn (so machine noise hits all of them)."""
+    for k, eng in engines.items():
+        for density in DENSITIES:
+            samples.add(f"engine_k{k}_{density}", eng.window(density), cfg.window * k)
+        samples.parts.setdefault(f"engine_k{k}", []).append(eng.window_split())
+    for density in DENSITIES:
+        samples.add(f"keras_masked_{density}", masked.window(density), cfg.window)
+    samples.add("keras_plain", plain.window("d100"), cfg.window)
+
+
+def _measure(
+    split: Split, cfg: BenchConfig, log: Callable[[str], None]
+) -> tuple[Samples, dict[str, float], str]:
+    """Warm every contender up, then measure `cfg.repeats` rounds of windows; also the
+    masks' densities and Keras's jit_compile setting."""
+    engines = {k: EngineRunner(split, k, cfg) for k in _stack_sizes(cfg)}
+    masked = KerasRunner(split, cfg, masked=True)
+    plain = KerasRunner(split, cfg, masked=False)
+    log("warm-up: compiling every contender ...")
+    runners: list[EngineRunner | KerasRunner] = [*engines.values(), masked, plain]
+    for runner in runners:
+        runner.warm_up()
+    samples = Samples()
+    for rep in range(cfg.repeats):
+        log(f"repeat {rep + 1}/{cfg.repeats}")
+        _measure_repeat(samples, engines, masked, plain, cfg)
+        for key, s in samples.seconds.items():
+            log(f"  {key:<20} {samples.net_its[key] / s[-1]:9.1f} net-it/s")
+    densities = dict(next(iter(engines.values())).density)
+    return samples, densities, str(masked.model.jit_compile)
+
+
+# --------------------------------------------------------------------------- deriving
+
+
+def _ratios(rates: dict[str, float], cfg: BenchConfig) -> dict[str, dict[str, Any]]:
+    """(a)/(c), (a)/(d) and (b)/(c) at each density, with what they divide."""
     ratios: dict[str, dict[str, Any]] = {}
 
     def ratio(name: str, num: str, den: str) -> None:
@@ -571,59 +604,69 @@ def run(cfg: BenchConfig, log: Callable[[str], None] = _say) -> dict[str, Any]:
             ratio(f"a_k{k}_over_c_{d}", f"engine_k{k}_{d}", f"keras_masked_{d}")
             ratio(f"a_k{k}_over_d_{d}", f"engine_k{k}_{d}", "keras_plain")
         ratio(f"b_over_c_{d}", f"engine_k1_{d}", f"keras_masked_{d}")
+    return ratios
 
-    from lottery.params import load_params
 
-    preset = load_params(PAPER_PRESET)
-    profile = load_profile(preset.train.patience)
-    costs: dict[int, UnitCosts] = {}
-    evaluation: dict[str, dict[str, Any]] = {}
-    for k in engines:
-        parts = split_s[f"engine_k{k}"]
-        shares = [
-            (p["val_s"] + p["test_s"]) / (p["train_s"] + p["val_s"] + p["test_s"]) for p in parts
-        ]
-        mid = sorted(parts, key=lambda p: p["train_s"] + p["val_s"] + p["test_s"])[len(parts) // 2]
-        costs[k] = UnitCosts.from_timings(k, mid)
-        evaluation[f"engine_k{k}"] = {
-            "train_s": _median([p["train_s"] for p in parts]),
-            "eval_s": _median([p["val_s"] + p["test_s"] for p in parts]),
-            "eval_share_every_evaluation": _median(shares),
-            "samples_eval_share": shares,
-            "evaluations_per_window": float(cfg.window // cfg.eval_every),
-            "unit_costs": asdict(costs[k]),
-            "eval_share_at_horizon": {
-                str(h): eval_share(costs[k], h, cfg.eval_every, te, profile)
-                for h, te in HORIZONS.items()
-            },
-        }
+def _engine_evaluation(
+    k: int, parts: list[dict[str, float]], cfg: BenchConfig, profile: StopProfile | None
+) -> tuple[UnitCosts, dict[str, Any]]:
+    """An engine's unit costs (from its median window) and its evaluation shares."""
+    shares = [(p["val_s"] + p["test_s"]) / (p["train_s"] + p["val_s"] + p["test_s"]) for p in parts]
+    mid = sorted(parts, key=lambda p: p["train_s"] + p["val_s"] + p["test_s"])[len(parts) // 2]
+    costs = UnitCosts.from_timings(k, mid)
+    return costs, {
+        "train_s": _median([p["train_s"] for p in parts]),
+        "eval_s": _median([p["val_s"] + p["test_s"] for p in parts]),
+        "eval_share_every_evaluation": _median(shares),
+        "samples_eval_share": shares,
+        "evaluations_per_window": float(cfg.window // cfg.eval_every),
+        "unit_costs": asdict(costs),
+        "eval_share_at_horizon": {
+            str(h): eval_share(costs, h, cfg.eval_every, te, profile) for h, te in HORIZONS.items()
+        },
+    }
 
-    targets: list[dict[str, Any]] = []
 
-    def target(name: str, value: float, threshold: float, higher_is_better: bool) -> None:
-        ok = value >= threshold if higher_is_better else value <= threshold
-        targets.append(
-            {
-                "name": name,
-                "value": value,
-                "threshold": threshold,
-                "direction": ">=" if higher_is_better else "<=",
-                "pass": ok,
-            }
-        )
+def _target(name: str, value: float, threshold: float, higher_is_better: bool) -> dict[str, Any]:
+    ok = value >= threshold if higher_is_better else value <= threshold
+    return {
+        "name": name,
+        "value": value,
+        "threshold": threshold,
+        "direction": ">=" if higher_is_better else "<=",
+        "pass": ok,
+    }
 
-    for name, r in ratios.items():
-        if name.startswith("a_") and "_over_c_" in name:
-            target(f"(a)/(c) {name}", r["value"], TARGET_SPEEDUP, True)
+
+def _targets(
+    ratios: dict[str, dict[str, Any]],
+    evaluation: dict[str, dict[str, Any]],
+    startup: dict[str, float],
+    paper: dict[str, Any],
+    startup_k: int,
+) -> list[dict[str, Any]]:
+    """Each target with its measured value and PASS/FAIL."""
+    targets = [
+        _target(f"(a)/(c) {name}", r["value"], TARGET_SPEEDUP, True)
+        for name, r in ratios.items()
+        if name.startswith("a_") and "_over_c_" in name
+    ]
     for name, e in evaluation.items():
         share = e["eval_share_at_horizon"]["50000"]
-        target(f"evaluation share at 50,000 {name}", share, TARGET_EVAL_SHARE_50K, False)
-    target("stage startup_s (K=5)", startup["startup_s"], TARGET_STARTUP_S, False)
-    paper = paper_estimate(costs, startup, profile)
-    target("paper preset estimate (h)", paper["total_h"], TARGET_PAPER_H, False)
+        targets.append(
+            _target(f"evaluation share at 50,000 {name}", share, TARGET_EVAL_SHARE_50K, False)
+        )
+    targets.append(
+        _target(f"stage startup_s (K={startup_k})", startup["startup_s"], TARGET_STARTUP_S, False)
+    )
+    targets.append(_target("paper preset estimate (h)", paper["total_h"], TARGET_PAPER_H, False))
+    return targets
 
-    flops = flops_per_net_iteration(cfg.batch_size, sizes["val"] + sizes["test"], cfg.eval_every)
-    compute = {
+
+def _compute(cfg: BenchConfig, n_eval: int, rates: dict[str, float]) -> dict[str, Any]:
+    """FLOPs per network-iteration and the GFLOP/s each 100%-density contender sustains."""
+    flops = flops_per_net_iteration(cfg.batch_size, n_eval, cfg.eval_every)
+    return {
         "flops_per_net_iteration": flops,
         "gflops_per_s": {
             key: rate * flops["total"] / 1e9 for key, rate in rates.items() if "d100" in key
@@ -635,28 +678,68 @@ def run(cfg: BenchConfig, log: Callable[[str], None] = _say) -> dict[str, Any]:
         / 1e9,
     }
 
+
+def _machine(device: str, keras_jit: str, load_start: tuple[float, ...]) -> dict[str, Any]:
+    from lottery.training import JIT
+
     return {
-        "compute": compute,
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
-            "device": device,
-            "engine_jit": JIT,
-            "keras_jit_compile": keras_jit,
-            "versions": _versions(),
-            "loadavg_start": list(load_start),
-            "loadavg_end": list(os.getloadavg()),
-            "note": "shared machine: absolute figures are noisy; ratios are measured side by side",
-        },
-        "config": {**asdict(cfg), "densities": dict(next(iter(engines.values())).density)},
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "device": device,
+        "engine_jit": JIT,
+        "keras_jit_compile": keras_jit,
+        "versions": _versions(),
+        "loadavg_start": list(load_start),
+        "loadavg_end": list(os.getloadavg()),
+        "note": "shared machine: absolute figures are noisy; ratios are measured side by side",
+    }
+
+
+# --------------------------------------------------------------------------- run
+
+
+def run(cfg: BenchConfig, root: Path, log: Callable[[str], None] = _say) -> dict[str, Any]:
+    """Measure everything for the project at `root`; return the JSON-ready result."""
+    if cfg.window % cfg.eval_every:
+        raise ValueError("window must be a multiple of eval_every")
+    from lottery.params import load_params
+    from lottery.patience import CURVES_FILE
+    from lottery.training import device_name
+
+    lay = paths.Layout(root)
+    started = time.perf_counter()
+    load_start = os.getloadavg()
+    with bench_split(lay) as (split, split_dir, source):
+        sizes = split.sizes()
+        log(f"data: {source} ({sizes})")
+        log("startup: timing a fresh process (imports, data load, compile) ...")
+        startup = measure_startup(split_dir, k=cfg.startup_k, steps=cfg.eval_every)
+        samples, densities, keras_jit = _measure(split, cfg, log)
+        device = device_name()
+    figures = {key: _stat(s, samples.net_its[key]) for key, s in samples.seconds.items()}
+    rates = {key: f["net_it_per_s"] for key, f in figures.items()}
+    ratios = _ratios(rates, cfg)
+    preset = lay.preset_path(PAPER_PRESET)
+    profile = load_profile(load_params(preset).train.patience, lay.patience_dir() / CURVES_FILE)
+    costs: dict[int, UnitCosts] = {}
+    evaluation: dict[str, dict[str, Any]] = {}
+    for k in _stack_sizes(cfg):
+        costs[k], evaluation[f"engine_k{k}"] = _engine_evaluation(
+            k, samples.parts[f"engine_k{k}"], cfg, profile
+        )
+    paper = paper_estimate(costs, startup, profile, preset)
+    return {
+        "compute": _compute(cfg, sizes["val"] + sizes["test"], rates),
+        "machine": _machine(device, keras_jit, load_start),
+        "config": {**asdict(cfg), "densities": densities},
         "data": source,
         "figures": figures,
         "ratios": ratios,
         "evaluation": evaluation,
         "startup": startup,
         "paper_estimate": paper,
-        "targets": targets,
+        "targets": _targets(ratios, evaluation, startup, paper, cfg.startup_k),
         "bench_seconds": time.perf_counter() - started,
     }
 
@@ -668,8 +751,10 @@ def _versions() -> dict[str, str]:
     return {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__}
 
 
-def render(result: dict[str, Any]) -> str:
-    """The human-readable summary of a `run` result."""
+# --------------------------------------------------------------------------- render
+
+
+def _render_figures(result: dict[str, Any]) -> list[str]:
     cfg, m = result["config"], result["machine"]
     lines = [
         f"LeNet-300-100, batch {cfg['batch_size']}, {cfg['window']}-iteration windows, "
@@ -687,7 +772,11 @@ def render(result: dict[str, Any]) -> str:
     lines += ["", "ratios:"]
     for name, r in result["ratios"].items():
         lines.append(f"  {name:<20} {r['value']:7.2f}x  ({r['numerator']} / {r['denominator']})")
-    lines += ["", "evaluation share (K networks, 100% density):"]
+    return lines
+
+
+def _render_costs(result: dict[str, Any]) -> list[str]:
+    lines = ["", "evaluation share (K networks, 100% density):"]
     for name, e in result["evaluation"].items():
         at = e["eval_share_at_horizon"]
         lines.append(
@@ -705,7 +794,8 @@ def render(result: dict[str, Any]) -> str:
     ]
     c = result["compute"]
     f = {k: v / 1e6 for k, v in c["flops_per_net_iteration"].items()}
-    lines += [
+    return [
+        *lines,
         "",
         f"compute per net-iteration: training {f['training']:.1f} MFLOP (forward "
         f"{f['forward']:.1f}, backward {f['backward']:.1f}) + evaluation "
@@ -715,9 +805,12 @@ def render(result: dict[str, Any]) -> str:
         + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in c["gflops_per_s"].items())
         + f"; {TARGET_SPEEDUP:.0f}x (c) would need {c['gflops_per_s_for_target']:.0f} GFLOP/s",
     ]
+
+
+def _render_verdicts(result: dict[str, Any]) -> list[str]:
     p = result["paper_estimate"]
     profile = p["profile"] or "none: every network to the horizon"
-    lines += [
+    lines = [
         "",
         f"paper preset estimate: {p['total_h']:.1f} h (patience {p['patience']:,}, test every "
         f"{p['test_every']:,}; stopping profile {profile}; {p['assumptions']})",
@@ -733,14 +826,18 @@ def render(result: dict[str, Any]) -> str:
         lines.append(
             f"  {verdict}  {t['name']}: {t['value']:.3g} ({t['direction']} {t['threshold']})"
         )
-    return "\n".join(lines)
+    return lines
 
 
-def main(quick: bool, out: Path) -> dict[str, Any]:
+def render(result: dict[str, Any]) -> str:
+    """The human-readable summary of a `run` result."""
+    return "\n".join([*_render_figures(result), *_render_costs(result), *_render_verdicts(result)])
+
+
+def main(cfg: BenchConfig, root: Path, out: Path) -> dict[str, Any]:
     """`lottery bench [--quick] [--out PATH]`: run, print, write the JSON atomically."""
-    cfg = QUICK if quick else FULL
-    result = run(cfg)
-    result["quick"] = quick
+    result = run(cfg, root)
+    result["quick"] = cfg == QUICK
     _say("")
     _say(render(result))
     io.write_json(out, result)

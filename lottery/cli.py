@@ -203,7 +203,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     from lottery import audit
 
     root = project_root()
-    return audit.main(args.target, args.json, params_path(args.params, root), root, args.repair)
+    target = Path(args.target).resolve() if args.target else None  # as typed, from the cwd
+    return audit.main(target, args.json, params_path(args.params, root), root, args.repair)
 
 
 def _add_audit(sub: Any) -> None:
@@ -223,10 +224,12 @@ def _add_audit(sub: Any) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from lottery.bench import main as run_bench
+    from lottery import bench
+    from lottery.paths import Layout
 
-    out = Path(args.out) if args.out else (find_root() or Path.cwd()) / "reports/benchmark.json"
-    run_bench(quick=args.quick, out=out)
+    root = project_root()
+    out = Path(args.out).resolve() if args.out else Layout(root).benchmark_path()
+    bench.main(bench.QUICK if args.quick else bench.FULL, root, out)
     return 0
 
 

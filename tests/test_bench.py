@@ -1,40 +1,43 @@
-"""`lottery bench --quick` runs end to end and writes a consistent JSON report."""
+"""The benchmark in-process on a tiny config: every figure, ratio and target is reported
+and consistent, and the paper estimate prices presets/paper.yaml."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from lottery import bench
+from lottery.params import load_params
+
 ROOT = Path(__file__).resolve().parents[1]
+
+#: Real MNIST and the real engine and Keras, on windows of 10 iterations: two repeats
+#: (a median and its samples), one stacked K besides K = 1.
+TINY = bench.BenchConfig(window=10, eval_every=10, repeats=2, stacked=(3,), startup_k=2)
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
-    out = tmp_path_factory.mktemp("bench") / "tmp.json"
-    script = Path(sys.executable).parent / "lottery"  # the installed console script
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "lottery.cli"]
-    proc = subprocess.run(
-        [*cmd, "bench", "--quick", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    """`bench.main` on the project (its presets and patience evidence), stdout captured."""
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        returned = bench.main(TINY, ROOT, out)
     result: dict[str, Any] = json.loads(out.read_text())
-    return result, proc.stdout
+    assert result == json.loads(json.dumps(returned))  # the file is what `main` returned
+    return result, printed.getvalue()
 
 
 def test_every_figure_is_positive(report: tuple[dict[str, Any], str]) -> None:
     result, _ = report
-    assert result["quick"] is True
-    expected = {f"engine_k{k}_{d}" for k in (10, 5, 1) for d in ("d100", "d20")} | {
+    assert result["quick"] is False and result["config"]["window"] == TINY.window
+    expected = {f"engine_k{k}_{d}" for k in (3, 1) for d in ("d100", "d20")} | {
         "keras_masked_d100",
         "keras_masked_d20",
         "keras_plain",
@@ -61,6 +64,9 @@ def test_every_figure_is_positive(report: tuple[dict[str, Any], str]) -> None:
         assert all(v > 0 for v in e["unit_costs"].values()), name
     paper = result["paper_estimate"]
     assert paper["total_s"] > 0 and paper["preset"] == "paper.yaml"
+    preset = load_params(ROOT / "presets" / "paper.yaml").train
+    assert (paper["patience"], paper["iterations"]) == (preset.patience, preset.iterations)
+    assert paper["profile"] == str(ROOT / "reports" / "patience" / "curves.json")
 
 
 def test_ratios_are_consistent_with_the_figures(report: tuple[dict[str, Any], str]) -> None:
@@ -68,12 +74,9 @@ def test_ratios_are_consistent_with_the_figures(report: tuple[dict[str, Any], st
     rates = {k: f["net_it_per_s"] for k, f in result["figures"].items()}
     names = set(result["ratios"])
     for d in ("d100", "d20"):
-        assert {
-            f"a_k10_over_c_{d}",
-            f"a_k5_over_c_{d}",
-            f"a_k10_over_d_{d}",
-            f"b_over_c_{d}",
-        } <= names
+        assert {f"a_k3_over_c_{d}", f"a_k3_over_d_{d}", f"b_over_c_{d}"} == {
+            n for n in names if n.endswith(d)
+        }
     for name, r in result["ratios"].items():
         assert r["value"] > 0
         assert math.isclose(r["value"], rates[r["numerator"]] / rates[r["denominator"]]), name
@@ -82,9 +85,9 @@ def test_ratios_are_consistent_with_the_figures(report: tuple[dict[str, Any], st
     total = compute["flops_per_net_iteration"]["total"]
     for key, gflops in compute["gflops_per_s"].items():
         assert math.isclose(gflops, rates[key] * total / 1e9), key
-    assert "engine_k10_d100" in compute["gflops_per_s"] and "sustained:" in stdout
-    c = result["ratios"]["a_k10_over_c_d100"]
-    assert (c["numerator"], c["denominator"]) == ("engine_k10_d100", "keras_masked_d100")
+    assert "engine_k3_d100" in compute["gflops_per_s"] and "sustained:" in stdout
+    c = result["ratios"]["a_k3_over_c_d100"]
+    assert (c["numerator"], c["denominator"]) == ("engine_k3_d100", "keras_masked_d100")
     b = result["ratios"]["b_over_c_d20"]
     assert (b["numerator"], b["denominator"]) == ("engine_k1_d20", "keras_masked_d20")
 
@@ -95,7 +98,8 @@ def test_targets_are_reported_pass_or_fail(report: tuple[dict[str, Any], str]) -
     assert any(t["name"].startswith("(a)/(c)") for t in targets)
     assert any(t["name"].startswith("evaluation share at 50,000") for t in targets)
     assert any(t["name"].startswith("paper preset estimate") for t in targets)
-    assert any(t["name"].startswith("stage startup") for t in targets)
+    assert any(t["name"] == "stage startup_s (K=2)" for t in targets)
+    assert result["startup"]["k"] == TINY.startup_k
     for t in targets:
         ok = (
             t["value"] >= t["threshold"] if t["direction"] == ">=" else t["value"] <= t["threshold"]
@@ -111,7 +115,6 @@ def test_paper_estimate_prices_the_preset_and_its_patience(tmp_path: Path) -> No
 
     from lottery.bench import StopProfile, UnitCosts, paper_estimate
     from lottery.cli import set_rounds
-    from lottery.params import load_params
 
     p = load_params(ROOT / "presets" / "paper.yaml")
     costs = {k: UnitCosts(k, chunk_s=0.1 * k, val_s=0.02 * k, test_s=0.04 * k) for k in (1, 5, 10)}
