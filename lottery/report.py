@@ -43,7 +43,6 @@ ACC = "test_accuracy_at_early_stop"
 ACC_STOP = "test_accuracy_at_stop"
 VAL_ACC = "val_accuracy_at_early_stop"
 #: The statistics tabulated for each (condition, round).
-TABLE_METRICS: tuple[str, ...] = (ES, ACC, ACC_STOP)
 CONTROL_LABELS: dict[str, str] = {
     "ticket": "ticket",
     "reinit": "reinit control",
@@ -156,10 +155,6 @@ class Summary:
     gaps: tuple[ControlGap, ...]
     n_runs: int
     censored: tuple[Cell, ...]  # cells with at least one censored run
-
-    @property
-    def control_conditions(self) -> tuple[str, ...]:
-        return tuple(self.controls)
 
     @property
     def n_censored(self) -> int:

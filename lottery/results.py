@@ -475,13 +475,3 @@ def condition_series(
             n_censored=[int(n) for n in c["n_censored"]],
         )
     return out
-
-
-def group_by_condition(
-    metrics: Iterable[Mapping[str, Any]],
-) -> dict[str, list[Mapping[str, Any]]]:
-    """condition -> its metrics dicts by round, conditions in `CONDITIONS` order."""
-    groups: dict[str, list[Mapping[str, Any]]] = {}
-    for m in metrics:
-        groups.setdefault(str(m["condition"]), []).append(m)
-    return {c: sorted(groups[c], key=lambda m: int(m["round"])) for c in ordered_conditions(groups)}

@@ -4,13 +4,13 @@ Usage: python stages/train.py {ticket,reinit,random} rNN, only for the stages dv
 has (generated from params.yaml); anything else is refused with one line.
 """
 
-import re
 import sys
 
 from _bootstrap import ROOT
 
 from lottery.errors import UserError, fail, stage_main
 from lottery.params import Params
+from lottery.paths import parse_round, round_name
 
 USAGE = (
     "usage: python stages/train.py {ticket,reinit,random} rNN, e.g. `ticket r01`: the "
@@ -23,12 +23,12 @@ def check_stage(params: Params, condition: str, name: str) -> None:
     p = params.pipeline
     rounds = params.study.rounds
     if condition == "ticket":
-        if name == "r00" or name in p.rounds:
+        if name == round_name(0) or name in p.rounds:
             return
         raise UserError(
             f"no stage ticket@{name}: this study has study.rounds = {rounds}, so its ticket "
-            f"stages are r00 to r{rounds:02d}. For more rounds run `lottery rounds "
-            f"{int(name[1:])}`, then `dvc repro`."
+            f"stages are {round_name(0)} to {round_name(rounds)}. For more rounds run "
+            f"`lottery rounds {parse_round(name)}`, then `dvc repro`."
         )
     entries = p.reinit_rounds if condition == "reinit" else p.random_rounds
     if not getattr(params.controls, condition):
@@ -40,19 +40,23 @@ def check_stage(params: Params, condition: str, name: str) -> None:
     if name not in entries:
         listed = ", ".join(entries) or "none"
         first = " (controls start at round 1; round 0 is the dense network)"
-        first = first if name == "r00" else ""
+        first = first if name == round_name(0) else ""
         raise UserError(
             f"no stage {condition}@{name}{first}: the {condition} stages are {listed} "
             f"(study.rounds = {rounds}, controls.rounds = {params.controls.rounds})."
         )
 
 
+def is_round(name: str) -> bool:
+    try:
+        parse_round(name)
+    except ValueError:
+        return False
+    return True
+
+
 def main(argv: list[str]) -> None:
-    if (
-        len(argv) != 2
-        or argv[0] not in ("ticket", "reinit", "random")
-        or not re.fullmatch(r"r\d{2}", argv[1])
-    ):
+    if len(argv) != 2 or argv[0] not in ("ticket", "reinit", "random") or not is_round(argv[1]):
         fail(USAGE)
     condition, name = argv
 
