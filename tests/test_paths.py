@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from lottery import paths
@@ -57,3 +59,24 @@ def test_mask_figure_names_parse_back() -> None:
     assert paths.parse_mask_figure(mask) == (7, "fc1_mask")
     assert paths.parse_mask_figure(pixel) == (7, "pixel_map")
     assert paths.parse_mask_figure("accuracy_vs_remaining") is None
+
+
+def test_a_layout_hangs_every_path_off_its_root(tmp_path: Path) -> None:
+    lay = paths.Layout(tmp_path)
+    built = {
+        lay.theta0_path(1): paths.theta0_path(1),
+        lay.round_mask_path(2, 0): paths.round_mask_path(2, 0),
+        lay.control_mask_path("reinit", "r01", paths.run_key(0, 1)): paths.control_mask_path(
+            "reinit", "r01", paths.run_key(0, 1)
+        ),
+        lay.metrics_path("random", "r03"): paths.metrics_path("random", "r03"),
+        lay.report_path(): paths.report_path(),
+        lay.mnist_dir: Path("data/mnist"),
+    }
+    for path, rel in built.items():
+        assert path == tmp_path / rel and not rel.is_absolute()
+        assert lay.relative(path) == rel.as_posix()
+    # What a relative path names does not depend on the working directory: the root does.
+    assert paths.parse_mask_path(lay.relative(lay.next_mask_path("r01", 1))) == paths.MaskPlace(
+        "ticket", 1, 1
+    )
