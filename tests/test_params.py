@@ -720,3 +720,36 @@ def test_fashion_mnist_preset() -> None:
     assert p.controls.reinit and p.controls.random and p.controls.reinit_repeats == 1
     paper = load_params(ROOT / "presets" / "paper.yaml")
     assert p.prune == paper.prune and p.train.learning_rate == paper.train.learning_rate
+
+
+def test_architecture_builder_refuses_bad_shapes_and_widths() -> None:
+    from lottery import arch
+
+    with pytest.raises(
+        ValueError, match=r"hidden widths must be positive integers, got \[300, 0\]"
+    ):
+        arch.build("mlp", (28, 28, 1), [300, 0])
+    with pytest.raises(ValueError, match=r"hidden widths must be positive integers, got \[True\]"):
+        arch.build("mlp", (28, 28, 1), [True])
+    with pytest.raises(ValueError, match=r"input_shape must be \(height, width, channels\)"):
+        arch.build("mlp", (28, 28))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"conv6 halves the image 3 times: 4x4 is too small"):
+        arch.build("conv6", (4, 4, 3))
+    with pytest.raises(
+        ValueError, match=r"unknown network 'conv8': one of mlp, conv2, conv4, conv6"
+    ):
+        arch.build("conv8")
+
+
+def test_layer_rates_resolution_errors() -> None:
+    from lottery import arch
+
+    conv2 = arch.build("conv2", (32, 32, 3))
+    with pytest.raises(ValueError, match=r"rates for conv9, which conv2 on 32x32x3 does not have"):
+        conv2.layer_rates({"conv": 0.1, "fc": 0.2, "out": 0.1, "conv9": 0.1})
+    with pytest.raises(ValueError, match=r"no rate for the layers fc1, fc2 of conv2 on 32x32x3"):
+        conv2.layer_rates({"conv": 0.1, "out": 0.1})
+    assert conv2.rate_for("fc2", {"fc": 0.2, "fc2": 0.3}) == 0.3
+    assert conv2.rate_for("conv1", {"fc": 0.2}) is None
+    assert [ly.type for ly in conv2.layers] == ["conv", "conv", "fc", "fc", "out"]
+    assert arch.LENET.describe() == "mlp 784-300-100-10 on 28x28x1"
