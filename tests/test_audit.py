@@ -7,9 +7,12 @@ test does can reach the shared study.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,7 @@ import pytest
 
 from lottery.masks import load_mask, mask_hash, save_mask
 from lottery.params import load_params
-from tests.conftest import copy_study, ran_stages, run
+from tests.conftest import base_env, copy_study, ran_stages, run
 
 R00 = "artifacts/ticket/r00/t0/next_mask.npz"  # m_1 of trial 0 (stage dense)
 R01 = "artifacts/ticket/r01/t0/next_mask.npz"  # m_2 of trial 0 (stage ticket@r01)
@@ -40,10 +43,30 @@ def relocated_copy(src: Path, dest: Path) -> Path:
     return dest
 
 
-def audit(project: Path, *args: str) -> tuple[int, dict[str, Any]]:
-    proc = run(project, "lottery", "audit", "--json", *args, check=False, timeout=600)
-    assert proc.returncode in (0, 1), proc.stderr[-3000:]
-    return proc.returncode, json.loads(proc.stdout)
+@contextlib.contextmanager
+def stage_env(project: Path) -> Iterator[None]:
+    """The environment a command in `project` sees (`conftest.run`): no MLflow or DVC
+    settings of this process, and DVC_ROOT naming the project (its local MLflow store)."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(base_env({"DVC_ROOT": str(project)}))
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def audit(project: Path, target: str | None = None, repair: bool = False) -> tuple[int, Any]:
+    """`lottery audit --json [target] [--repair]` in `project`, in-process: its exit status
+    and its JSON (the command's own parsing and text output are tested through the CLI)."""
+    from lottery import audit as lottery_audit
+
+    with stage_env(project):
+        result, _ = lottery_audit.audit(
+            None if target is None else Path(target), Path("params.yaml"), project, repair
+        )
+    return (0 if result["ok"] else 1), json.loads(json.dumps(result))
 
 
 def messages(result: dict[str, Any], path: str | None = None, check: str | None = None) -> str:
@@ -254,7 +277,7 @@ def test_orphaned_running_runs_are_reported_repaired_and_swept(study: Path) -> N
     running = {r["run_id"]: r for r in result["running"]}
     assert running[orphan]["owner"] == "gone"
     assert f"is RUNNING but its process (pid {running[orphan]['pid']}" in messages(result)
-    code, result = audit(study, R00, "--repair")
+    code, result = audit(study, R00, repair=True)
     assert code == 0, messages(result)
     assert {r["run_id"]: r["repaired"] for r in result["running"]} == {orphan: True}
     run_now = client.get_run(orphan)
