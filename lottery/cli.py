@@ -147,9 +147,11 @@ def use_preset(name: str, params_file: Path, force: bool = False, root: Path | N
 
     Edits of params.yaml that git does not hold are not overwritten without `force`, and
     with it they are kept in params.yaml.bak."""
+    from lottery.paths import Layout
+
     root = root or project_root()
-    presets = root / "presets"
-    preset = presets / f"{name}.yaml"
+    presets = Layout(root).presets_dir
+    preset = Layout(root).preset_path(name)
     if not preset.is_file():
         known = sorted(p.stem for p in presets.glob("*.yaml"))
         raise UserError(f"no preset {name!r} ({preset}); available: {', '.join(known) or 'none'}.")
