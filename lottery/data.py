@@ -471,6 +471,16 @@ class Split:
                     f"{_REPREPARE}."
                 )
 
+    def require_image_shape(self, expected: tuple[int, int, int], network: str) -> None:
+        """DataError unless the images are `expected` (H, W, C), the input of `network`."""
+        if tuple(self.image_shape) != tuple(expected):
+            have, want = ("x".join(map(str, s)) for s in (self.image_shape, expected))
+            raise DataError(
+                f"the prepared split holds {have} images, {network} expects {want}: the split "
+                f"is from another dataset; {_REPREPARE} (`dvc repro` does it when "
+                "data.dataset changed)."
+            )
+
     def images(self, name: str) -> np.ndarray:
         """The images of part `name` as uint8 (N, H, W, C) (a view, no copy)."""
         x, _ = self.part(name)

@@ -634,3 +634,12 @@ def test_prepare_cifar10(tmp_path: Path) -> None:
     assert row_counter(np.concatenate([split.x_train, split.x_val])) == row_counter(
         original.reshape(100, -1)
     )
+
+
+def test_split_refuses_a_network_of_another_input_shape() -> None:
+    x = np.zeros((4, 784), np.uint8)
+    y = np.zeros(4, np.uint8)
+    split = Split(x, y, x, y, x, y)
+    split.require_image_shape((28, 28, 1), "mlp 784-300-100-10 on 28x28x1")
+    with pytest.raises(DataError, match=r"holds 28x28x1 images, conv2 on 32x32x3 expects 32x32x3"):
+        split.require_image_shape((32, 32, 3), "conv2 on 32x32x3")
