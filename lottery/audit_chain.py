@@ -120,6 +120,23 @@ def _check_place(link: Link, lineage: dict[str, Any], exp: Expected | None, side
         )
 
 
+#: How a problem message names a hash its lineage records (default: the field's name).
+_NAMED = {"parent_sha256": "parent hash", "theta0_sha256": "θ0"}
+
+
+def _check_named(
+    link: Link, lineage: dict[str, Any], side: str, key: str, named: str, got: str | None
+) -> None:
+    """The hash `side` records under `key` against `got`, the hash of the file it names."""
+    if got and lineage.get(key) != got:
+        add_problem(
+            link,
+            "lineage",
+            f"{side} records {_NAMED.get(key, key)} {str(lineage.get(key))[:16]}…, but "
+            f"{named} hashes to {got[:16]}…",
+        )
+
+
 class Auditor:
     """Audits chains, caching each link, file md5 and MLflow run it has seen."""
 
@@ -233,13 +250,9 @@ class Auditor:
             return None, False
         parent = self.mask(str(parent_rel))
         link.parent = parent.path
-        if parent.sha256 and lineage.get("parent_sha256") != parent.sha256:
-            add_problem(
-                link,
-                "lineage",
-                f"{side} records parent hash {str(lineage.get('parent_sha256'))[:16]}…, "
-                f"but its parent {parent.path} hashes to {parent.sha256[:16]}…",
-            )
+        _check_named(
+            link, lineage, side, "parent_sha256", f"its parent {parent.path}", parent.sha256
+        )
         return parent.sha256, True
 
     def _check_theta0(
@@ -251,13 +264,7 @@ class Auditor:
         theta = self.theta0(link.trial)
         if not has_parent:
             link.parent = theta.path
-        if theta.sha256 and lineage.get("theta0_sha256") != theta.sha256:
-            add_problem(
-                link,
-                "lineage",
-                f"{side} records θ0 {str(lineage.get('theta0_sha256'))[:16]}…, but "
-                f"{theta.path} hashes to {theta.sha256[:16]}…",
-            )
+        _check_named(link, lineage, side, "theta0_sha256", theta.path, theta.sha256)
         return theta.sha256
 
     def _check_weights(self, link: Link, lineage: dict[str, Any], start: str, side: str) -> None:
@@ -266,14 +273,7 @@ class Auditor:
             ("init_sha256", start),
             ("trained_sha256", (Path(link.path).parent / "trained.npz").as_posix()),
         ):
-            got = self.weights_sha(link, wrel)
-            if got and lineage.get(key) != got:
-                add_problem(
-                    link,
-                    "lineage",
-                    f"{side} records {key} {str(lineage.get(key))[:16]}…, but {wrel} "
-                    f"hashes to {got[:16]}…",
-                )
+            _check_named(link, lineage, side, key, wrel, self.weights_sha(link, wrel))
             self.dvc.check(link, wrel)
 
     def problems(self) -> list[Problem]:
