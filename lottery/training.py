@@ -1,10 +1,13 @@
 """The masked training engine: K networks trained side by side in one compiled step.
 
 Every network k has its own initial weights, mask and data order (its own seed); they
-share nothing but the matrix multiplications. Training runs in chunks of `eval_every`
-iterations inside one `tf.function` (no Python per step); after each chunk the networks
-are evaluated on the validation set, each network as its own chain of GEMMs, so a network's
-numbers do not depend on what else is in its stack.
+share nothing but the matrix multiplications. The K networks are copies of one
+`Architecture` (`stacked_model`): LeNet-300-100 by default, any MLP (`model.StackedMLP`),
+or Conv-2/4/6 (`convnet.StackedConvNet`, which reshapes the flat images itself). Training
+runs in chunks of `eval_every` iterations inside one `tf.function` (no Python per step);
+after each chunk the networks are evaluated on the validation set, each network as its own
+chain of GEMMs (or convolutions), so a network's numbers do not depend on what else is in
+its stack.
 
 Early stopping (`lottery.stopping`): the early-stop iteration is the evaluation with the
 minimum validation loss; the reported accuracy is the test accuracy there. The test set
@@ -33,9 +36,12 @@ from typing import Any
 
 import numpy as np
 
+from lottery.arch import LENET, Architecture
+from lottery.convnet import XLA as CONV_XLA
+from lottery.convnet import StackedConvNet
 from lottery.data import Split
 from lottery.masks import Mask, Weights
-from lottery.model import Adam, StackedLeNet, device_name, tf
+from lottery.model import Adam, StackedMLP, device_name, tf
 from lottery.stopping import Tracker
 
 #: Compile the train chunk and evaluation with XLA (env LOTTERY_JIT=0 turns it off).
@@ -123,6 +129,18 @@ def summarise(curves: dict[str, list[float]]) -> dict[str, float]:
     }
 
 
+def stacked_model(n_networks: int, architecture: Architecture) -> StackedMLP | StackedConvNet:
+    """K networks of `architecture`: `StackedMLP` for dense ones, `StackedConvNet` for conv."""
+    if architecture.layers[0].kind == "conv":
+        return StackedConvNet(n_networks, architecture)
+    return StackedMLP(n_networks, architecture)
+
+
+def _masked_layers(model: StackedMLP | StackedConvNet) -> list[Any]:
+    """The stack's masked layers, each with kernel, bias and mask (axis 0: the network)."""
+    return list(model.layers if isinstance(model, StackedConvNet) else model.dense)
+
+
 def _empty_curves() -> dict[str, list[float]]:
     return {key: [] for key in ("iteration", *VAL_CURVE_KEYS, "test_iteration", *TEST_CURVE_KEYS)}
 
@@ -130,12 +148,25 @@ def _empty_curves() -> dict[str, list[float]]:
 class Engine:
     """Holds the data on the device and the compiled steps for a stack of K networks."""
 
-    def __init__(self, split: Split, n_networks: int, cfg: TrainConfig) -> None:
+    def __init__(
+        self,
+        split: Split,
+        n_networks: int,
+        cfg: TrainConfig,
+        architecture: Architecture = LENET,
+    ) -> None:
+        if split.x_train.shape[1] != architecture.n_inputs:
+            raise ValueError(
+                f"{architecture.describe()} takes images of {architecture.n_inputs} values, "
+                f"but the split's images have {split.x_train.shape[1]}: choose the network's "
+                f"input shape to match the dataset (params.yaml)"
+            )
         if cfg.patience and cfg.patience % cfg.eval_every:
             raise ValueError(f"patience ({cfg.patience}) must be a multiple of eval_every")
         if cfg.test_every is not None and (cfg.test_every < 1 or cfg.test_every % cfg.eval_every):
             raise ValueError(f"test_every ({cfg.test_every}) must be a multiple of eval_every")
         self.cfg = cfg
+        self.arch = architecture
         self.k = n_networks
         self.x_train = tf.constant(split.x_train)  # uint8 on the device; scaled per batch
         self.y_train = tf.constant(split.y_train.astype(np.int32))
@@ -153,23 +184,25 @@ class Engine:
     def _build(self, n: int) -> None:
         """A stack of n networks with its optimizer and compiled functions."""
         self.stack_size = n
-        self.model = StackedLeNet(n)
+        self.model = stacked_model(n, self.arch)
         self.optimizer = Adam(self.model.trainable, learning_rate=self.cfg.learning_rate)
         idx_spec = tf.TensorSpec([None, n, self.cfg.batch_size], tf.int32)
-        # XLA (jit_compile) fuses the step: ~1.5-2x faster on CPU, deterministic run to run.
+        # XLA (jit_compile) fuses the step: ~1.5-2x faster on CPU, deterministic run to run
+        # (not for conv stacks: XLA's CPU convolutions are far slower, see convnet.XLA).
+        jit = JIT and (CONV_XLA or not isinstance(self.model, StackedConvNet))
         self._train_chunk = tf.function(
-            self._train_chunk_py, input_signature=[idx_spec], jit_compile=JIT
+            self._train_chunk_py, input_signature=[idx_spec], jit_compile=jit
         )
         self._evaluate_val = tf.function(
-            lambda: self._metrics(self.x_val, self.y_val), jit_compile=JIT
+            lambda: self._metrics(self.x_val, self.y_val), jit_compile=jit
         )
         self._evaluate_test = tf.function(
-            lambda: self._metrics(self.x_test, self.y_test), jit_compile=JIT
+            lambda: self._metrics(self.x_test, self.y_test), jit_compile=jit
         )
 
     def _state(self) -> list[np.ndarray]:
         """Everything that carries a stack's training on: per-network rows (axis 0)."""
-        layers = self.model.dense
+        layers = _masked_layers(self.model)
         return [
             *(v.numpy() for layer in layers for v in (layer.kernel, layer.bias, layer.mask)),
             *(v.numpy() for v in (*self.optimizer.m, *self.optimizer.v)),
@@ -179,7 +212,7 @@ class Engine:
         """Rebuild the stack from rows `rows` of the current one (order kept), exactly."""
         state, step = self._state(), self.optimizer.iterations.numpy()
         self._build(len(rows))
-        layers = self.model.dense
+        layers = _masked_layers(self.model)
         targets = [
             *(v for layer in layers for v in (layer.kernel, layer.bias, layer.mask)),
             *self.optimizer.m,
@@ -208,7 +241,7 @@ class Engine:
 
     def _metrics(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Loss and accuracy of each network on (x, y), each network's numbers the same
-        whatever else is in the stack (`StackedLeNet.logits_each`)."""
+        whatever else is in the stack (the model's `logits_each`)."""
         logits = self.model.logits_each(x)  # (K, N, 10)
         labels = tf.broadcast_to(y[None, :], tf.shape(logits)[:2])
         loss = tf.reduce_mean(

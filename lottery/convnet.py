@@ -1,0 +1,158 @@
+"""Conv-2/4/6 holding K independent networks side by side (the conv twin of `StackedMLP`).
+
+`StackedConvNet(K, arch)` offers the training engine what `model.StackedMLP` does:
+`trainable`, `__call__` on the K networks' own training batches, `logits_each` on one
+shared evaluation batch, `load`, `export`, and `layers` (every masked layer in forward
+order, each with `kernel`, `bias` and `mask` variables whose axis 0 is the network: what
+`Engine._restack` copies row by row). Images arrive flattened in HWC order, as the data
+pipeline stores them, and are reshaped to `arch.input_shape` here.
+
+Each layer keeps kernels of shape (K, *kernel_shape), biases (K, fan_out) and a 0/1 mask
+of the kernel's shape; the forward pass uses `kernel * mask`, so pruned weights get a zero
+gradient and stay exactly zero under Adam. Convolutions are 3×3, stride 1, "same"
+padding, then ReLU; a 2×2 max-pool (stride 2) follows each pair; the dense layers are
+ReLU but for `out` (logits).
+
+Every network runs as its own chain of plain 2-D convolutions and matmuls, unrolled when
+the step is traced (K is fixed then): a network's trajectory is bit-identical whatever
+else is in its stack, K = 1 included (tests/test_convnet.py), with or without XLA. Two
+other formulations were measured on CPU: a grouped convolution over the channel-stacked
+networks (`feature_group_count` = K) changes its last bits with K, with or without XLA;
+patches (`extract_patches`) times a batched matmul is bit-stable under XLA but runs ~14x
+slower than the unrolled chain without XLA.
+
+The engine compiles conv stacks without XLA (`XLA`): XLA's CPU convolutions, their
+gradients above all, ran ~100x slower than TensorFlow's own (oneDNN) kernels here (6.0
+against 0.062 CPU-seconds per network-iteration, Conv-2 on 28×28×1, batch 20).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from lottery.arch import Architecture, Layer, bias_key, kernel_key
+from lottery.masks import Mask, Weights, validate_mask, validate_weights
+from lottery.model import glorot_normal_init, tf
+
+#: Compile conv stacks' steps with XLA (the engine reads it): off, see the module doc.
+XLA = False
+#: Evaluation runs over the shared batch in chunks of this many rows (bounds the memory
+#: of the activations: 500 × 32×32×64 floats is 131 MB per layer and network).
+EVAL_ROWS = 500
+
+
+class StackedMaskedLayer(tf.Module):  # type: ignore[misc]
+    """One prunable layer of K networks: kernel (K, *shape), bias (K, fan_out), mask."""
+
+    def __init__(self, n_networks: int, layer: Layer) -> None:
+        super().__init__(name=layer.name)
+        self.spec = layer
+        shape = (n_networks, *layer.kernel_shape)
+        self.kernel = tf.Variable(tf.zeros(shape), name="kernel")
+        self.bias = tf.Variable(tf.zeros((n_networks, layer.fan_out)), name="bias")
+        self.mask = tf.Variable(tf.ones(shape), name="mask", trainable=False)
+
+    def apply(self, k: int, h: tf.Tensor) -> tf.Tensor:
+        """Network k's layer on its activations h: (B, H, W, C) for conv, (B, F) for dense."""
+        kernel = self.kernel[k] * self.mask[k]
+        if self.spec.kind == "conv":
+            h = tf.nn.relu(tf.nn.conv2d(h, kernel, strides=1, padding="SAME") + self.bias[k])
+            if self.spec.pool_after:
+                h = tf.nn.max_pool2d(h, ksize=2, strides=2, padding="VALID")
+            return h
+        if h.shape.rank > 2:  # the first dense layer flattens the last conv block (HWC)
+            h = tf.reshape(h, (tf.shape(h)[0], self.spec.kernel_shape[0]))
+        h = tf.matmul(h, kernel) + self.bias[k]
+        return h if self.spec.name == "out" else tf.nn.relu(h)
+
+
+class StackedConvNet(tf.Module):  # type: ignore[misc]
+    """K masked conv networks of one `Architecture` (Conv-2/4/6 on any image shape)."""
+
+    def __init__(self, n_networks: int, architecture: Architecture) -> None:
+        super().__init__(name=f"stacked_{architecture.network}")
+        if architecture.layers[0].kind != "conv":
+            raise ValueError(
+                f"StackedConvNet builds conv networks; {architecture.describe()} starts "
+                f"with a dense layer (use lottery.model.StackedMLP)"
+            )
+        self.n_networks = n_networks
+        self.arch = architecture
+        self.layers = [StackedMaskedLayer(n_networks, layer) for layer in architecture.layers]
+
+    @property
+    def trainable(self) -> list[tf.Variable]:
+        """kernel, bias of each layer in order (the masks are not trained)."""
+        return [v for layer in self.layers for v in (layer.kernel, layer.bias)]
+
+    def _network(self, k: int, x: tf.Tensor) -> tf.Tensor:
+        """Network k on flat images x (B, H·W·C) -> logits (B, n_classes)."""
+        h = tf.reshape(x, (-1, *self.arch.input_shape))
+        for layer in self.layers:
+            h = layer.apply(k, h)
+        return h
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        """Training logits: each network on its own batch, (K, B, H·W·C) -> (K, B, classes)."""
+        return tf.stack([self._network(k, x[k]) for k in range(self.n_networks)])
+
+    def logits_each(self, x: tf.Tensor) -> tf.Tensor:
+        """Logits of every network on one shared batch (N, H·W·C) -> (K, N, n_classes).
+
+        In chunks of `EVAL_ROWS` rows (the last one zero-padded), each network's chain on
+        each chunk: a network's numbers depend neither on K nor on the other networks.
+        """
+        rows = x.shape[0]
+        chunk = min(rows, EVAL_ROWS) if rows else EVAL_ROWS
+        n = tf.shape(x)[0]
+        padded = tf.pad(x, [[0, (chunk - n % chunk) % chunk], [0, 0]])
+        chunks = tf.reshape(padded, (-1, chunk, self.arch.n_inputs))
+        out = tf.map_fn(
+            lambda c: tf.stack([self._network(k, c) for k in range(self.n_networks)]),
+            chunks,
+            fn_output_signature=tf.TensorSpec((self.n_networks, chunk, self.arch.n_classes)),
+        )  # (chunks, K, chunk, classes)
+        out = tf.reshape(tf.transpose(out, (1, 0, 2, 3)), (self.n_networks, -1, out.shape[-1]))
+        return out[:, :n]
+
+    def load(self, weights: Sequence[Weights], masks: Sequence[Mask]) -> None:
+        """Set the K networks to `weights[k] * masks[k]` with masks `masks[k]`.
+
+        Every mask and weights dict is checked against the architecture first (MaskError
+        naming the network, the layer, the shapes and the fix), so nothing is half-loaded.
+        """
+        if len(weights) != self.n_networks or len(masks) != self.n_networks:
+            raise ValueError(
+                f"expected {self.n_networks} weight sets and masks, "
+                f"got {len(weights)} and {len(masks)}"
+            )
+        arch = self.arch
+        masks = [validate_mask(m, f"mask of network {k}", arch=arch) for k, m in enumerate(masks)]
+        weights = [
+            validate_weights(w, f"weights of network {k}", arch=arch) for k, w in enumerate(weights)
+        ]
+        for layer in self.layers:
+            name = layer.spec.name
+            m = np.stack([mk[name] for mk in masks]).astype(np.float32)
+            w = np.stack([wk[kernel_key(name)] for wk in weights])
+            layer.mask.assign(m)
+            layer.kernel.assign(w * m)
+            layer.bias.assign(np.stack([wk[bias_key(name)] for wk in weights]))
+
+    def export(self) -> list[Weights]:
+        """The K networks' weights as NumPy dicts (kernels already masked), in the key
+        order of `arch.weight_shapes()`."""
+        out: list[Weights] = [{} for _ in range(self.n_networks)]
+        for layer in self.layers:
+            name = layer.spec.name
+            kernel = (layer.kernel * layer.mask).numpy()
+            bias = layer.bias.numpy()
+            for k in range(self.n_networks):
+                out[k][kernel_key(name)] = kernel[k].copy()
+                out[k][bias_key(name)] = bias[k].copy()
+        return out
+
+
+__all__ = ["EVAL_ROWS", "XLA", "StackedConvNet", "StackedMaskedLayer", "glorot_normal_init"]
