@@ -476,7 +476,8 @@ SMALL: dict[str, Any] = {
     "controls": {"reinit": False, "random": False},
     "train": {"iterations": 20, "eval_every": 10},
 }
-RATES = ["0.001", "0.002", "0.003", "0.004"]
+#: Two experiments on two queue workers: both run at once against the one server.
+RATES = ["0.001", "0.002"]
 
 
 def test_parallel_queue_against_one_mlflow_server(
@@ -501,7 +502,7 @@ def test_parallel_queue_against_one_mlflow_server(
             run(project, "dvc", "queue", "logs", name, env=env, check=False).stdout
             for name, _ in names
         )
-        assert status.count("Success") == 4 and "Failed" not in status, status + logs
+        assert status.count("Success") == len(RATES) and "Failed" not in status, status + logs
     finally:
         run(project, "dvc", "queue", "stop", "--kill", env=env, check=False)
     shown = run(project, "dvc", "exp", "show", "--csv", env=env).stdout
@@ -517,7 +518,7 @@ def test_parallel_queue_against_one_mlflow_server(
     runs = list(client.search_runs([exp.experiment_id], max_results=1000))
     parents = [r for r in runs if r.data.tags.get("lottery.kind") == "study"]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len({r.data.tags["lottery.study_hash"] for r in parents}) == 4
+    assert len({r.data.tags["lottery.study_hash"] for r in parents}) == len(RATES)
     by_lr: dict[str, list[Any]] = {}
     for r in children:
         by_lr.setdefault(r.data.params["train.learning_rate"], []).append(r)
