@@ -19,5 +19,7 @@ def _interrupted(signum: int, frame: object) -> None:
 
 
 signal.signal(signal.SIGINT, _interrupted)
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+#: Relative to the working directory: DVC runs a stage at the root, so ROOT is `.` there
+#: and the paths a stage prints read as dvc.yaml spells them.
+ROOT = Path(os.path.relpath(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(ROOT.resolve()))

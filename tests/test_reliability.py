@@ -731,7 +731,7 @@ def test_every_entry_point_refuses_an_unknown_section(project: Path) -> None:
         line = proc.stderr.strip()
         assert "\n" not in line, (cmd, proc.stderr)
         assert line.startswith("error: ") and "unknown key optimizer" in line, (cmd, line)
-        assert "sections are study, data, train, prune, controls" in line, line
+        assert "sections are study, data, model, train, prune, controls" in line, line
     assert not (project / "artifacts").exists() and not (project / "metrics").exists()
 
 
