@@ -17,9 +17,11 @@ Every network runs as its own chain of plain 2-D convolutions and matmuls, unrol
 the step is traced (K is fixed then): a network's trajectory is bit-identical whatever
 else is in its stack, K = 1 included (tests/test_convnet.py), with or without XLA. Two
 other formulations were measured on CPU: a grouped convolution over the channel-stacked
-networks (`feature_group_count` = K) changes its last bits with K, with or without XLA;
-patches (`extract_patches`) times a batched matmul is bit-stable under XLA but runs ~14x
-slower than the unrolled chain without XLA.
+networks (`feature_group_count` = K) changes its last bits with K, with or without XLA
+(and is no faster without it); patches (`extract_patches`) times a batched matmul is
+bit-stable under XLA but ~20x slower than the unrolled chain without XLA. On a 2-core CPU
+a conv stack gains nothing over one network at a time (scripts/bench_conv.py: K = 2..8 at
+~0.9x the net-it/s of K = 1): the convolutions are compute-bound already at batch 60.
 
 The engine compiles conv stacks without XLA (`XLA`): XLA's CPU convolutions, their
 gradients above all, ran ~100x slower than TensorFlow's own (oneDNN) kernels here (6.0
@@ -54,17 +56,22 @@ class StackedMaskedLayer(tf.Module):  # type: ignore[misc]
         self.bias = tf.Variable(tf.zeros((n_networks, layer.fan_out)), name="bias")
         self.mask = tf.Variable(tf.ones(shape), name="mask", trainable=False)
 
-    def apply(self, k: int, h: tf.Tensor) -> tf.Tensor:
-        """Network k's layer on its activations h: (B, H, W, C) for conv, (B, F) for dense."""
-        kernel = self.kernel[k] * self.mask[k]
+    def per_network(self) -> list[tuple[tf.Tensor, tf.Tensor]]:
+        """Each network's (masked kernel, bias): unstacked once per trace, so each gradient
+        flows back as one stack of K slices, not K zero-padded full-size tensors summed."""
+        kernels = tf.unstack(self.kernel * self.mask)
+        return list(zip(kernels, tf.unstack(self.bias), strict=True))
+
+    def apply(self, kernel: tf.Tensor, bias: tf.Tensor, h: tf.Tensor) -> tf.Tensor:
+        """One network's layer on its activations h: (B, H, W, C) for conv, (B, F) dense."""
         if self.spec.kind == "conv":
-            h = tf.nn.relu(tf.nn.conv2d(h, kernel, strides=1, padding="SAME") + self.bias[k])
+            h = tf.nn.relu(tf.nn.conv2d(h, kernel, strides=1, padding="SAME") + bias)
             if self.spec.pool_after:
                 h = tf.nn.max_pool2d(h, ksize=2, strides=2, padding="VALID")
             return h
         if h.shape.rank > 2:  # the first dense layer flattens the last conv block (HWC)
             h = tf.reshape(h, (tf.shape(h)[0], self.spec.kernel_shape[0]))
-        h = tf.matmul(h, kernel) + self.bias[k]
+        h = tf.matmul(h, kernel) + bias
         return h if self.spec.name == "out" else tf.nn.relu(h)
 
 
@@ -87,16 +94,20 @@ class StackedConvNet(tf.Module):  # type: ignore[misc]
         """kernel, bias of each layer in order (the masks are not trained)."""
         return [v for layer in self.layers for v in (layer.kernel, layer.bias)]
 
-    def _network(self, k: int, x: tf.Tensor) -> tf.Tensor:
-        """Network k on flat images x (B, H·W·C) -> logits (B, n_classes)."""
-        h = tf.reshape(x, (-1, *self.arch.input_shape))
-        for layer in self.layers:
-            h = layer.apply(k, h)
-        return h
+    def _networks(self, xs: Sequence[tf.Tensor]) -> tf.Tensor:
+        """Network k on flat images xs[k] (B, H·W·C), for every k -> (K, B, n_classes)."""
+        params = [layer.per_network() for layer in self.layers]
+        out = []
+        for k, x in enumerate(xs):
+            h = tf.reshape(x, (-1, *self.arch.input_shape))
+            for layer, per_net in zip(self.layers, params, strict=True):
+                h = layer.apply(*per_net[k], h)
+            out.append(h)
+        return tf.stack(out)
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
         """Training logits: each network on its own batch, (K, B, H·W·C) -> (K, B, classes)."""
-        return tf.stack([self._network(k, x[k]) for k in range(self.n_networks)])
+        return self._networks(tf.unstack(x, num=self.n_networks))
 
     def logits_each(self, x: tf.Tensor) -> tf.Tensor:
         """Logits of every network on one shared batch (N, H·W·C) -> (K, N, n_classes).
@@ -110,7 +121,7 @@ class StackedConvNet(tf.Module):  # type: ignore[misc]
         padded = tf.pad(x, [[0, (chunk - n % chunk) % chunk], [0, 0]])
         chunks = tf.reshape(padded, (-1, chunk, self.arch.n_inputs))
         out = tf.map_fn(
-            lambda c: tf.stack([self._network(k, c) for k in range(self.n_networks)]),
+            lambda c: self._networks([c] * self.n_networks),
             chunks,
             fn_output_signature=tf.TensorSpec((self.n_networks, chunk, self.arch.n_classes)),
         )  # (chunks, K, chunk, classes)
