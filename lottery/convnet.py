@@ -15,7 +15,9 @@ ReLU but for `out` (logits).
 
 Every network runs as its own chain of plain 2-D convolutions and matmuls, unrolled when
 the step is traced (K is fixed then): a network's trajectory is bit-identical whatever
-else is in its stack, K = 1 included (tests/test_convnet.py), with or without XLA. Two
+else is in its stack of two or more (tests/test_convnet.py), with or without XLA. A stack
+of one is not covered: through the engine its conv1 kernel differed in the last bits (batch
+10), as with the MLP stack; the engine never shrinks a stack below two. Two
 other formulations were measured on CPU: a grouped convolution over the channel-stacked
 networks (`feature_group_count` = K) changes its last bits with K, with or without XLA
 (and is no faster without it); patches (`extract_patches`) times a batched matmul is

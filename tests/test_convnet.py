@@ -70,10 +70,10 @@ CASES = [
 
 @pytest.mark.parametrize("net", CASES)
 def test_trajectory_is_the_same_whatever_else_is_in_the_stack(net: Architecture) -> None:
-    """Network 0 trained alone, beside network 1, and beside networks 2 and 3: the same
-    weights and evaluation logits bit for bit."""
+    """Network 0 trained beside network 1, beside networks 2 and 3, and beside 4, 5 and 6:
+    the same weights and evaluation logits bit for bit."""
     x_eval = np.random.default_rng(7).random((5, net.n_inputs)).astype(np.float32)
-    runs = [train_stack(net, ids, x_eval) for ids in ([0], [0, 1], [0, 2, 3])]
+    runs = [train_stack(net, ids, x_eval) for ids in ([0, 1], [0, 2, 3], [0, 4, 5, 6])]
     _, ref_weights, ref_logits = runs[0]
     for _, weights, logits in runs[1:]:
         for key, value in ref_weights[0].items():
@@ -271,3 +271,22 @@ def test_engine_trains_a_conv2_stack_on_mnist(small_split: Split) -> None:
 def test_engine_refuses_images_of_another_shape(small_split: Split) -> None:
     with pytest.raises(ValueError, match=r"conv2 on 32x32x3 .* 3072 .* 784"):
         Engine(small_split, 2, TrainConfig(iterations=5), architecture=CIFAR_CONV2)
+
+
+def test_engine_trajectory_is_the_same_whatever_its_neighbours(small_split: Split) -> None:
+    """Through the engine (its compiled chunk and evaluations): network 0 beside network 1
+    and beside networks 2 and 3 gives the same weights and curves bit for bit. (The engine
+    never runs a stack of two or more as a stack of one: that one differs in last bits.)"""
+    cfg = TrainConfig(iterations=6, batch_size=10, eval_every=3)
+    inits = [glorot_normal_init(np.random.default_rng([9, k]), MNIST_CONV2) for k in range(4)]
+    masks = [random_mask(MNIST_CONV2, 30 + k) for k in range(4)]
+    runs = []
+    for ids in ([0, 1], [0, 2, 3]):
+        engine = Engine(small_split, len(ids), cfg, architecture=MNIST_CONV2)
+        picked = [inits[i] for i in ids], [masks[i] for i in ids], [5 + i for i in ids]
+        runs.append(engine.train(*picked, progress=lambda _: None))
+    (ref, beside), (other, *_) = runs
+    assert other.curves == ref.curves
+    for key, value in ref.weights.items():
+        assert np.array_equal(other.weights[key], value), key
+    assert beside.curves["val_loss"] != ref.curves["val_loss"]
