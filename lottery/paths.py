@@ -106,7 +106,11 @@ class Layout:
     @property
     def mnist_dir(self) -> Path:
         """The committed MNIST IDX files and their checksums."""
-        return self.root / "data" / "mnist"
+        return self.dataset_dir("mnist")
+
+    def dataset_dir(self, dataset: str) -> Path:
+        """Where dataset `dataset` (`data.dataset` in params.yaml) is read from: `data/NAME`."""
+        return self.root / "data" / dataset
 
     @property
     def artifacts(self) -> Path:

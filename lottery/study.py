@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 
 from lottery import io, lineage, paths
-from lottery.arch import kernel_key
+from lottery.arch import LENET, kernel_key
 from lottery.data import load_split
 from lottery.data import prepare as prepare_data
+from lottery.errors import UserError
 from lottery.masks import (
     Mask,
     Weights,
@@ -78,16 +79,39 @@ def prepare(params: Params, root: Path) -> dict[str, Any]:
     d = params.data
     lay = paths.Layout(root)
     manifest = prepare_data(
-        lay.mnist_dir, lay.prepared_dir(), d.validation_size, d.stratified, d.split_seed
+        lay.dataset_dir(d.dataset),
+        lay.prepared_dir(),
+        d.validation_size,
+        d.stratified,
+        d.split_seed,
+        dataset=d.dataset,
     )
-    log(f"prepared MNIST split: {manifest.get('sizes', manifest)}")
+    log(f"prepared {d.dataset} split: {manifest.get('sizes', manifest)}")
     return manifest
+
+
+def require_lenet(params: Params) -> None:
+    """Refuse, before any work, a network the stages do not train yet.
+
+    The library builds and trains every `model` of params.yaml (`lottery.arch`,
+    `lottery.convnet`, `training.Engine(architecture=...)`), but θ0, masks, pruning and
+    figures of the stages are still those of LeNet-300-100 on 28×28×1 images.
+    """
+    net = params.architecture()
+    if net != LENET:
+        raise UserError(
+            f"params.yaml: model {net.describe()} ({params.data.dataset}): the pipeline's "
+            "stages train LeNet-300-100 on 28×28×1 images only so far (model.network mlp, "
+            "hidden [300, 100]; data.dataset mnist or fashion-mnist). Set those, or train "
+            "other networks from Python with lottery.training.Engine(architecture=...)."
+        )
 
 
 def init(params: Params, root: Path) -> None:
     """Draw θ0 once per trial (Glorot normal, biases zero) and the all-ones mask m_0."""
     from lottery.model import glorot_normal_init  # TensorFlow only where needed
 
+    require_lenet(params)
     lay = paths.Layout(root)
     for t in range(params.study.trials):
         theta0 = glorot_normal_init(rng_for(params.study.seed, "theta0", t))
@@ -326,6 +350,7 @@ def train_stage(params: Params, condition: str, name: str, root: Path) -> dict[s
     from lottery import tracking
     from lottery.training import Engine, device_name
 
+    require_lenet(params)
     lay = paths.Layout(root)
     st = Stage(
         lay, params, condition, name, dvc_stage_name(condition, name), tracking.git_revision()
@@ -391,7 +416,9 @@ def _record_runs(
                 "train_seconds": seconds,
             },
         )
-        recorder.log_dataset(rid, "mnist-split", split_sha, str(paths.prepared_dir()))
+        recorder.log_dataset(
+            rid, f"{st.params.data.dataset}-split", split_sha, str(paths.prepared_dir())
+        )
         recorder.log_artifacts(rid, out.artifacts[net.key])
         recorder.log_tags(
             rid,

@@ -13,6 +13,7 @@ import yaml
 
 from lottery import paths, study
 from lottery.arch import LAYERS, kernel_key
+from lottery.errors import UserError
 from lottery.masks import density, load_mask, load_weights, ones_mask, weights_hash
 from lottery.params import Params, generate_pipeline, parse_params
 from lottery.pruning import cumulative_rate, prune_magnitude
@@ -215,3 +216,40 @@ def test_a_stage_with_patience_records_where_and_why_each_run_stopped(
         run = by_key[key]
         assert run.data.tags["lottery.stop_reason"] == r["stop_reason"]
         assert run.data.metrics["stop_iteration"] == r["stop_iteration"]
+
+
+def test_a_fashion_mnist_study_prepares_its_own_split_and_trains(tmp_path: Path) -> None:
+    (tmp_path / "data").symlink_to(ROOT / "data")
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith(("MLFLOW_T", "DVC_"))}
+    os.environ["DVC_ROOT"] = str(tmp_path)
+    try:
+        params = tiny_params(
+            data={"dataset": "fashion-mnist"}, study={"trials": 1}, train={"iterations": 20}
+        )
+        manifest = study.prepare(params, tmp_path)
+        study.init(params, tmp_path)
+        out = study.train_stage(params, "ticket", "r00", tmp_path)
+    finally:
+        os.environ.pop("DVC_ROOT")
+        os.environ.update(saved)
+    assert manifest["dataset"] == "fashion-mnist"
+    sums = (ROOT / "data" / "fashion-mnist" / "SHA256SUMS").read_text()
+    digests = [entry["sha256"] for entry in manifest["source"].values()]
+    assert len(digests) == 4 and all(d in sums for d in digests), manifest["source"]
+    mnist = (ROOT / "data" / "mnist" / "SHA256SUMS").read_text()
+    assert not any(d in mnist for d in digests)
+    metrics = json.loads((tmp_path / paths.metrics_path("ticket", "r00")).read_text())
+    assert 0.0 < metrics["runs"]["t0"]["test_accuracy_at_stop"] <= 1.0, out
+
+
+@pytest.mark.parametrize(
+    "model", [{"network": "conv2", "hidden": []}, {"network": "mlp", "hidden": [200]}]
+)
+def test_a_network_the_stages_do_not_train_is_refused_before_any_work(
+    tmp_path: Path, model: dict[str, object]
+) -> None:
+    rates = {"conv": 0.1, "fc": 0.2, "out": 0.1} if model["network"] == "conv2" else {"fc": 0.2}
+    params = tiny_params(model=model, prune={"rates": {**rates, "out": 0.1}})
+    with pytest.raises(UserError, match=r"model .*LeNet-300-100"):
+        study.init(params, tmp_path)
+    assert not (tmp_path / "artifacts").exists()
