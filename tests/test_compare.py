@@ -54,3 +54,17 @@ def test_the_cli_writes_the_comparison_and_refuses_a_root_without_metrics(tmp_pa
     assert out.read_text().startswith("# lenet-5trials-10k compared with lenet-5trials-10k")
     with pytest.raises(SystemExit, match="no per-run metrics"):
         compare.main([str(tmp_path), str(TEN_K)])
+
+
+def test_the_longer_horizon_frees_exactly_the_cells_its_runs_free(study: compare.Study) -> None:
+    longer = compare.load(ROOT / "reports" / "results" / "lenet-5trials-50k")
+    text = compare.render(study, longer)
+    before = {k for k, g in study.runs.groupby(["condition", "round"]) if g["censored"].any()}
+    after = {k for k, g in longer.runs.groupby(["condition", "round"]) if g["censored"].any()}
+    freed = before - after
+    assert freed  # the 10k study's censored cells: the listing below is not vacuous
+    line = next(x for x in text.splitlines() if x.startswith("- Censored in lenet-5trials-10k,"))
+    listed = set(re.findall(r"(\w+) round (\d+) \(", line))
+    assert listed == {(c, str(r)) for c, r in freed}
+    both = next(x for x in text.splitlines() if x.startswith("- Censored in both:"))
+    assert (both == "- Censored in both: none.") == (not before & after)
