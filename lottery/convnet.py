@@ -38,7 +38,7 @@ import numpy as np
 
 from lottery.arch import Architecture, Layer, bias_key, kernel_key
 from lottery.masks import Mask, Weights, validate_mask, validate_weights
-from lottery.model import glorot_normal_init, tf
+from lottery.model import export_stack, glorot_normal_init, tf
 
 #: Compile conv stacks' steps with XLA (the engine reads it): off, see the module doc.
 XLA = False
@@ -157,15 +157,7 @@ class StackedConvNet(tf.Module):  # type: ignore[misc]
     def export(self) -> list[Weights]:
         """The K networks' weights as NumPy dicts (kernels already masked), in the key
         order of `arch.weight_shapes()`."""
-        out: list[Weights] = [{} for _ in range(self.n_networks)]
-        for layer in self.layers:
-            name = layer.spec.name
-            kernel = (layer.kernel * layer.mask).numpy()
-            bias = layer.bias.numpy()
-            for k in range(self.n_networks):
-                out[k][kernel_key(name)] = kernel[k].copy()
-                out[k][bias_key(name)] = bias[k].copy()
-        return out
+        return export_stack(((layer.spec.name, layer) for layer in self.layers), self.n_networks)
 
 
 __all__ = ["EVAL_ROWS", "XLA", "StackedConvNet", "StackedMaskedLayer", "glorot_normal_init"]

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -144,14 +144,20 @@ class StackedMLP(tf.Module):  # type: ignore[misc]
 
     def export(self) -> list[Weights]:
         """The K networks' weights as NumPy dicts (kernels already masked)."""
-        out: list[Weights] = [{} for _ in range(self.n_networks)]
-        for layer, name in zip(self.dense, self.arch.names, strict=True):
-            kernel = (layer.kernel * layer.mask).numpy()
-            bias = layer.bias.numpy()
-            for k in range(self.n_networks):
-                out[k][kernel_key(name)] = kernel[k].copy()
-                out[k][bias_key(name)] = bias[k].copy()
-        return out
+        return export_stack(zip(self.arch.names, self.dense, strict=True), self.n_networks)
+
+
+def export_stack(layers: Iterable[tuple[str, Any]], n_networks: int) -> list[Weights]:
+    """Split stacked layers ((name, layer with `kernel`, `bias`, `mask` of leading axis K),
+    in forward order) into K weights dicts, kernels masked."""
+    out: list[Weights] = [{} for _ in range(n_networks)]
+    for name, layer in layers:
+        kernel = (layer.kernel * layer.mask).numpy()
+        bias = layer.bias.numpy()
+        for k in range(n_networks):
+            out[k][kernel_key(name)] = kernel[k].copy()
+            out[k][bias_key(name)] = bias[k].copy()
+    return out
 
 
 #: The name the training engine knows it by (K LeNet-300-100 networks by default).
