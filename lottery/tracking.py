@@ -336,6 +336,23 @@ class LiveCurves:
         self.pending, self.sent = {}, time.monotonic()
 
 
+def log_inputs(client: MlflowClient, run_id: str, inputs: list[DatasetInput]) -> None:
+    """`client.log_inputs`, tried up to 3 times.
+
+    The store inserts a dataset it has not seen, so two stages that log the same dataset
+    at the same moment race on its unique key and one gets an error. The insert is one
+    transaction: trying again finds the other's row and links to it.
+    """
+    for attempt in range(3):
+        try:
+            client.log_inputs(run_id, datasets=inputs)
+            return
+        except mlflow.exceptions.MlflowException:
+            if attempt == 2:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+
+
 class StudyRecorder:
     """The MLflow side of one stage: the study's parent run and the stage's child runs."""
 
@@ -443,17 +460,7 @@ class StudyRecorder:
     def log_dataset(self, run_id: str, name: str, digest: str, source: str) -> None:
         ds = Dataset(name=name, digest=digest[:36], source_type="local", source=source)
         inputs = [DatasetInput(ds, tags=[InputTag("mlflow.data.context", "training")])]
-        # The store inserts a dataset it has not seen, so two stages that log the same
-        # dataset at the same moment race on its unique key and one gets an error. The
-        # insert is one transaction: trying again finds the other's row and links to it.
-        for attempt in range(3):
-            try:
-                self.client.log_inputs(run_id, datasets=inputs)
-                return
-            except mlflow.exceptions.MlflowException:
-                if attempt == 2:
-                    raise
-                time.sleep(0.5 * (attempt + 1))
+        log_inputs(self.client, run_id, inputs)
 
     def log_artifacts(self, run_id: str, files: Iterable[tuple[Path, str]]) -> None:
         for path, artifact_dir in files:

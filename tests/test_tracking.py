@@ -4,14 +4,16 @@ remote `mlflow server`, and a clear early failure when the server cannot be reac
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from mlflow import MlflowClient
+from mlflow.entities import Dataset, DatasetInput, InputTag
 
-from lottery import paths
+from lottery import paths, tracking
 from lottery.masks import load_mask, mask_hash
 from lottery.params import load_params
 from tests.conftest import (
@@ -284,3 +286,40 @@ def test_curves_reach_mlflow_while_training_runs(tmp_path: Path) -> None:
     history = client.get_metric_history(runs[0], "val_loss")
     assert [(m.step, m.value) for m in history] == [(10, 0.5), (20, 0.4)]
     assert history[0].timestamp <= history[1].timestamp
+
+
+def test_stages_logging_one_dataset_at_once_all_get_it(tmp_path: Path) -> None:
+    """Four threads log the same new dataset to four runs at the same moment, ten times:
+    on a real SQL store a bare `log_inputs` loses this race on the dataset's unique key
+    (IntegrityError) for some of them; every run must end up with the dataset."""
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("race")
+    errors: list[str] = []
+    for i in range(10):
+        runs = [client.create_run(experiment).info.run_id for _ in range(4)]
+        barrier = threading.Barrier(len(runs))
+        dataset = Dataset(name=f"split-{i}", digest=f"{i:036d}", source_type="local", source="x")
+        inputs = [DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])]
+
+        def log(
+            run_id: str,
+            inputs: list[DatasetInput] = inputs,
+            barrier: threading.Barrier = barrier,
+        ) -> None:
+            barrier.wait()
+            try:
+                tracking.log_inputs(client, run_id, inputs)
+            except Exception as exc:  # collected: the assertion names it
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=log, args=(r,)) for r in runs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for run_id in runs:
+            run_inputs = client.get_run(run_id).inputs
+            assert run_inputs is not None, run_id
+            names = [d.dataset.name for d in run_inputs.dataset_inputs]
+            assert names == [f"split-{i}"], (run_id, names, errors)
+    assert errors == []
