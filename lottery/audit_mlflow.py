@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +44,7 @@ class MlflowRuns:
         return self._client
 
     def get_run(self, run_id: str) -> Any:
-        if run_id not in self._runs:
-            import mlflow
-
-            try:
-                self._runs[run_id] = self.client().get_run(run_id)
-            except mlflow.exceptions.MlflowException:
-                self._runs[run_id] = None
-        return self._runs[run_id]
+        return _cached(self._runs, run_id, lambda: self.client().get_run(run_id))
 
     def same_result_runs(self, link: Link, exp: Expected | None) -> list[Any]:
         """Finished runs of the same stage and trial that produced the same hash."""
@@ -159,14 +153,9 @@ class MlflowRuns:
         )
 
     def experiment(self, experiment_id: str) -> Any:
-        if experiment_id not in self._experiments:
-            import mlflow
-
-            try:
-                self._experiments[experiment_id] = self.client().get_experiment(experiment_id)
-            except mlflow.exceptions.MlflowException:
-                self._experiments[experiment_id] = None
-        return self._experiments[experiment_id]
+        return _cached(
+            self._experiments, experiment_id, lambda: self.client().get_experiment(experiment_id)
+        )
 
     def running(self, repair: bool) -> list[dict[str, Any]]:
         """Every RUNNING run of the store with its owner's state; orphans are problems
@@ -278,3 +267,15 @@ def expected_tags(
         mask_sha256=parent_sha if is_ticket else link.sha256,
         source_mask_sha256=None if is_ticket else parent_sha,
     )
+
+
+def _cached(cache: dict[str, Any], key: str, fetch: Callable[[], Any]) -> Any:
+    """`cache[key]`, fetched once; None when the store does not know it."""
+    if key not in cache:
+        import mlflow
+
+        try:
+            cache[key] = fetch()
+        except mlflow.exceptions.MlflowException:
+            cache[key] = None
+    return cache[key]

@@ -31,14 +31,13 @@ import pandas as pd
 
 from lottery import io, results
 from lottery.paths import round_name
-from lottery.report import difference_text, fmt_percent_remaining, verdict
+from lottery.report import CONTROL_LABELS, difference_text, fmt_percent_remaining, verdict
 from lottery.results import Difference
 
 ES = "early_stop_iteration"
 ACC = "test_accuracy_at_early_stop"
 KEYS: tuple[str, ...] = (ES, ACC)
 CONTROLS: tuple[str, ...] = ("reinit", "random")
-LABELS: dict[str, str] = {"reinit": "reinit control", "random": "random-prune control"}
 
 
 Cell = tuple[str, int]  # (condition, round)
@@ -94,10 +93,8 @@ def paired(a: dict[int, float], b: dict[int, float], scale: float) -> Difference
     common = sorted(set(a) & set(b))
     if not common:
         return None
-    diffs = scale * (np.array([a[t] for t in common]) - np.array([b[t] for t in common]))
-    ci = results.bootstrap_interval(diffs)
-    lo, hi = (None, None) if ci is None else ci
-    return Difference(float(diffs.mean()), lo, hi, len(common))
+    diffs = np.array([a[t] for t in common]) - np.array([b[t] for t in common])
+    return results.mean_difference(scale * diffs)
 
 
 def change(base: Study, new: Study, key: str, cell: Cell, scale: float) -> Difference | None:
@@ -187,13 +184,9 @@ def gap_table(base: Study, new: Study, cells: Sequence[tuple[str, int]]) -> list
             continue
         cell = new.cell(cond, rnd)
         pct = "–" if cell is None else fmt_percent_remaining(float(cell["percent_remaining"]))
-        b, n = gap(base, cond, rnd), gap(new, cond, rnd)
-        lines.append(f"| {rnd} | {pct} | {cond} | {_gap_text(b)} | {_gap_text(n)} |")
+        b, n = (compact(gap(s, cond, rnd), "ticket higher", "ticket lower") for s in (base, new))
+        lines.append(f"| {rnd} | {pct} | {cond} | {b} | {n} |")
     return lines
-
-
-def _gap_text(d: Difference | None) -> str:
-    return compact(d, "ticket higher", "ticket lower")
 
 
 def headline(base: Study, new: Study, cells: Sequence[tuple[str, int]]) -> list[str]:
@@ -228,9 +221,9 @@ def _sparse_end(base: Study, new: Study, control: str, rnd: int) -> str:
     word = "" if d is None else verdict(d, "up", "down", 2)
     gb, gn = gap(base, control, rnd), gap(new, control, rnd)
     return (
-        f"- The {LABELS[control]} at round {rnd} ({pct}% of weights remaining): test accuracy "
-        f"at early stop {_stat(b, ACC, 100, '.2f')}% → {_stat(n, ACC, 100, '.2f')}%, change "
-        f"{moved}{': ' + word if word else ''}; early stop {_stat(b, ES, 1, '.0f')} → "
+        f"- The {CONTROL_LABELS[control]} at round {rnd} ({pct}% of weights remaining): test "
+        f"accuracy at early stop {_stat(b, ACC, 100, '.2f')}% → {_stat(n, ACC, 100, '.2f')}%, "
+        f"change {moved}{': ' + word if word else ''}; early stop {_stat(b, ES, 1, '.0f')} → "
         f"{_stat(n, ES, 1, '.0f')}; ticket − {control} {_gap_plain(gb)} → {_gap_plain(gn)}."
     )
 

@@ -424,13 +424,17 @@ def paired_difference(
     common = sorted(set(xa.index) & set(xb.index))
     if not common:
         return None
-    diffs = scale * (xa.loc[common].to_numpy() - xb.loc[common].to_numpy())
+    return mean_difference(scale * (xa.loc[common].to_numpy() - xb.loc[common].to_numpy()))
+
+
+def mean_difference(diffs: np.ndarray) -> Difference:
+    """The mean of per-trial differences with its 95% bootstrap interval."""
     ci = bootstrap_interval(diffs)
     return Difference(
         float(diffs.mean()),
         None if ci is None else ci[0],
         None if ci is None else ci[1],
-        len(common),
+        len(diffs),
     )
 
 
