@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from lottery import io, paths
+from lottery import bench_conv, io, paths
 from lottery.arch import LAYER_SHAPES, LAYERS
 from lottery.data import DataError, Split, load_split, prepare
 from lottery.masks import Mask, Weights
@@ -77,9 +77,13 @@ class BenchConfig:
     learning_rate: float = 1.2e-3
     keras_val_size: int = 10_000  # the notebook's validation set size
     startup_k: int = 5  # K of the fresh process whose start-up is timed
+    conv_stacks: tuple[int, ...] = (2,)  # K of the Conv-2 line, besides K = 1
+    conv_steps: int = 1  # training iterations per timed Conv-2 chunk
 
 
-FULL = BenchConfig(window=300, eval_every=100, repeats=3, stacked=(10, 5))
+FULL = BenchConfig(
+    window=300, eval_every=100, repeats=3, stacked=(10, 5), conv_stacks=(2, 4, 8), conv_steps=3
+)
 QUICK = BenchConfig(window=10, eval_every=10, repeats=1, stacked=(10, 5))
 
 DENSITIES = {"d100": None, "d20": SPARSE_DENSITY}
@@ -782,6 +786,8 @@ def run(cfg: BenchConfig, root: Path, log: Callable[[str], None] = _say) -> dict
             k, samples.parts[f"engine_k{k}"], cfg, profile
         )
     paper = paper_estimate(costs, startup, profile, preset)
+    log("Conv-2: K networks stacked against one at a time ...")
+    conv = bench_conv.measure(cfg.conv_stacks, cfg.conv_steps, cfg.repeats)
     return {
         "compute": _compute(cfg, sizes["val"] + sizes["test"], rates),
         "machine": _machine(device, keras_jit, load_start),
@@ -792,6 +798,7 @@ def run(cfg: BenchConfig, root: Path, log: Callable[[str], None] = _say) -> dict
         "evaluation": evaluation,
         "startup": startup,
         "paper_estimate": paper,
+        "conv2": conv,
         "targets": _targets(ratios, evaluation, startup, paper, cfg.startup_k),
         "bench_seconds": time.perf_counter() - started,
     }
@@ -884,7 +891,10 @@ def _render_verdicts(result: dict[str, Any]) -> list[str]:
 
 def render(result: dict[str, Any]) -> str:
     """The human-readable summary of a `run` result."""
-    return "\n".join([*_render_figures(result), *_render_costs(result), *_render_verdicts(result)])
+    conv = bench_conv.render(result["conv2"]) if "conv2" in result else []
+    return "\n".join(
+        [*_render_figures(result), *_render_costs(result), *conv, *_render_verdicts(result)]
+    )
 
 
 def main(cfg: BenchConfig, root: Path, out: Path) -> dict[str, Any]:

@@ -1,30 +1,30 @@
-"""Conv-2 bench line: network-iterations per second of the engine's training step with K
+"""The Conv-2 line of `lottery bench`: net-it/s of the engine's training step with K conv
 networks stacked, against one network at a time (K = 1), measured side by side.
 
 Conv-2 on 32×32×3 images (random pixels: speed does not depend on them), batch 60, every
 network with its own random mask at 50% density. Each K gets its own `Engine` (compiled
-once, warmed up); then the Ks are timed in turns, `--rounds` times, so that a load change
-on the machine hits them all alike; the median of each is reported, and its ratio to K = 1.
-
-    .venv/bin/python scripts/bench_conv.py [--stacks 2 4 8] [--steps 3] [--rounds 3]
+once, warmed up); then the Ks are timed in turns, `repeats` times, so that a load change
+on the machine hits them all alike; the median of each is reported, with its ratio to K = 1.
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lottery import arch
 from lottery.data import Split
 from lottery.masks import Mask
-from lottery.model import glorot_normal_init
-from lottery.training import Engine, TrainConfig
+
+if TYPE_CHECKING:  # TensorFlow is imported when a measurement runs, not with `render`
+    from lottery.training import Engine
 
 BATCH = 60
 DENSITY = 0.5
+NETWORK, INPUT_SHAPE = "conv2", (32, 32, 3)
 
 
 def random_split(net: arch.Architecture, n_train: int, seed: int = 0) -> Split:
@@ -39,6 +39,9 @@ def random_split(net: arch.Architecture, n_train: int, seed: int = 0) -> Split:
 
 
 def engine_for(split: Split, net: arch.Architecture, k: int) -> Engine:
+    from lottery.model import glorot_normal_init
+    from lottery.training import Engine, TrainConfig
+
     engine = Engine(split, k, TrainConfig(iterations=1, batch_size=BATCH), architecture=net)
     rng = np.random.default_rng(k)
     masks: list[Mask] = [
@@ -58,29 +61,42 @@ def net_its_per_s(engine: Engine, steps: int, rng: np.random.Generator) -> float
     return steps * engine.k / (time.perf_counter() - start)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stacks", type=int, nargs="+", default=[2, 4, 8], help="K > 1")
-    parser.add_argument("--steps", type=int, default=3, help="iterations per timed chunk")
-    parser.add_argument("--rounds", type=int, default=3, help="timed chunks per K")
-    args = parser.parse_args()
-    net = arch.build("conv2", (32, 32, 3))
+def measure(stacks: tuple[int, ...], steps: int, repeats: int) -> dict[str, Any]:
+    """Median net-it/s of K = 1 and each K of `stacks`, and each one's ratio to K = 1."""
+    net = arch.build(NETWORK, INPUT_SHAPE)
     split = random_split(net, n_train=600)
-    ks = [1, *sorted(set(args.stacks) - {1})]
+    ks = [1, *sorted(set(stacks) - {1})]
     rng = np.random.default_rng(0)
     engines = {k: engine_for(split, net, k) for k in ks}
     for engine in engines.values():  # compile and warm up outside the timings
         net_its_per_s(engine, 1, rng)
-    rates: dict[int, list[float]] = {k: [] for k in ks}
-    for _ in range(args.rounds):
+    samples: dict[int, list[float]] = {k: [] for k in ks}
+    for _ in range(repeats):
         for k in ks:
-            rates[k].append(net_its_per_s(engines[k], args.steps, rng))
-    base = statistics.median(rates[1])
-    print(f"Conv-2 on 32x32x3, batch {BATCH}, masks at {DENSITY:.0%} density")
-    for k in ks:
-        rate = statistics.median(rates[k])
-        print(f"  K={k:<2} {rate:7.2f} net-it/s  {rate / base:5.2f}x one network at a time")
+            samples[k].append(net_its_per_s(engines[k], steps, rng))
+    rates = {k: statistics.median(s) for k, s in samples.items()}
+    return {
+        "network": NETWORK,
+        "input_shape": list(INPUT_SHAPE),
+        "batch_size": BATCH,
+        "density": DENSITY,
+        "steps": steps,
+        "repeats": repeats,
+        "net_it_per_s": {str(k): r for k, r in rates.items()},
+        "samples": {str(k): s for k, s in samples.items()},
+        "vs_one_at_a_time": {str(k): r / rates[1] for k, r in rates.items()},
+    }
 
 
-if __name__ == "__main__":
-    main()
+def render(conv: dict[str, Any]) -> list[str]:
+    shape = "x".join(str(d) for d in conv["input_shape"])
+    rates, ratios = conv["net_it_per_s"], conv["vs_one_at_a_time"]
+    return [
+        "",
+        f"Conv-2 on {shape}, batch {conv['batch_size']}, masks at {conv['density']:.0%} "
+        f"density (training step, median of {conv['repeats']}):",
+        *(
+            f"  K={k:<2} {rates[k]:7.2f} net-it/s  {ratios[k]:5.2f}x one network at a time"
+            for k in rates
+        ),
+    ]
