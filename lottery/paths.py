@@ -4,9 +4,9 @@ Paths hang off an explicit project root, `Layout(root)`, never the working direc
 `Layout()` and the module-level path functions spell them relative to the root. Names: a
 round is `r00`, `r01`, … (`round_name`); a network of a stage is its run key, `t0` for
 trial 0, `t0-rep1` for trial 0's reinit repeat 1 (`run_key`); a mask figure is
-`masks/r03_fc1_mask` (`mask_figure_names`). Each name has its parser here, so no other
-module spells or parses one. dvc.yaml spells the same paths; `tests/test_pipeline.py`
-checks that the two agree.
+`masks/r03_fc1_mask` or `masks/r03_conv1_mask` (`layer_mask_figure_name`). Each name has
+its parser here, so no other module spells or parses one. dvc.yaml spells the same
+paths; `tests/test_pipeline.py` checks that the two agree.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ CONDITIONS: tuple[str, ...] = ("ticket", "reinit", "random")
 
 _ROUND = re.compile(r"^r(\d{2,})$")
 _RUN_KEY = re.compile(r"^t(\d+)(?:-rep(\d+))?$")
-_MASK_FIGURE = re.compile(r"(?:^|/)r(\d{2,})_(fc1_mask|pixel_map)$")
+_MASK_FIGURE = re.compile(r"(?:^|/)r(\d{2,})_([a-z]+\d*_mask|pixel_map)$")
 _INITIAL_MASK = re.compile(r"^artifacts/init/([^/]+)/mask\.npz$")
 _TICKET_MASK = re.compile(r"^artifacts/ticket/([^/]+)/([^/]+)/next_mask\.npz$")
 _CONTROL_MASK = re.compile(r"^artifacts/(reinit|random)/([^/]+)/([^/]+)/mask\.npz$")
@@ -52,13 +52,20 @@ def parse_run_key(key: str) -> tuple[int, int | None]:
     return int(m[1]), None if m[2] is None else int(m[2])
 
 
+def layer_mask_figure_name(rnd: int, layer: str) -> str:
+    """Name of round `rnd`'s figure of layer `layer`'s mask: `masks/r03_conv1_mask`."""
+    return f"masks/{round_name(rnd)}_{layer}_mask"
+
+
 def mask_figure_names(rnd: int) -> tuple[str, str]:
-    """Names of the two per-round mask figures (file = figures dir / f"{name}.png")."""
-    return f"masks/{round_name(rnd)}_fc1_mask", f"masks/{round_name(rnd)}_pixel_map"
+    """Names of the first-layer (fc1) mask figure and the pixel map of round `rnd`
+    (file = figures dir / f"{name}.png")."""
+    return layer_mask_figure_name(rnd, "fc1"), f"masks/{round_name(rnd)}_pixel_map"
 
 
 def parse_mask_figure(name: str) -> tuple[int, str] | None:
-    """(round, `fc1_mask` | `pixel_map`) of a mask figure's name, None for other figures."""
+    """(round, `<layer>_mask` | `pixel_map`) of a mask figure's name, None for other
+    figures."""
     m = _MASK_FIGURE.search(name)
     return None if m is None else (int(m[1]), m[2])
 

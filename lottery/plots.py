@@ -12,7 +12,13 @@ figure                      figsize (inches)    pixels at `DPI` = 100
 line plots                  `LINE_FIGSIZE`      800 x 500
 first-layer mask image      `MASK_FIGSIZE`      600 x 1000
 28x28 pixel connection map  `PIXEL_FIGSIZE`     600 x 500
+conv layer mask map         `CONV_FIGSIZE`      800 x 600
 ==========================  ==================  =====================
+
+Mask figures follow the network (`render_all`'s `arch`): every conv layer gets a map of the
+fraction of each 3x3 kernel kept per (input, output) channel pair; a dense first layer (an
+`mlp`) gets its inputs x hidden units mask, and, where it sees the pixels of a one-channel
+image (`Architecture.first_layer_sees_pixels`), the map of connections kept per pixel.
 
 Accuracies are fractions in the metrics files and percentages on the figures. Points
 of a (condition, round) with censored runs (`lottery.results`) are drawn hollow.
@@ -37,7 +43,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
 from lottery import io, paths, results
-from lottery.arch import LAYER_SHAPES, LAYERS
+from lottery.arch import LENET, Architecture
 
 #: Resolution of every PNG (dots per inch).
 DPI = 100
@@ -47,6 +53,8 @@ LINE_FIGSIZE: tuple[float, float] = (8.0, 5.0)
 MASK_FIGSIZE: tuple[float, float] = (6.0, 10.0)
 #: The 28 x 28 map of connections kept per input pixel: 600 x 500 px.
 PIXEL_FIGSIZE: tuple[float, float] = (6.0, 5.0)
+#: A conv layer's (input channel x output channel) map of kernel densities: 800 x 600 px.
+CONV_FIGSIZE: tuple[float, float] = (8.0, 6.0)
 
 #: Side of the square MNIST image; fc1 has IMAGE_SIDE**2 inputs.
 IMAGE_SIDE = 28
@@ -94,28 +102,34 @@ def _no_data(ax: Axes, what: str) -> None:
 # ------------------------------------------------------------------------------ masks
 
 
-def _check_fc1(fc1_mask: np.ndarray) -> np.ndarray:
-    mask = np.asarray(fc1_mask)
-    if mask.ndim != 2 or mask.shape[0] != IMAGE_SIDE * IMAGE_SIDE:
-        raise ValueError(
-            f"first-layer mask must have shape ({IMAGE_SIDE * IMAGE_SIDE}, n_hidden), "
-            f"got {mask.shape}"
-        )
+def _binary(mask: np.ndarray, what: str) -> np.ndarray:
     if mask.dtype != np.bool_:
         if not np.isin(mask, (0, 1)).all():
-            raise ValueError("first-layer mask must hold only 0/1 (kept/pruned) values")
+            raise ValueError(f"{what} must hold only 0/1 (kept/pruned) values")
         mask = mask.astype(bool)
     return mask
 
 
-def pixel_counts(fc1_mask: np.ndarray) -> np.ndarray:
-    """Connections kept per input pixel, as a 28x28 int array (row-major, like MNIST)."""
-    mask = _check_fc1(fc1_mask)
-    return mask.sum(axis=1, dtype=np.int64).reshape(IMAGE_SIDE, IMAGE_SIDE)
+def _check_fc1(fc1_mask: np.ndarray, n_inputs: int | None = IMAGE_SIDE * IMAGE_SIDE) -> np.ndarray:
+    """A dense first-layer mask (n_inputs, n_hidden) as bool; any n_inputs when None."""
+    mask = np.asarray(fc1_mask)
+    if mask.ndim != 2 or (n_inputs is not None and mask.shape[0] != n_inputs):
+        rows = "n_inputs" if n_inputs is None else n_inputs
+        raise ValueError(f"first-layer mask must have shape ({rows}, n_hidden), got {mask.shape}")
+    return _binary(mask, "first-layer mask")
+
+
+def pixel_counts(
+    fc1_mask: np.ndarray, image_side: tuple[int, int] = (IMAGE_SIDE, IMAGE_SIDE)
+) -> np.ndarray:
+    """Connections kept per input pixel of a one-channel image, as an (H, W) int array
+    (row-major, like MNIST; 28x28 by default)."""
+    mask = _check_fc1(fc1_mask, image_side[0] * image_side[1])
+    return mask.sum(axis=1, dtype=np.int64).reshape(image_side)
 
 
 def first_layer_mask_figure(fc1_mask: np.ndarray, title: str) -> Figure:
-    mask = _check_fc1(fc1_mask)
+    mask = _check_fc1(fc1_mask, None)
     kept = int(mask.sum())
     fig, ax = _new_figure(MASK_FIGSIZE)
     cmap = ListedColormap([PRUNED_COLOR, KEPT_COLOR])
@@ -142,8 +156,10 @@ def first_layer_mask_image(fc1_mask: np.ndarray, path: str | Path, title: str) -
     return save_figure(first_layer_mask_figure(fc1_mask, title), path)
 
 
-def pixel_connection_figure(fc1_mask: np.ndarray, title: str) -> Figure:
-    counts = pixel_counts(fc1_mask)
+def pixel_connection_figure(
+    fc1_mask: np.ndarray, title: str, image_side: tuple[int, int] = (IMAGE_SIDE, IMAGE_SIDE)
+) -> Figure:
+    counts = pixel_counts(fc1_mask, image_side)
     n_hidden = np.asarray(fc1_mask).shape[1]
     fig, ax = _new_figure(PIXEL_FIGSIZE)
     image = ax.imshow(
@@ -156,9 +172,44 @@ def pixel_connection_figure(fc1_mask: np.ndarray, title: str) -> Figure:
     return fig
 
 
-def pixel_connection_map(fc1_mask: np.ndarray, path: str | Path, title: str) -> Path:
-    """28x28 heat map of how many fc1 connections each input pixel keeps."""
-    return save_figure(pixel_connection_figure(fc1_mask, title), path)
+def pixel_connection_map(
+    fc1_mask: np.ndarray,
+    path: str | Path,
+    title: str,
+    image_side: tuple[int, int] = (IMAGE_SIDE, IMAGE_SIDE),
+) -> Path:
+    """28x28 (or `image_side`) heat map of how many fc1 connections each input pixel keeps."""
+    return save_figure(pixel_connection_figure(fc1_mask, title, image_side), path)
+
+
+def conv_channel_density(kernel_mask: np.ndarray) -> np.ndarray:
+    """(c_in, c_out): the fraction of each (kh, kw) kernel kept, per channel pair, of a conv
+    layer's mask (kh, kw, c_in, c_out)."""
+    mask = np.asarray(kernel_mask)
+    if mask.ndim != 4:
+        raise ValueError(f"a conv mask must have shape (kh, kw, c_in, c_out), got {mask.shape}")
+    return _binary(mask, "conv mask").mean(axis=(0, 1))
+
+
+def conv_mask_figure(kernel_mask: np.ndarray, layer: str, title: str) -> Figure:
+    dens = conv_channel_density(kernel_mask)
+    kh, kw, c_in, c_out = np.shape(kernel_mask)
+    fig, ax = _new_figure(CONV_FIGSIZE)
+    image = ax.imshow(
+        dens, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest"
+    )
+    fig.colorbar(image, ax=ax, label=f"fraction of the {kh}×{kw} kernel kept")
+    ax.set_xlabel(f"output channel of {layer} ({c_out})")
+    ax.set_ylabel(f"input channel ({c_in})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(title)
+    return fig
+
+
+def conv_mask_image(kernel_mask: np.ndarray, path: str | Path, layer: str, title: str) -> Path:
+    """A conv layer's mask as an (input channel x output channel) map of kernel densities."""
+    return save_figure(conv_mask_figure(kernel_mask, layer, title), path)
 
 
 def mask_densities(mask: Mask) -> dict[str, float]:
@@ -189,9 +240,8 @@ def densities_from_masks(
 
 
 def _ordered_layers(names: Iterable[str]) -> list[str]:
-    names = list(names)
-    known = [n for n in LAYERS if n in names]
-    return known + sorted(n for n in names if n not in LAYER_SHAPES)
+    """Layer names in the order given (masks and densities hold them in forward order)."""
+    return list(dict.fromkeys(names))
 
 
 def density_by_round_figure(densities: Mapping[int, Mapping[str, float]]) -> Figure:
@@ -639,13 +689,14 @@ def render_all(
     metrics: Sequence[Mapping[str, Any]],
     curves: Mapping[str, Mapping[int, Mapping[str, Any]]],
     out_dir: str | Path,
+    arch: Architecture = LENET,
 ) -> dict[str, Path]:
     """Every figure of the study, under `out_dir`; returns name -> path (name + ".png").
 
     The four summary figures are always written (with "no data" when empty), so they can
-    be declared as stage outputs. Mask figures use the lowest trial id of each round.
-    Layer densities come from the masks (mean over trials), falling back to the ticket
-    metrics' `density` for rounds without masks.
+    be declared as stage outputs. Mask figures (`mask_figures`, for network `arch`) use the
+    lowest trial id of each round. Layer densities come from the masks (mean over trials),
+    falling back to the ticket metrics' `density` for rounds without masks.
     """
     out_dir = Path(out_dir)
     ticket = {int(m["round"]): m for m in metrics if m["condition"] == "ticket"}
@@ -658,17 +709,41 @@ def render_all(
         if not trials:
             continue
         trial = min(trials)
-        fc1 = np.asarray(trials[trial]["fc1"])
-        pct = 100.0 * float(fc1.mean())
-        mask_name, map_name = paths.mask_figure_names(rnd)
-        out[mask_name] = first_layer_mask_image(
-            fc1,
-            out_dir / f"{mask_name}.png",
-            f"Round {rnd}, trial {trial}: first-layer mask ({pct:.1f}% of fc1 kept)",
-        )
+        out.update(mask_figures(trials[trial], rnd, trial, arch, out_dir))
+    return out
+
+
+def mask_figures(
+    mask: Mask, rnd: int, trial: int, arch: Architecture, out_dir: str | Path
+) -> dict[str, Path]:
+    """Round `rnd`'s figures of one trial's mask of network `arch`: each conv layer's map
+    of kernel densities per channel pair (`masks/r03_conv1_mask`); a dense first layer's
+    inputs x hidden units mask (`masks/r03_fc1_mask`) and, where it sees the pixels of a
+    one-channel image, its pixel map (`masks/r03_pixel_map`). Name -> path."""
+    out_dir, out = Path(out_dir), {}
+    for layer in arch.layers:
+        kernel = np.asarray(mask[layer.name])
+        pct = 100.0 * float(kernel.mean())
+        if layer.kind == "conv":
+            name = paths.layer_mask_figure_name(rnd, layer.name)
+            title = f"Round {rnd}, trial {trial}: {layer.name} mask ({pct:.1f}% kept)"
+            out[name] = conv_mask_image(kernel, out_dir / f"{name}.png", layer.name, title)
+    first = arch.layers[0]
+    if first.kind != "dense":
+        return out
+    fc1 = np.asarray(mask[first.name])
+    pct = 100.0 * float(fc1.mean())
+    mask_name, map_name = paths.mask_figure_names(rnd)
+    out[mask_name] = first_layer_mask_image(
+        fc1,
+        out_dir / f"{mask_name}.png",
+        f"Round {rnd}, trial {trial}: first-layer mask ({pct:.1f}% of fc1 kept)",
+    )
+    if arch.first_layer_sees_pixels:
         out[map_name] = pixel_connection_map(
             fc1,
             out_dir / f"{map_name}.png",
             f"Round {rnd}, trial {trial}: fc1 connections kept per input pixel",
+            (arch.input_shape[0], arch.input_shape[1]),
         )
     return out

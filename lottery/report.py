@@ -677,11 +677,13 @@ def figure_caption(name: str) -> str:
     place = paths.parse_mask_figure(name)
     if place:
         rnd, kind = place
-        what = (
-            "first-layer mask (input pixels × hidden units)"
-            if kind == "fc1_mask"
-            else "fc1 connections kept per input pixel (28×28)"
-        )
+        if kind == "fc1_mask":
+            what = "first-layer mask (input pixels × hidden units)"
+        elif kind == "pixel_map":
+            what = "fc1 connections kept per input pixel (28×28)"
+        else:  # a conv layer: `plots.conv_mask_figure`
+            layer = kind.removesuffix("_mask")
+            what = f"{layer} mask, fraction of each kernel kept per channel pair"
         return f"Round {rnd}: {what}"
     return name.replace("_", " ")
 
