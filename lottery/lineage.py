@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from lottery import io
+from lottery.arch import LENET, Architecture
 from lottery.masks import MaskError, density, kept_counts, mask_hash, percent_remaining
 
 TAG = "lottery."  # prefix of every MLflow tag this project sets
@@ -62,13 +63,16 @@ class Lineage:
     study_hash: str | None = None
 
     @classmethod
-    def of(cls, mask: Mapping[str, np.ndarray], **given: Any) -> Lineage:
-        """The record of `mask`: hash, density and counts computed, the rest `given`."""
+    def of(
+        cls, mask: Mapping[str, np.ndarray], *, arch: Architecture = LENET, **given: Any
+    ) -> Lineage:
+        """The record of `mask` (of network `arch`): hash, density and counts computed, the
+        rest `given`."""
         return cls(
-            sha256=mask_hash(mask),
-            density=density(mask),
-            percent_remaining=percent_remaining(mask),
-            kept=kept_counts(mask),
+            sha256=mask_hash(mask, arch=arch),
+            density=density(mask, arch=arch),
+            percent_remaining=percent_remaining(mask, arch=arch),
+            kept=kept_counts(mask, arch=arch),
             **given,
         )
 

@@ -8,6 +8,10 @@ its outputs atomically, and records one MLflow child run per network.
 Round k (condition "ticket") trains m_k ⊙ θ_j (θ_j = θ0 unless rewinding) and prunes to
 m_{k+1}; the reinit control trains m_k from a fresh init; the random-prune control trains
 a random mask with m_k's per-layer density from θ_j.
+
+The network is the one `model` names on the dataset's images (`Params.architecture`): θ0,
+every mask and weights file, pruning (per-layer rates, `Params.layer_rates`), the engine and
+the figures all take it, so LeNet-300-100, any `mlp` and Conv-2/4/6 train the same way.
 """
 
 from __future__ import annotations
@@ -24,10 +28,9 @@ from typing import Any
 import numpy as np
 
 from lottery import io, lineage, paths
-from lottery.arch import LENET, kernel_key
-from lottery.data import load_split
+from lottery.arch import Architecture
+from lottery.data import Split, load_split
 from lottery.data import prepare as prepare_data
-from lottery.errors import UserError
 from lottery.masks import (
     Mask,
     Weights,
@@ -42,7 +45,7 @@ from lottery.masks import (
     weights_hash,
 )
 from lottery.params import Params
-from lottery.pruning import cumulative_rate, prune_magnitude, random_mask_like
+from lottery.pruning import cumulative_rate, kernels_of, prune_magnitude, random_mask_like
 
 #: Fixed ids that keep the seed streams of different purposes apart.
 _STREAM = {"theta0": 0, "ticket": 1, "reinit": 2, "random": 3, "random_mask": 4}
@@ -90,43 +93,33 @@ def prepare(params: Params, root: Path) -> dict[str, Any]:
     return manifest
 
 
-def require_lenet(params: Params) -> None:
-    """Refuse, before any work, a network the stages do not train yet.
-
-    The library builds and trains every `model` of params.yaml (`lottery.arch`,
-    `lottery.convnet`, `training.Engine(architecture=...)`), but θ0, masks, pruning and
-    figures of the stages are still those of LeNet-300-100 on 28×28×1 images.
-    """
-    net = params.architecture()
-    if net != LENET:
-        raise UserError(
-            f"params.yaml: model {net.describe()} ({params.data.dataset}): the pipeline's "
-            "stages train LeNet-300-100 on 28×28×1 images only so far (model.network mlp, "
-            "hidden [300, 100]; data.dataset mnist or fashion-mnist). Set those, or train "
-            "other networks from Python with lottery.training.Engine(architecture=...)."
-        )
-
-
 def init(params: Params, root: Path) -> None:
-    """Draw θ0 once per trial (Glorot normal, biases zero) and the all-ones mask m_0."""
+    """Draw θ0 once per trial (Glorot normal, biases zero) and the all-ones mask m_0, both
+    of the network `model` names on the dataset's images (`Params.architecture`)."""
     from lottery.model import glorot_normal_init  # TensorFlow only where needed
 
-    require_lenet(params)
+    net = params.architecture()
     lay = paths.Layout(root)
     for t in range(params.study.trials):
-        theta0 = glorot_normal_init(rng_for(params.study.seed, "theta0", t))
-        save_weights(lay.theta0_path(t), theta0)
-        theta_sha = weights_hash(theta0)
+        theta0 = glorot_normal_init(rng_for(params.study.seed, "theta0", t), net)
+        save_weights(lay.theta0_path(t), theta0, arch=net)
+        theta_sha = weights_hash(theta0, arch=net)
         io.write_json(
             lay.theta0_path(t).with_suffix(".json"),
             {"sha256": theta_sha, "trial": t, "seed": params.study.seed, "init": "glorot_normal"},
         )
-        m0 = ones_mask()
-        save_mask(lay.initial_mask_path(t), m0)
+        m0 = ones_mask(net)
+        save_mask(lay.initial_mask_path(t), m0, arch=net)
         lineage.write(
             lay.initial_mask_path(t),
             lineage.Lineage.of(
-                m0, round=0, trial=t, condition="ticket", theta0_sha256=theta_sha, dvc_stage="init"
+                m0,
+                arch=net,
+                round=0,
+                trial=t,
+                condition="ticket",
+                theta0_sha256=theta_sha,
+                dvc_stage="init",
             ),
         )
         log(f"trial {t}: θ0 sha256 {theta_sha[:16]}…")
@@ -146,42 +139,44 @@ class Net:
     init: Weights
     data_seed: int
     source: lineage.RunTags  # round, trial, condition, repeat and m_k it trains from
+    arch: Architecture  # the network (every mask and weights dict is checked against it)
 
     @cached_property
     def init_sha256(self) -> str:
-        return weights_hash(self.init)
+        return weights_hash(self.init, arch=self.arch)
 
 
-def _rewind_weights(lay: paths.Layout, trial: int) -> Weights:
+def _rewind_weights(lay: paths.Layout, trial: int, net: Architecture) -> Weights:
     """θ_j: the weights every ticket of a trial is reset to (θ0 when j = 0)."""
-    return load_weights(lay.rewind_path(trial))
+    return load_weights(lay.rewind_path(trial), arch=net)
 
 
 def _source(
-    lay: paths.Layout, condition: str, rnd: int, trial: int
+    lay: paths.Layout, condition: str, rnd: int, trial: int, net: Architecture
 ) -> tuple[Mask, lineage.RunTags]:
     """m_k of a trial and what a run trained from it records (paths relative to the root)."""
     rel = paths.round_mask_path(rnd, trial)
-    mask = load_mask(lay.root / rel)
+    mask = load_mask(lay.root / rel, arch=net)
     return mask, lineage.RunTags(
         round=rnd,
         trial=trial,
         condition=condition,
         theta0_sha256=str(lineage.read_record(lay.root / rel)["theta0_sha256"]),
-        source_mask_sha256=mask_hash(mask),
+        source_mask_sha256=mask_hash(mask, arch=net),
         source_mask_path=str(rel),
     )
 
 
 def _trial_nets(lay: paths.Layout, params: Params, condition: str, rnd: int, t: int) -> list[Net]:
     """The networks of trial `t` in a (condition, round) stage."""
-    seed = params.study.seed
-    mask, source = _source(lay, condition, rnd, t)
+    seed, net = params.study.seed, params.architecture()
+    mask, source = _source(lay, condition, rnd, t, net)
     if condition == "ticket":
-        init = load_weights(lay.theta0_path(t)) if rnd == 0 else _rewind_weights(lay, t)
-        return [
-            Net(paths.run_key(t), t, None, mask, init, seed_for(seed, condition, t, rnd), source)
-        ]
+        init = (
+            load_weights(lay.theta0_path(t), arch=net) if rnd == 0 else _rewind_weights(lay, t, net)
+        )
+        data_seed = seed_for(seed, condition, t, rnd)
+        return [Net(paths.run_key(t), t, None, mask, init, data_seed, source, net)]
     if condition == "reinit":
         from lottery.model import glorot_normal_init
 
@@ -191,18 +186,18 @@ def _trial_nets(lay: paths.Layout, params: Params, condition: str, rnd: int, t: 
                 t,
                 r,
                 mask,
-                glorot_normal_init(rng_for(seed, "reinit", t, rnd, r)),
+                glorot_normal_init(rng_for(seed, "reinit", t, rnd, r), net),
                 seed_for(seed, condition, t, rnd, r),
                 replace(source, repeat=r),
+                net,
             )
             for r in range(params.controls.reinit_repeats)
         ]
     if condition == "random":
-        init = _rewind_weights(lay, t)
-        rmask = random_mask_like(mask, rng_for(seed, "random_mask", t, rnd))
-        return [
-            Net(paths.run_key(t), t, None, rmask, init, seed_for(seed, condition, t, rnd), source)
-        ]
+        init = _rewind_weights(lay, t, net)
+        rmask = random_mask_like(mask, rng_for(seed, "random_mask", t, rnd), arch=net)
+        data_seed = seed_for(seed, condition, t, rnd)
+        return [Net(paths.run_key(t), t, None, rmask, init, data_seed, source, net)]
     raise ValueError(f"unknown condition {condition!r}")
 
 
@@ -215,21 +210,26 @@ def _nets(lay: paths.Layout, params: Params, condition: str, rnd: int) -> list[N
 def _next_mask(
     lay: paths.Layout, params: Params, rnd: int, trained: Weights, mask: Mask, trial: int
 ) -> Mask:
-    """m_{k+1}: iterative prunes round k's survivors; one-shot prunes the dense network."""
-    p = params.prune
+    """m_{k+1}: iterative prunes round k's survivors; one-shot prunes the dense network.
+
+    Each layer is pruned at its rate from `Params.layer_rates` (by name, else by type);
+    one-shot uses each layer's cumulative rate to round k+1."""
+    p, net = params.prune, params.architecture()
+    rates = params.layer_rates()
     if p.strategy == "iterative":
-        kernels = {layer: trained[kernel_key(layer)] for layer in mask}
-        return prune_magnitude(kernels, mask, p.rates, p.scope, p.global_rate, p.global_exclude)
-    dense = load_weights(lay.dense_trained_path(trial)) if rnd > 0 else trained
-    kernels = {layer: dense[kernel_key(layer)] for layer in mask}
-    rates = {layer: cumulative_rate(r, rnd + 1) for layer, r in p.rates.items()}
+        kernels = kernels_of(trained, arch=net)
+        return prune_magnitude(
+            kernels, mask, rates, p.scope, p.global_rate, p.global_exclude, arch=net
+        )
+    dense = load_weights(lay.dense_trained_path(trial), arch=net) if rnd > 0 else trained
     return prune_magnitude(
-        kernels,
-        ones_mask(),
-        rates,
+        kernels_of(dense, arch=net),
+        ones_mask(net),
+        {layer: cumulative_rate(r, rnd + 1) for layer, r in rates.items()},
         p.scope,
         cumulative_rate(p.global_rate, rnd + 1),
         p.global_exclude,
+        arch=net,
     )
 
 
@@ -271,14 +271,14 @@ def _run_tags(
     tags = replace(
         net.source,
         dvc_stage=stage,
-        mask_sha256=mask_hash(net.mask),
+        mask_sha256=mask_hash(net.mask, arch=net.arch),
         init_sha256=net.init_sha256,
         study_hash=params.study_hash(),
         git_commit=git_commit,
     ).as_tags()
     tags.update({lineage.tag(k): v for k, v in extra.items()})
-    tags[lineage.tag("density")] = f"{density(net.mask)['overall']:.6f}"
-    tags[lineage.tag("percent_remaining")] = f"{percent_remaining(net.mask):.4f}"
+    tags[lineage.tag("density")] = f"{density(net.mask, arch=net.arch)['overall']:.6f}"
+    tags[lineage.tag("percent_remaining")] = f"{percent_remaining(net.mask, arch=net.arch):.4f}"
     return tags
 
 
@@ -350,26 +350,25 @@ def train_stage(params: Params, condition: str, name: str, root: Path) -> dict[s
     from lottery import tracking
     from lottery.training import Engine, device_name
 
-    require_lenet(params)
     lay = paths.Layout(root)
     st = Stage(
         lay, params, condition, name, dvc_stage_name(condition, name), tracking.git_revision()
     )
     recorder = _open_recorder(params, st.dvc_stage)
-    split = load_split(lay.prepared_dir())
-    split_sha = str(io.read_json(lay.prepared_dir() / "manifest.json")["split_sha256"])
+    split, split_sha = _stage_split(lay, params.architecture())  # before any run starts
     nets = _nets(lay, params, condition, st.rnd)
     device = device_name()
     run_ids = _start_runs(st, recorder, nets, _setting(params, device, len(nets)))
     log(
-        f"{st.dvc_stage}: training {len(nets)} network(s) on {device} "
-        f"({percent_remaining(nets[0].mask):.2f}% of weights remaining), "
-        f"{params.train.iterations} iterations, MLflow {recorder.uri}"
+        f"{st.dvc_stage}: training {len(nets)} {nets[0].arch.describe()} network(s) on "
+        f"{device} ({percent_remaining(nets[0].mask, arch=nets[0].arch):.2f}% of weights "
+        f"remaining), {params.train.iterations} iterations, MLflow {recorder.uri}"
     )
     ok = False
     try:
         started = time.perf_counter()
-        engine = Engine(split, len(nets), _train_config(params, condition, st.rnd))
+        cfg = _train_config(params, condition, st.rnd)
+        engine = Engine(split, len(nets), cfg, architecture=nets[0].arch)
         live = recorder.live_curves([run_ids[n.key] for n in nets])  # curves while it trains
         results = engine.train(
             [n.init for n in nets],
@@ -393,6 +392,13 @@ def train_stage(params: Params, condition: str, name: str, root: Path) -> dict[s
     return metrics
 
 
+def _stage_split(lay: paths.Layout, net: Architecture) -> tuple[Split, str]:
+    """The prepared split and its SHA-256, checked to hold the images `net` takes."""
+    split = load_split(lay.prepared_dir())
+    split.require_image_shape(net.input_shape, net.describe())
+    return split, str(io.read_json(lay.prepared_dir() / "manifest.json")["split_sha256"])
+
+
 def _record_runs(
     st: Stage,
     recorder: Any,
@@ -412,7 +418,7 @@ def _record_runs(
             rid,
             {
                 **res.summary,
-                "percent_remaining": percent_remaining(net.mask),
+                "percent_remaining": percent_remaining(net.mask, arch=net.arch),
                 "train_seconds": seconds,
             },
         )
@@ -466,7 +472,7 @@ def _made_by(st: Stage, net: Net, trained: Weights, run_id: str) -> dict[str, An
         "trial": net.trial,
         "theta0_sha256": str(net.source.theta0_sha256),
         "init_sha256": net.init_sha256,
-        "trained_sha256": weights_hash(trained),
+        "trained_sha256": weights_hash(trained, arch=net.arch),
         "mlflow_run_id": run_id,
         "dvc_stage": st.dvc_stage,
         "git_commit": st.git_commit,
@@ -489,12 +495,13 @@ def _write_ticket(
         ]
     nxt = _next_mask(lay, st.params, rnd, res.weights, net.mask, net.trial)
     nxt_path = lay.next_mask_path(st.name, net.trial)
-    save_mask(nxt_path, nxt)
+    save_mask(nxt_path, nxt, arch=net.arch)
     record = lineage.Lineage.of(
         nxt,
+        arch=net.arch,
         round=rnd + 1,
         condition="ticket",
-        parent_sha256=mask_hash(net.mask),
+        parent_sha256=mask_hash(net.mask, arch=net.arch),
         parent_path=str(paths.round_mask_path(rnd, net.trial)),
         pruning=_pruning_record(st.params),
         **_made_by(st, net, res.weights, run_id),
@@ -509,14 +516,15 @@ def _write_control(st: Stage, net: Net, res: Any, run_id: str) -> list[tuple[Pat
     files: list[tuple[Path, str]] = []
     if st.condition == "reinit":
         init_file = st.lay.start_weights_path(st.condition, st.name, net.key)
-        save_weights(init_file, net.init)
+        save_weights(init_file, net.init, arch=net.arch)
         files.append((init_file, "weights"))
     mpath = st.lay.control_mask_path(st.condition, st.name, net.key)
-    save_mask(mpath, net.mask)
+    save_mask(mpath, net.mask, arch=net.arch)
     lineage.write(
         mpath,
         lineage.Lineage.of(
             net.mask,
+            arch=net.arch,
             round=st.rnd,
             repeat=net.repeat,
             condition=st.condition,
@@ -533,7 +541,7 @@ def _run_metrics(net: Net, res: Any) -> dict[str, Any]:
     return {
         "trial": net.trial,
         "repeat": net.repeat or 0,
-        "percent_remaining": percent_remaining(net.mask),
+        "percent_remaining": percent_remaining(net.mask, arch=net.arch),
         **res.summary,
         "early_stop_iteration": int(res.early_stop_iteration),
         "stop_iteration": int(res.stop_iteration),
@@ -552,7 +560,7 @@ def _stage_metrics(
         "iterations": t.iterations,
         "eval_every": t.eval_every,
         "patience": t.patience,
-        "density": density(nets[0].mask),
+        "density": density(nets[0].mask, arch=nets[0].arch),
         "runs": runs,
         "summary": _aggregate(runs),
     }
@@ -568,7 +576,7 @@ def _write_outputs(
     run_tags: dict[str, dict[str, str]] = {}
     for net, res in zip(nets, results, strict=True):
         trained_file = st.lay.trained_path(st.condition, st.name, net.key)
-        save_weights(trained_file, res.weights)
+        save_weights(trained_file, res.weights, arch=net.arch)
         files: list[tuple[Path, str]] = [(trained_file, "weights")]
         if st.condition == "ticket":
             own, run_tags[net.key] = _write_ticket(st, net, res, run_ids[net.key])
@@ -590,11 +598,11 @@ def _write_dense(
     """Round 0 also saves what later rounds start from: θ_j and the dense trained weights."""
     j = params.prune.rewind_iteration
     rewind = res.rewind if res.rewind is not None else net.init
-    save_weights(lay.rewind_path(net.trial), rewind)
+    save_weights(lay.rewind_path(net.trial), rewind, arch=net.arch)
     io.write_json(
         lay.rewind_path(net.trial).with_suffix(".json"),
         {
-            "sha256": weights_hash(rewind),
+            "sha256": weights_hash(rewind, arch=net.arch),
             "rewind_iteration": j,
             "trial": net.trial,
             "theta0_sha256": net.source.theta0_sha256,
@@ -602,7 +610,7 @@ def _write_dense(
             "git_commit": git_commit,
         },
     )
-    save_weights(lay.dense_trained_path(net.trial), res.weights)
+    save_weights(lay.dense_trained_path(net.trial), res.weights, arch=net.arch)
 
 
 # ---------------------------------------------------------------- figures and report
@@ -643,14 +651,14 @@ def load_curves(params: Params, root: Path) -> dict[str, dict[int, dict[str, Any
 def visualise(params: Params, root: Path) -> dict[str, Path]:
     from lottery import plots
 
-    lay = paths.Layout(root)
+    lay, net = paths.Layout(root), params.architecture()
     rounds = range(params.study.rounds + 1)
     masks = {
-        k: {t: load_mask(lay.round_mask_path(k, t)) for t in range(params.study.trials)}
+        k: {t: load_mask(lay.round_mask_path(k, t), arch=net) for t in range(params.study.trials)}
         for k in rounds
     }
     figures = plots.render_all(
-        masks, load_metrics(params, root), load_curves(params, root), lay.figures_dir()
+        masks, load_metrics(params, root), load_curves(params, root), lay.figures_dir(), net
     )
     log(f"wrote {len(figures)} figures to {paths.figures_dir()}")
     return figures

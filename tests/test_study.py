@@ -11,10 +11,16 @@ import numpy as np
 import pytest
 import yaml
 
-from lottery import paths, study
-from lottery.arch import LAYERS, kernel_key
-from lottery.errors import UserError
-from lottery.masks import density, load_mask, load_weights, ones_mask, weights_hash
+from lottery import lineage, paths, study
+from lottery.arch import LAYERS, LENET, kernel_key
+from lottery.masks import (
+    density,
+    load_mask,
+    load_weights,
+    mask_hash,
+    ones_mask,
+    weights_hash,
+)
 from lottery.params import Params, generate_pipeline, parse_params
 from lottery.pruning import cumulative_rate, prune_magnitude
 
@@ -243,13 +249,35 @@ def test_a_fashion_mnist_study_prepares_its_own_split_and_trains(tmp_path: Path)
 
 
 @pytest.mark.parametrize(
-    "model", [{"network": "conv2", "hidden": []}, {"network": "mlp", "hidden": [200]}]
+    ("dataset", "model"),
+    [
+        ("mnist", {"network": "conv2", "hidden": []}),
+        ("fashion-mnist", {"network": "mlp", "hidden": [200]}),
+    ],
 )
-def test_a_network_the_stages_do_not_train_is_refused_before_any_work(
-    tmp_path: Path, model: dict[str, object]
+def test_init_draws_theta0_and_m0_of_the_chosen_network(
+    tmp_path: Path, dataset: str, model: dict[str, object]
 ) -> None:
-    rates = {"conv": 0.1, "fc": 0.2, "out": 0.1} if model["network"] == "conv2" else {"fc": 0.2}
-    params = tiny_params(model=model, prune={"rates": {**rates, "out": 0.1}})
-    with pytest.raises(UserError, match=r"model .*LeNet-300-100"):
-        study.init(params, tmp_path)
-    assert not (tmp_path / "artifacts").exists()
+    """Any network of params.yaml gets its own θ0 (the library's Glorot draw for its
+    architecture) and an all-ones m_0 with its layers' shapes, lineage included."""
+    from lottery.model import glorot_normal_init
+
+    rates = {"conv": 0.1, "fc": 0.2} if model["network"] == "conv2" else {"fc": 0.2}
+    params = tiny_params(
+        data={"dataset": dataset}, model=model, prune={"rates": {**rates, "out": 0.1}}
+    )
+    net = params.architecture()
+    assert net != LENET
+    study.init(params, tmp_path)
+    lay = paths.Layout(tmp_path)
+    for t in range(params.study.trials):
+        theta0 = load_weights(lay.theta0_path(t), arch=net)
+        want = glorot_normal_init(study.rng_for(params.study.seed, "theta0", t), net)
+        assert all(np.array_equal(theta0[k], want[k]) for k in net.weight_shapes())
+        m0 = load_mask(lay.initial_mask_path(t), arch=net)
+        assert {n: m.shape for n, m in m0.items()} == net.kernel_shapes
+        assert all(m.all() for m in m0.values())
+        record = lineage.read(lay.initial_mask_path(t))
+        assert record.sha256 == mask_hash(m0, arch=net)
+        assert record.kept["overall"] == net.n_prunable
+        assert record.theta0_sha256 == weights_hash(theta0, arch=net)
