@@ -40,19 +40,19 @@ from typing import Any
 from lottery.audit_chain import Auditor, study_masks
 from lottery.audit_render import render
 from lottery.errors import UserError
-from lottery.params import load_params
+from lottery.params import Params, load_params
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 OK, FAILED = 0, 1
 
 
-def targets_of(target: Path | None, params_file: Path, root: Path) -> list[str]:
+def targets_of(target: Path | None, params: Params, root: Path) -> list[str]:
     """The masks to audit (relative to `root`): `target`, or every mask the params define.
 
-    Relative paths (`target`, `params_file`) are relative to `root`."""
+    A relative `target` is relative to `root`."""
     if target is None:
-        return study_masks(load_params(root / params_file))
+        return study_masks(params)
     p = (root / target).resolve()
     try:
         rel = p.relative_to(root.resolve()).as_posix()
@@ -87,13 +87,15 @@ def _result(auditor: Auditor, targets: list[str], root: Path, running: Any) -> d
 def audit(
     target: Path | None, params_file: Path, root: Path, repair: bool = False
 ) -> tuple[dict[str, Any], Auditor]:
-    """Audit `target` (a mask file) or every mask of the study at `root`.
+    """Audit `target` (a mask file) or every mask of the study at `root`, whose network is
+    the one its params (`params_file`, relative to `root`) name.
 
     With `repair`, orphaned RUNNING runs are first marked FAILED."""
     from lottery.tracking import tracking_uri
 
-    targets = targets_of(target, params_file, root)
-    auditor = Auditor(root, tracking_uri())
+    params = load_params(root / params_file)
+    targets = targets_of(target, params, root)
+    auditor = Auditor(root, tracking_uri(), params.architecture())
     running = auditor.runs.running(repair) if auditor.runs.client() is not None else []
     try:
         for rel in targets:

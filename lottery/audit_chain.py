@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lottery import paths
+from lottery.arch import LENET, Architecture
 from lottery.audit_dvc import DvcLock
 from lottery.audit_links import Expected, Link, Problem, add_problem
 from lottery.audit_mlflow import MlflowRuns
@@ -138,21 +139,24 @@ def _check_named(
 
 
 class Auditor:
-    """Audits chains, caching each link, file md5 and MLflow run it has seen."""
+    """Audits chains, caching each link, file md5 and MLflow run it has seen. Masks and
+    weights are read as those of the study's network `arch` (`Params.architecture`)."""
 
-    def __init__(self, root: Path, uri: str) -> None:
+    def __init__(self, root: Path, uri: str, arch: Architecture = LENET) -> None:
         self.root = root
         self.uri = uri
+        self.arch = arch
         self.links: dict[str, Link] = {}
         self.general: list[Problem] = []
         self.dvc = DvcLock(root, self.general)
-        self.runs = MlflowRuns(uri, self.general)
+        self.runs = MlflowRuns(uri, self.general, arch)
         self._weights: dict[str, str | None] = {}
 
     def weights_sha(self, link: Link, rel: str) -> str | None:
         if rel not in self._weights:
             try:
-                self._weights[rel] = weights_hash(load_weights(self.root / rel))
+                weights = load_weights(self.root / rel, arch=self.arch)
+                self._weights[rel] = weights_hash(weights, arch=self.arch)
             except MaskError as exc:
                 self._weights[rel] = None
                 add_problem(link, "file", str(exc))
@@ -198,7 +202,7 @@ class Auditor:
         self.links[rel] = link
         path = self.root / rel
         try:
-            link.sha256 = mask_hash(load_mask(path))
+            link.sha256 = mask_hash(load_mask(path, arch=self.arch), arch=self.arch)
         except MaskError as exc:
             add_problem(link, "file", str(exc))
         try:

@@ -9,17 +9,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lottery.arch import LENET, Architecture
 from lottery.audit_links import Expected, Link, Problem, add_problem
 from lottery.lineage import RunTags
 from lottery.masks import MaskError, load_mask, mask_hash
 
 
 class MlflowRuns:
-    """The store at `uri`, with the runs and experiments it has fetched."""
+    """The store at `uri`, with the runs and experiments it has fetched; logged masks are
+    read as those of network `arch`."""
 
-    def __init__(self, uri: str, general: list[Problem]) -> None:
+    def __init__(self, uri: str, general: list[Problem], arch: Architecture = LENET) -> None:
         self.uri = uri
         self.general = general
+        self.arch = arch
         self._client: Any = None
         self._mlflow_error: str | None = None
         self._runs: dict[str, Any] = {}
@@ -211,7 +214,7 @@ class MlflowRuns:
                 continue
             if art.endswith(".npz"):
                 try:
-                    got = mask_hash(load_mask(local))
+                    got = mask_hash(load_mask(local, arch=self.arch), arch=self.arch)
                 except MaskError as exc:
                     add_problem(link, "mlflow", f"artifact {art} of run {run_id}: {exc}")
                     continue
