@@ -201,8 +201,10 @@ def conv_mask_figure(kernel_mask: np.ndarray, layer: str, title: str) -> Figure:
     fig.colorbar(image, ax=ax, label=f"fraction of the {kh}×{kw} kernel kept")
     ax.set_xlabel(f"output channel of {layer} ({c_out})")
     ax.set_ylabel(f"input channel ({c_in})")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    for axis, n in ((ax.xaxis, c_out), (ax.yaxis, c_in)):  # channel numbers, whole only
+        axis.set_major_locator(
+            FixedLocator(list(range(n))) if n <= 16 else MaxNLocator(integer=True)
+        )
     ax.set_title(title)
     return fig
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from matplotlib.collections import PolyCollection
 
-from lottery import plots, results
+from lottery import arch, paths, plots, report, results
 from lottery.arch import LAYER_SHAPES
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -249,6 +249,57 @@ def test_densities_from_masks_average_trials() -> None:
     assert d[1]["fc1"] == pytest.approx(0.75)
     assert d[1]["out"] == pytest.approx(0.5)
     assert d[1]["overall"] == pytest.approx((1.0 + 392 * 300 / 266_200) / 2)
+
+
+# ------------------------------------------------------------------ other networks
+
+
+def test_conv_channel_density_on_hand_made_mask() -> None:
+    mask = np.zeros((3, 3, 2, 4), dtype=bool)
+    mask[:, :, 0, 1] = True  # the whole kernel of input channel 0 -> output channel 1
+    mask[0, 2, 1, 3] = True  # one of the nine weights of 1 -> 3
+    d = plots.conv_channel_density(mask)
+    assert d.shape == (2, 4)
+    assert d[0, 1] == 1.0 and d[1, 3] == pytest.approx(1 / 9)
+    assert d.sum() == pytest.approx(1 + 1 / 9)
+    with pytest.raises(ValueError, match="shape"):
+        plots.conv_channel_density(np.ones((784, 300), dtype=bool))
+    with pytest.raises(ValueError, match="0/1"):
+        plots.conv_channel_density(np.full((3, 3, 1, 2), 0.5))
+
+
+def test_mask_figures_follow_the_network(tmp_path: Path) -> None:
+    """Conv layers get their channel-pair maps; a dense first layer its mask; the pixel map
+    only where that layer sees a one-channel image."""
+    conv = arch.build("conv4", (32, 32, 3))
+    rng = np.random.default_rng(0)
+    masks = {n: rng.random(s) < 0.5 for n, s in conv.kernel_shapes.items()}
+    out = plots.mask_figures(masks, 2, 0, conv, tmp_path / "conv")
+    assert set(out) == {f"masks/r02_conv{i}_mask" for i in range(1, 5)}
+    for name, path in out.items():
+        assert path == tmp_path / "conv" / f"{name}.png"
+        assert_png(path, plots.CONV_FIGSIZE)
+        assert paths.parse_mask_figure(name) == (2, f"{name[-10:-5]}_mask")
+    assert report.figure_caption("masks/r02_conv3_mask") == (
+        "Round 2: conv3 mask, fraction of each kernel kept per channel pair"
+    )
+    colour = arch.build("mlp", (32, 32, 3), (64,))
+    masks = {n: np.ones(s, dtype=bool) for n, s in colour.kernel_shapes.items()}
+    out = plots.mask_figures(masks, 1, 0, colour, tmp_path / "mlp")
+    assert set(out) == {"masks/r01_fc1_mask"}  # 3072 inputs of three channels: no pixel map
+    assert_png(out["masks/r01_fc1_mask"], plots.MASK_FIGSIZE)
+    narrow = arch.build("mlp", (28, 28, 1), (64, 32))
+    masks = {n: np.ones(s, dtype=bool) for n, s in narrow.kernel_shapes.items()}
+    assert set(plots.mask_figures(masks, 0, 0, narrow, tmp_path / "n")) == set(
+        paths.mask_figure_names(0)
+    )
+
+
+def test_density_by_round_keeps_the_networks_layer_order() -> None:
+    layers = ["conv1", "conv2", "fc1", "fc2", "out"]
+    dens = {k: {**{n: 0.9**k for n in layers}, "overall": 0.9**k} for k in range(3)}
+    labels = plots.density_by_round_figure(dens).axes[0].get_legend_handles_labels()[1]
+    assert labels == [*layers, "overall"]
 
 
 # ------------------------------------------------------------------- learning curves
