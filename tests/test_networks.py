@@ -1,0 +1,183 @@
+"""Networks other than LeNet-300-100 through the pipeline's stages, on tiny real data.
+
+In-process: Conv-2 on a tiny CIFAR-10 written in the official binary format, and an mlp
+with hidden widths [64, 32] on Fashion-MNIST. Then one real `dvc repro` of Conv-2 on
+(the first images of) Fashion-MNIST in a temporary git repository, audited clean.
+Each checks the masks' shapes per layer, that every ticket round prunes each layer at its
+type's rate, that pruned weights stay exactly zero in the trained weights, and the figures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lottery import data, paths, plots, study
+from lottery.arch import Architecture, kernel_key
+from lottery.masks import Mask, load_mask, load_weights
+from lottery.params import Params, load_params
+from lottery.pruning import prune_count
+from tests.conftest import make_project, ran_stages, run
+from tests.test_audit import audit, stage_env
+from tests.test_data import tiny_cifar, write_cifar_dir, write_idx
+from tests.test_plots import assert_png
+from tests.test_study import tiny_params
+
+ROOT = Path(__file__).resolve().parents[1]
+CONV_RATES = {"conv": 0.1, "fc": 0.2, "out": 0.1}  # the paper's Conv-2 rates, per layer type
+MLP_RATES = {"fc": 0.2, "out": 0.1}
+#: A few iterations, every one of them evaluated; small batches.
+SHORT: dict[str, object] = {"iterations": 4, "eval_every": 2, "test_every": 4, "batch_size": 10}
+
+
+def assert_round_pruned_at_rates(
+    lay: paths.Layout, net: Architecture, rates: dict[str, float], rnd: int, trial: int = 0
+) -> Mask:
+    """m_{k+1} of ticket round k: each layer of `net`'s shape, the survivors of m_k less
+    `prune_count(rate of its type)`; the trained weights are exactly zero where m_k prunes
+    and trained where it keeps. Returns m_{k+1}."""
+    mask = load_mask(lay.round_mask_path(rnd, trial), arch=net)
+    nxt = load_mask(lay.round_mask_path(rnd + 1, trial), arch=net)
+    name = paths.round_name(rnd)
+    trained = load_weights(lay.trained_path("ticket", name, paths.run_key(trial)), arch=net)
+    start = load_weights(lay.theta0_path(trial), arch=net)
+    for layer in net.layers:
+        m, n = mask[layer.name], nxt[layer.name]
+        assert m.shape == n.shape == layer.kernel_shape
+        kept = int(m.sum())
+        assert int(n.sum()) == kept - prune_count(rates[layer.type], kept), (rnd, layer.name)
+        assert not (n & ~m).any()  # nothing pruned comes back
+        kernel = trained[kernel_key(layer.name)]
+        assert not kernel[~m].any(), (rnd, layer.name)  # pruned weights exactly zero
+        assert (kernel[m] != start[kernel_key(layer.name)][m]).any()  # the rest trained
+    return nxt
+
+
+def run_in_process(params: Params, root: Path) -> dict[str, Path]:
+    """prepare, init, every training stage of `params` and visualise, in-process."""
+    with stage_env(root):
+        study.prepare(params, root)
+        study.init(params, root)
+        for name in study.round_names(params):
+            study.train_stage(params, "ticket", name, root)
+        for name in params.pipeline.reinit_rounds:
+            study.train_stage(params, "reinit", name, root)
+        for name in params.pipeline.random_rounds:
+            study.train_stage(params, "random", name, root)
+        return study.visualise(params, root)
+
+
+def mask_figure_names(figures: Any) -> set[str]:
+    return {str(name) for name in figures if str(name).startswith("masks/")}
+
+
+def test_conv2_on_a_tiny_cifar10_trains_prunes_and_draws_each_conv_layer(tmp_path: Path) -> None:
+    write_cifar_dir(tmp_path / "data" / "cifar10", tiny_cifar(per_file=12, n_test=10))
+    params = tiny_params(
+        study={"trials": 1, "rounds": 1},
+        data={"dataset": "cifar10", "validation_size": 10},
+        model={"network": "conv2", "hidden": []},
+        prune={"rates": CONV_RATES},
+        train=SHORT,
+        controls={"reinit": False, "random": True},
+    )
+    net = params.architecture()
+    assert net.names == ("conv1", "conv2", "fc1", "fc2", "out")
+    assert net.kernel_shapes["conv1"] == (3, 3, 3, 64)
+    figures = run_in_process(params, tmp_path)
+    lay = paths.Layout(tmp_path)
+    m1 = assert_round_pruned_at_rates(lay, net, CONV_RATES, 0)
+    assert_round_pruned_at_rates(lay, net, CONV_RATES, 1)
+    # The random control: m_1's count per layer, drawn anew, in the conv shapes.
+    rmask = load_mask(lay.control_mask_path("random", "r01", "t0"), arch=net)
+    assert {n: int(m.sum()) for n, m in rmask.items()} == {n: int(m.sum()) for n, m in m1.items()}
+    assert not np.array_equal(rmask["conv2"], m1["conv2"])
+    metrics = json.loads(lay.metrics_path("ticket", "r01").read_text())
+    assert metrics["density"]["conv1"] == int(m1["conv1"].sum()) / m1["conv1"].size
+    kept = sum(int(m.sum()) for m in m1.values())
+    assert abs(metrics["percent_remaining"] - 100 * kept / net.n_prunable) < 1e-9
+    # Figures: each conv layer's map per round; no pixel map for a conv first layer.
+    want = {paths.layer_mask_figure_name(k, c) for k in range(2) for c in ("conv1", "conv2")}
+    assert mask_figure_names(figures) == want
+    for name in want:
+        assert_png(figures[name], plots.CONV_FIGSIZE)
+
+
+def test_an_mlp_64_32_on_fashion_mnist_trains_prunes_and_draws_its_first_layer(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "data").symlink_to(ROOT / "data")
+    params = tiny_params(
+        study={"trials": 1, "rounds": 1},
+        data={"dataset": "fashion-mnist", "validation_size": 100},
+        model={"network": "mlp", "hidden": [64, 32]},
+        prune={"rates": MLP_RATES},
+        train=SHORT,
+        controls={"reinit": False, "random": False},
+    )
+    net = params.architecture()
+    assert net.kernel_shapes == {"fc1": (784, 64), "fc2": (64, 32), "out": (32, 10)}
+    figures = run_in_process(params, tmp_path)
+    lay = paths.Layout(tmp_path)
+    assert_round_pruned_at_rates(lay, net, MLP_RATES, 0)
+    assert_round_pruned_at_rates(lay, net, MLP_RATES, 1)
+    # 784 inputs of a one-channel image: the fc1 mask and the pixel map, every round.
+    assert mask_figure_names(figures) == {n for k in range(2) for n in paths.mask_figure_names(k)}
+    fc1_mask, pixel_map = paths.mask_figure_names(1)
+    assert_png(figures[fc1_mask], plots.MASK_FIGSIZE)
+    assert_png(figures[pixel_map], plots.PIXEL_FIGSIZE)
+
+
+def small_fashion_mnist(dest: Path, n_train: int = 600, n_test: int = 100) -> Path:
+    """The first images of the committed Fashion-MNIST, in its own files and SHA256SUMS
+    (the full 10,000-image test set costs a Conv-2 ~10 s per evaluation here)."""
+    src = ROOT / "data" / "fashion-mnist"
+    dest.mkdir(parents=True)
+    lines = []
+    for role, name in data.MNIST_FILES.items():
+        images = role.endswith("images")
+        arr = data.read_idx(src / name, "images" if images else "labels")
+        arr = arr[: n_train if role.startswith("train") else n_test]
+        write_idx(dest / name, 0x803 if images else 0x801, arr.shape, arr.tobytes())
+        lines.append(f"{hashlib.sha256((dest / name).read_bytes()).hexdigest()}  {name}\n")
+    (dest / data.CHECKSUMS_FILE).write_text("".join(lines))
+    return dest
+
+
+def test_dvc_repro_trains_conv2_on_fashion_mnist_and_audits_clean(tmp_path: Path) -> None:
+    project = make_project(
+        tmp_path / "conv2",
+        {
+            "study": {"trials": 1, "rounds": 2},
+            "data": {"dataset": "fashion-mnist", "validation_size": 100},
+            "model": {"network": "conv2", "hidden": []},
+            "train": SHORT,
+            "prune": {"rates": CONV_RATES},
+            "controls": {"reinit": True, "random": True, "rounds": [2]},
+        },
+    )
+    small_fashion_mnist(project / "data" / "fashion-mnist")
+    proc = run(project, "dvc", "repro")
+    controls = ["reinit@r02", "random@r02"]
+    assert sorted(ran_stages(proc.stdout)) == sorted(
+        ["prepare", "init", "dense", "ticket@r01", "ticket@r02", *controls, "visualise", "report"]
+    )
+    params = load_params(project / "params.yaml")
+    net = params.architecture()
+    assert net.describe() == "conv2 on 28x28x1"
+    lay = paths.Layout(project)
+    for rnd in range(3):
+        assert_round_pruned_at_rates(lay, net, CONV_RATES, rnd)
+    code, result = audit(project)
+    assert code == 0, result["problems"]
+    assert len(result["targets"]) == 1 + 3 + 2  # m_0, m_1..m_3, one mask per control
+    figures = lay.figures_dir() / "masks"
+    assert sorted(p.name for p in figures.iterdir()) == sorted(
+        f"{paths.round_name(k)}_{c}_mask.png" for k in range(3) for c in ("conv1", "conv2")
+    )
+    assert_png(figures / "r02_conv2_mask.png", plots.CONV_FIGSIZE)
+    assert "conv2 mask, fraction of each kernel kept" in lay.report_path().read_text()
