@@ -9,20 +9,25 @@ type's rate, that pruned weights stay exactly zero in the trained weights, and t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from lottery import data, paths, plots, study
 from lottery.arch import Architecture, kernel_key
+from lottery.data import DataError
 from lottery.masks import Mask, load_mask, load_weights
 from lottery.params import Params, load_params
 from lottery.pruning import prune_count
-from tests.conftest import make_project, ran_stages, run
-from tests.test_audit import audit, stage_env
+from tests.conftest import base_env, make_project, ran_stages, run
+from tests.test_audit import audit
 from tests.test_data import tiny_cifar, write_cifar_dir, write_idx
 from tests.test_plots import assert_png
 from tests.test_study import tiny_params
@@ -57,9 +62,28 @@ def assert_round_pruned_at_rates(
     return nxt
 
 
-def run_in_process(params: Params, root: Path) -> dict[str, Path]:
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One MLflow store for the in-process studies (creating one costs seconds)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@contextlib.contextmanager
+def stage_env(root: Path, store: str) -> Iterator[None]:
+    """The environment a stage of the project at `root` sees, recording into `store`."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(base_env({"DVC_ROOT": str(root), "MLFLOW_TRACKING_URI": store}))
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def run_in_process(params: Params, root: Path, store: str) -> dict[str, Path]:
     """prepare, init, every training stage of `params` and visualise, in-process."""
-    with stage_env(root):
+    with stage_env(root, store):
         study.prepare(params, root)
         study.init(params, root)
         for name in study.round_names(params):
@@ -75,7 +99,9 @@ def mask_figure_names(figures: Any) -> set[str]:
     return {str(name) for name in figures if str(name).startswith("masks/")}
 
 
-def test_conv2_on_a_tiny_cifar10_trains_prunes_and_draws_each_conv_layer(tmp_path: Path) -> None:
+def test_conv2_on_a_tiny_cifar10_trains_prunes_and_draws_each_conv_layer(
+    tmp_path: Path, store: str
+) -> None:
     write_cifar_dir(tmp_path / "data" / "cifar10", tiny_cifar(per_file=12, n_test=10))
     params = tiny_params(
         study={"trials": 1, "rounds": 1},
@@ -88,7 +114,7 @@ def test_conv2_on_a_tiny_cifar10_trains_prunes_and_draws_each_conv_layer(tmp_pat
     net = params.architecture()
     assert net.names == ("conv1", "conv2", "fc1", "fc2", "out")
     assert net.kernel_shapes["conv1"] == (3, 3, 3, 64)
-    figures = run_in_process(params, tmp_path)
+    figures = run_in_process(params, tmp_path, store)
     lay = paths.Layout(tmp_path)
     m1 = assert_round_pruned_at_rates(lay, net, CONV_RATES, 0)
     assert_round_pruned_at_rates(lay, net, CONV_RATES, 1)
@@ -108,7 +134,7 @@ def test_conv2_on_a_tiny_cifar10_trains_prunes_and_draws_each_conv_layer(tmp_pat
 
 
 def test_an_mlp_64_32_on_fashion_mnist_trains_prunes_and_draws_its_first_layer(
-    tmp_path: Path,
+    tmp_path: Path, store: str
 ) -> None:
     (tmp_path / "data").symlink_to(ROOT / "data")
     params = tiny_params(
@@ -121,7 +147,7 @@ def test_an_mlp_64_32_on_fashion_mnist_trains_prunes_and_draws_its_first_layer(
     )
     net = params.architecture()
     assert net.kernel_shapes == {"fc1": (784, 64), "fc2": (64, 32), "out": (32, 10)}
-    figures = run_in_process(params, tmp_path)
+    figures = run_in_process(params, tmp_path, store)
     lay = paths.Layout(tmp_path)
     assert_round_pruned_at_rates(lay, net, MLP_RATES, 0)
     assert_round_pruned_at_rates(lay, net, MLP_RATES, 1)
@@ -130,6 +156,17 @@ def test_an_mlp_64_32_on_fashion_mnist_trains_prunes_and_draws_its_first_layer(
     fc1_mask, pixel_map = paths.mask_figure_names(1)
     assert_png(figures[fc1_mask], plots.MASK_FIGSIZE)
     assert_png(figures[pixel_map], plots.PIXEL_FIGSIZE)
+    # A network for other images is refused on this split before anything trains.
+    conv = tiny_params(
+        data={"dataset": "cifar10"},
+        model={"network": "conv2", "hidden": []},
+        prune={"rates": CONV_RATES},
+    )
+    with (
+        stage_env(tmp_path, store),
+        pytest.raises(DataError, match="28x28x1 images, conv2 on 32x32x3"),
+    ):
+        study.train_stage(conv, "ticket", "r00", tmp_path)
 
 
 def small_fashion_mnist(dest: Path, n_train: int = 600, n_test: int = 100) -> Path:
