@@ -157,12 +157,18 @@ class MlflowServer:
     artifacts: Path
 
 
-@pytest.fixture
-def mlflow_server(tmp_path: Path) -> Iterator[MlflowServer]:
-    """A real `mlflow server` on 127.0.0.1 (SQLite backend, served artifacts); stopped after."""
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """A real `mlflow server` on 127.0.0.1 (SQLite backend, served artifacts), started once
+    and shared by the tests that need one (each records under its own experiment name);
+    stopped at the end of the session.
+
+    Its job runner is off (MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false): the project runs no
+    server-side jobs (GenAI evaluation, trace rollups), and the runner's extra worker
+    processes would only take CPU from the stages under test.
+    """
+    srv = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
-    srv = tmp_path / "mlflow-server"
-    srv.mkdir()
     server = MlflowServer(f"http://127.0.0.1:{port}", srv / "server.log", srv / "artifacts")
     cmd = [
         str(VENV_BIN / "mlflow"),
@@ -182,7 +188,7 @@ def mlflow_server(tmp_path: Path) -> Iterator[MlflowServer]:
         proc = subprocess.Popen(
             cmd,
             cwd=srv,
-            env=base_env(),
+            env=base_env({"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,

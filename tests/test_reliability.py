@@ -472,7 +472,7 @@ def test_killed_stage_resumes_bit_identical(tiny_study: Path, tmp_path: Path) ->
 
 
 SMALL: dict[str, Any] = {
-    "study": {"trials": 1, "rounds": 1},
+    "study": {"trials": 1, "rounds": 1, "name": "queue"},  # the shared server's own experiment
     "controls": {"reinit": False, "random": False},
     "train": {"iterations": 20, "eval_every": 10},
 }
@@ -486,6 +486,13 @@ def test_parallel_queue_against_one_mlflow_server(
     uri, server_log = mlflow_server.url, mlflow_server.log
     env = {"MLFLOW_TRACKING_URI": uri}
     project = make_project(tmp_path / "exp", SMALL)
+    # The data split and θ0 do not depend on the learning rate: prepared once here and
+    # committed, the experiments restore them from the shared DVC cache and run the stages
+    # that train and record (dense, ticket@r01, visualise, report) at the same time.
+    prepared = run(project, "dvc", "repro", "prepare", "init", env=env)
+    assert sorted(ran_stages(prepared.stdout)) == ["init", "prepare"], prepared.stdout
+    run(project, "git", "add", "-A")
+    run(project, "git", "commit", "-q", "-m", "data split and θ0")
     for lr in RATES:
         run(project, "dvc", "exp", "run", "--queue", "-S", f"train.learning_rate={lr}", env=env)
     try:

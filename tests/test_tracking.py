@@ -212,7 +212,8 @@ def test_second_repro_adds_no_runs(tiny_study: Path, tmp_path: Path) -> None:
 
 def test_remote_tracking_server(mlflow_server: MlflowServer, tmp_path: Path) -> None:
     url, art = mlflow_server.url, mlflow_server.artifacts
-    project = make_project(tmp_path / "remote", SHORT)
+    # The server is the session's: this test's runs go to an experiment of their own.
+    project = make_project(tmp_path / "remote", {**SHORT, "study": {"rounds": 1, "name": "remote"}})
     env = {"MLFLOW_TRACKING_URI": url}
     proc = run(project, "dvc", "repro", env=env)
     assert {"dense", "ticket@r01"} <= set(ran_stages(proc.stdout))
@@ -236,7 +237,8 @@ def test_remote_tracking_server(mlflow_server: MlflowServer, tmp_path: Path) -> 
         assert len(client.get_metric_history(r.info.run_id, "val_loss")) == 3
         local = client.download_artifacts(r.info.run_id, "mask/next_mask.npz", str(tmp_path))
         assert mask_hash(load_mask(Path(local))) == tags["lottery.next_mask_sha256"]
-    assert list(art.rglob("next_mask.npz")), "artifacts not stored by the server"
+    stored = list((art / exp.experiment_id).rglob("next_mask.npz"))
+    assert len(stored) == len(children), "artifacts not stored by the server"
 
     audit = run(project, "lottery", "audit", "--json", env=env, check=False)
     assert audit.returncode == 0, audit.stdout[-3000:] + audit.stderr[-2000:]
