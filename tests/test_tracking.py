@@ -267,15 +267,24 @@ def test_unreachable_server_fails_fast(tmp_path: Path) -> None:
     assert not (project / "mlflow.db").exists()
 
 
-def test_curves_reach_mlflow_while_training_runs(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def sqlite_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real SQLite MLflow store for the in-process tests below (creating one runs
+    every schema migration, seconds each time); each test uses its own experiment."""
+    root = tmp_path_factory.mktemp("store")
+    MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}").search_experiments()
+    return root
+
+
+def test_curves_reach_mlflow_while_training_runs(sqlite_store: Path) -> None:
     """LiveCurves sends each evaluation as it comes (here at once: every_s=0), so a run's
     curve is visible in the store before training ends."""
     from mlflow.entities import RunStatus
 
     from lottery.tracking import LiveCurves
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    exp = client.create_experiment("live", artifact_location=(tmp_path / "mlruns").as_uri())
+    client = MlflowClient(tracking_uri=f"sqlite:///{sqlite_store / 'mlflow.db'}")
+    exp = client.create_experiment("live", artifact_location=(sqlite_store / "mlruns").as_uri())
     runs = [client.create_run(exp).info.run_id for _ in range(2)]
     live = LiveCurves(client, runs, every_s=0.0)
     live(10, {0: {"val_loss": 0.5}, 1: {"val_loss": 0.7, "test_accuracy": 0.9}})
@@ -290,11 +299,11 @@ def test_curves_reach_mlflow_while_training_runs(tmp_path: Path) -> None:
     assert history[0].timestamp <= history[1].timestamp
 
 
-def test_stages_logging_one_dataset_at_once_all_get_it(tmp_path: Path) -> None:
+def test_stages_logging_one_dataset_at_once_all_get_it(sqlite_store: Path) -> None:
     """Four threads log the same new dataset to four runs at the same moment, ten times:
     on a real SQL store a bare `log_inputs` loses this race on the dataset's unique key
     (IntegrityError) for some of them; every run must end up with the dataset."""
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(f"sqlite:///{sqlite_store / 'mlflow.db'}")
     experiment = client.create_experiment("race")
     errors: list[str] = []
     for i in range(10):
