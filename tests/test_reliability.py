@@ -382,7 +382,10 @@ def test_killed_stage_resumes_bit_identical(tiny_study: Path, tmp_path: Path) ->
         {
             "study": {"rounds": 1},
             "controls": {"reinit": False, "random": False},
-            "train": {"iterations": 1500, "eval_every": 50},
+            # 15 evaluations (most of a stage's time): the first progress line comes
+            # after the first, so the kill lands with 14 evaluations and 1,400 iterations
+            # still to go.
+            "train": {"iterations": 1500, "eval_every": 100},
         },
     )
     lock_before = (project / "dvc.lock").read_text()
@@ -401,7 +404,6 @@ def test_killed_stage_resumes_bit_identical(tiny_study: Path, tmp_path: Path) ->
         try:
             # the engine's first progress line: the MLflow child runs exist, training is on
             wait_for(log, "[dense] ", proc, timeout=600)
-            time.sleep(1.0)
             os.killpg(proc.pid, signal.SIGKILL)
         finally:
             if proc.poll() is None:
