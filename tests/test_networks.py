@@ -1,8 +1,9 @@
 """Networks other than LeNet-300-100 through the pipeline's stages, on tiny real data.
 
 In-process: Conv-2 on a tiny CIFAR-10 written in the official binary format, and an mlp
-with hidden widths [64, 32] on Fashion-MNIST. Then one real `dvc repro` of Conv-2 on
-(the first images of) Fashion-MNIST in a temporary git repository, audited clean.
+with hidden widths [64, 32] on Fashion-MNIST, through every stage; every dataset with every
+network through its dense round. Then one real `dvc repro` of Conv-2 on (the first images
+of) Fashion-MNIST in a temporary git repository, audited clean.
 Each checks the masks' shapes per layer, that every ticket round prunes each layer at its
 type's rate, that pruned weights stay exactly zero in the trained weights, and the figures.
 """
@@ -169,10 +170,13 @@ def test_an_mlp_64_32_on_fashion_mnist_trains_prunes_and_draws_its_first_layer(
         study.train_stage(conv, "ticket", "r00", tmp_path)
 
 
-def small_fashion_mnist(dest: Path, n_train: int = 600, n_test: int = 100) -> Path:
-    """The first images of the committed Fashion-MNIST, in its own files and SHA256SUMS
-    (the full 10,000-image test set costs a Conv-2 ~10 s per evaluation here)."""
-    src = ROOT / "data" / "fashion-mnist"
+def small_fashion_mnist(
+    dest: Path, n_train: int = 600, n_test: int = 100, dataset: str = "fashion-mnist"
+) -> Path:
+    """The first images of a committed IDX dataset (Fashion-MNIST unless told), in its own
+    files and SHA256SUMS (the full 10,000-image test set costs a Conv-2 ~10 s per
+    evaluation here)."""
+    src = ROOT / "data" / dataset
     dest.mkdir(parents=True)
     lines = []
     for role, name in data.MNIST_FILES.items():
@@ -218,3 +222,42 @@ def test_dvc_repro_trains_conv2_on_fashion_mnist_and_audits_clean(tmp_path: Path
     )
     assert_png(figures / "r02_conv2_mask.png", plots.CONV_FIGSIZE)
     assert "conv2 mask, fraction of each kernel kept" in lay.report_path().read_text()
+
+
+#: Every dataset with every network, each in its own small real data.
+COMBINATIONS = [(d, n) for d in data.DATASETS for n in ("mlp", "conv2", "conv4", "conv6")]
+
+
+def small_dataset(root: Path, dataset: str) -> int:
+    """A small copy of `dataset` under root/data; returns a validation size that fits it."""
+    if dataset == "cifar10":
+        write_cifar_dir(root / "data" / "cifar10", tiny_cifar(per_file=12, n_test=10))
+        return 10
+    small_fashion_mnist(root / "data" / dataset, n_train=200, n_test=20, dataset=dataset)
+    return 50
+
+
+@pytest.mark.parametrize(("dataset", "network"), COMBINATIONS)
+def test_every_dataset_with_every_network_trains_and_prunes_at_its_rates(
+    tmp_path: Path, store: str, dataset: str, network: str
+) -> None:
+    """prepare, init and the dense round in-process: θ0 and m_0 of the network for that
+    dataset's images, trained with pruned weights exactly zero, m_1 at each type's rate.
+    (Conv-2 on Fashion-MNIST runs the whole pipeline through `dvc repro` below.)"""
+    rates = MLP_RATES if network == "mlp" else CONV_RATES
+    params = tiny_params(
+        study={"trials": 1, "rounds": 1},
+        data={"dataset": dataset, "validation_size": small_dataset(tmp_path, dataset)},
+        model={"network": network, "hidden": [16, 8] if network == "mlp" else []},
+        prune={"rates": rates},
+        train={**SHORT, "iterations": 2, "eval_every": 2, "test_every": 2},
+        controls={"reinit": False, "random": False},
+    )
+    net = params.architecture()
+    assert net.input_shape == ((32, 32, 3) if dataset == "cifar10" else (28, 28, 1))
+    with stage_env(tmp_path, store):
+        study.prepare(params, tmp_path)
+        study.init(params, tmp_path)
+        metrics = study.train_stage(params, "ticket", "r00", tmp_path)
+    assert_round_pruned_at_rates(paths.Layout(tmp_path), net, rates, 0)
+    assert metrics["runs"]["t0"]["stop_iteration"] == 2
