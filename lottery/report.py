@@ -54,7 +54,23 @@ GAP_LABELS: dict[str, str] = {"reinit": "reinit", "random": "random prune"}
 DEFAULT_TOLERANCE_PP = 0.0
 #: Guard against float noise when comparing means that should be equal.
 _EPS = 1e-9
-TITLE = "Lottery Ticket Hypothesis: LeNet-300-100 on MNIST"
+#: How the title names each dataset and network (a params file without `data.dataset` or
+#: `model` predates them: LeNet-300-100 on MNIST).
+DATASET_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
+NETWORK_TITLES = {"conv2": "Conv-2", "conv4": "Conv-4", "conv6": "Conv-6"}
+
+
+def title(params: Mapping[str, Any]) -> str:
+    """The report's title: the network and the dataset the study trained."""
+    model = {"network": "mlp", "hidden": [300, 100], **dict(params.get("model") or {})}
+    dataset = str(dict(params.get("data") or {}).get("dataset", "mnist"))
+    network = model["network"]
+    if network == "mlp":
+        hidden = [int(h) for h in model["hidden"]]
+        name = "LeNet" if hidden == [300, 100] else "MLP"
+        network = "-".join([name, *map(str, hidden)])
+    network = NETWORK_TITLES.get(network, network)
+    return f"Lottery Ticket Hypothesis: {network} on {DATASET_TITLES.get(dataset, dataset)}"
 
 
 # ----------------------------------------------------------------------- the facts
@@ -737,7 +753,7 @@ def render_report(
     runs = results.as_runs(data)
     summary = compute_summary(runs, tolerance_pp)
     all_cells = cells(runs)
-    out = [f"# {TITLE}", "", PREAMBLE, "", _runs_line(all_cells), "", "## Summary", ""]
+    out = [f"# {title(params)}", "", PREAMBLE, "", _runs_line(all_cells), "", "## Summary", ""]
     out += [f"- {c}" for c in summary_claims(summary)]
     out += ["", "## Results", "", markdown_table(all_cells).rstrip("\n"), ""]
     if figures:
