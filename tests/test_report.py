@@ -409,7 +409,28 @@ RESULT_PHRASES: dict[str, tuple[str, ...]] = {
         "No run is censored",
         "down to at least 3.6% (the sparsest round run)",
     ),
+    "lenet-fashion-5trials-10k": (
+        "# Lottery Ticket Hypothesis: LeNet-300-100 on Fashion-MNIST",
+        "30 of 230 runs are censored",
+        "down to 5.6%: round 13 has 88.81%",
+    ),
 }
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({}, "LeNet-300-100 on MNIST"),  # params that predate model and data.dataset
+        ({"data": {"dataset": "fashion-mnist"}}, "LeNet-300-100 on Fashion-MNIST"),
+        ({"model": {"network": "mlp", "hidden": [64, 32]}}, "MLP-64-32 on MNIST"),
+        (
+            {"model": {"network": "conv6", "hidden": []}, "data": {"dataset": "cifar10"}},
+            "Conv-6 on CIFAR-10",
+        ),
+    ],
+)
+def test_the_title_names_the_network_and_the_dataset(params: dict[str, Any], expected: str) -> None:
+    assert report.title(params) == f"Lottery Ticket Hypothesis: {expected}"
 
 
 def test_every_committed_result_is_listed() -> None:
