@@ -72,8 +72,8 @@ def test_every_figure_is_positive(report: tuple[dict[str, Any], str]) -> None:
     study, fractions = bench.result_fractions(
         ROOT / "reports" / "results", ROOT / "presets" / "paper.yaml"
     )
-    expected = f"{study} (stops), {evidence} (new minima)" if fractions else evidence
-    assert paper["profile"] == expected
+    source = f"{study} (stops), {evidence} (new minima)" if fractions else evidence
+    assert paper["profile"] == source
 
 
 def test_ratios_are_consistent_with_the_figures(report: tuple[dict[str, Any], str]) -> None:
