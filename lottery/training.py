@@ -243,12 +243,14 @@ class Engine:
         """Loss and accuracy of each network on (x, y), each network's numbers the same
         whatever else is in the stack (the model's `logits_each`)."""
         logits = self.model.logits_each(x)  # (K, N, 10)
-        labels = tf.broadcast_to(y[None, :], tf.shape(logits)[:2])
-        loss = tf.reduce_mean(
-            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits), axis=1
-        )
-        hit = tf.cast(tf.equal(tf.argmax(logits, axis=2, output_type=tf.int32), labels), tf.float32)
-        return loss, tf.reduce_mean(hit, axis=1)
+        losses, accuracies = [], []
+        for k in range(logits.shape[0]):  # one reduction per network: XLA's reduction of a
+            # (K, N) tensor along N changes its summation order, and last bits, with K
+            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits[k])
+            hit = tf.equal(tf.argmax(logits[k], axis=1, output_type=y.dtype), y)
+            losses.append(tf.reduce_mean(ce))
+            accuracies.append(tf.reduce_mean(tf.cast(hit, tf.float32)))
+        return tf.stack(losses), tf.stack(accuracies)
 
     def train_chunk(self, idx: np.ndarray) -> np.ndarray:
         """Train the stack on batch indices (steps, K, B); each network's mean loss."""

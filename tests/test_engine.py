@@ -366,6 +366,40 @@ def test_a_trajectory_does_not_depend_on_its_neighbours_or_when_they_stop(
             assert all(a[it] == b[it] for it in a.keys() & b.keys())
 
 
+@pytest.mark.parametrize(("n_val", "n_test"), [(1000, 2000), (5000, 10000)])
+def test_each_networks_evaluation_is_the_same_whatever_its_stack(
+    split: Split, patient: list[NetResult], n_val: int, n_test: int
+) -> None:
+    """Loss and accuracy of a trained network on a set, bit for bit, in stacks of 4, 2, 3.
+    (One reduction over a (K, N) tensor summed in an order that changed with K: a loss
+    differed in its last bit between stacks at 1,000 validation examples.)"""
+    small = Split(
+        split.x_train[:600],
+        split.y_train[:600],
+        split.x_val[:n_val],
+        split.y_val[:n_val],
+        split.x_test[:n_test],
+        split.y_test[:n_test],
+        image_shape=split.image_shape,
+    )
+    _, masks, _ = patient_inputs()
+
+    def evaluate(group: list[int]) -> dict[str, list[tuple[float, float]]]:
+        engine = Engine(small, len(group), PATIENT)
+        engine.model.load([patient[i].weights for i in group], [masks[i] for i in group])
+        out = {}
+        for which in ("val", "test"):
+            loss, acc = engine.evaluate(which)
+            out[which] = list(zip(loss.tolist(), acc.tolist(), strict=True))
+        return out
+
+    four = evaluate([0, 1, 2, 3])
+    for group in ([3, 0], [1, 2, 0]):
+        got = evaluate(group)
+        for which in ("val", "test"):
+            assert got[which] == [four[which][i] for i in group], (group, which)
+
+
 def test_a_network_that_would_stop_before_the_snapshot_is_refused(split: Split) -> None:
     cfg = TrainConfig(
         iterations=400, eval_every=10, patience=40, learning_rate=0.01, rewind_iteration=390
