@@ -23,7 +23,7 @@ networks (`feature_group_count` = K) changes its last bits with K, with or witho
 (and is no faster without it); patches (`extract_patches`) times a batched matmul is
 bit-stable under XLA but ~20x slower than the unrolled chain without XLA. On a 2-core CPU
 a conv stack gains nothing over one network at a time (the Conv-2 line of `lottery bench`:
-K = 2..8 at ~0.9x the net-it/s of K = 1): the convolutions are compute-bound already at
+K = 2..8 at ~1.0x the net-it/s of K = 1): the convolutions are compute-bound already at
 batch 60.
 
 The engine compiles conv stacks without XLA (`XLA`): XLA's CPU convolutions, their
