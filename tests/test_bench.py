@@ -115,6 +115,24 @@ def test_targets_are_reported_pass_or_fail(report: tuple[dict[str, Any], str]) -
         assert f"{'PASS' if ok else 'FAIL'}  {t['name']}" in stdout
 
 
+def test_conv2_line_measures_each_stack_against_one_network_at_a_time(
+    report: tuple[dict[str, Any], str],
+) -> None:
+    result, stdout = report
+    conv = result["conv2"]
+    assert conv["network"] == "conv2" and conv["input_shape"] == [32, 32, 3]
+    assert set(conv["net_it_per_s"]) == {"1", *map(str, TINY.conv_stacks)} == {"1", "2"}
+    for k, samples in conv["samples"].items():
+        assert len(samples) == TINY.repeats and all(s > 0 for s in samples)
+        lo, hi = sorted(samples)
+        assert lo <= conv["net_it_per_s"][k] <= hi  # the median of its samples
+    ratios = conv["vs_one_at_a_time"]
+    assert ratios["1"] == 1.0
+    assert ratios["2"] == conv["net_it_per_s"]["2"] / conv["net_it_per_s"]["1"]
+    assert "Conv-2 on 32x32x3, batch 60, masks at 50% density" in stdout
+    assert f"  K=2  {conv['net_it_per_s']['2']:7.2f} net-it/s  {ratios['2']:5.2f}x one" in stdout
+
+
 def test_paper_estimate_prices_the_preset_and_its_patience(tmp_path: Path) -> None:
     """The estimate reads presets/paper.yaml; stopping earlier (a profile where every
     network trains half the horizon) halves the training part, and patience 0 ignores it."""
