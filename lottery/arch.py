@@ -7,7 +7,8 @@ hidden [300, 100], the default) or `conv2` / `conv4` / `conv6` of Frankle & Carb
 (3×3 convolutions, "same" padding, 64/128/256 channels in pairs, each pair followed by a
 2×2 max-pool, then dense 256-256-10).
 
-Pure Python (no TensorFlow import) so masks, pruning and audits stay cheap to load. The
+`glorot_normal_init` draws θ0 for any architecture with NumPy. Pure Python and NumPy (no
+TensorFlow import), so masks, pruning, audits and the `init` stage stay cheap to load. The
 module-level constants describe LeNet-300-100 on 28×28×1 images, the default network.
 """
 
@@ -17,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from math import prod
 from typing import Literal
+
+import numpy as np
 
 NETWORKS: tuple[str, ...] = ("mlp", "conv2", "conv4", "conv6")
 #: The layer types a pruning rate can be given for: every conv layer, every hidden dense
@@ -225,3 +228,35 @@ N_PRUNABLE = LENET.n_prunable
 def weight_shapes() -> dict[str, tuple[int, ...]]:
     """Shapes of every array in a LeNet-300-100 weights file: `fc1/kernel`, `fc1/bias`, ..."""
     return LENET.weight_shapes()
+
+
+def glorot_fans(kernel_shape: tuple[int, ...]) -> tuple[int, int]:
+    """(fan_in, fan_out) as Keras computes them: a dense (fan_in, fan_out) kernel as is; a
+    conv kernel (kh, kw, c_in, c_out) has fan_in kh*kw*c_in and fan_out kh*kw*c_out."""
+    receptive = int(np.prod(kernel_shape[:-2], dtype=np.int64))
+    return receptive * kernel_shape[-2], receptive * kernel_shape[-1]
+
+
+def glorot_normal_init(
+    rng: np.random.Generator, arch: Architecture = LENET
+) -> dict[str, np.ndarray]:
+    """A Gaussian Glorot init (as Keras' `glorot_normal`), biases zero, drawn with NumPy.
+
+    Keras' `glorot_normal` samples a normal truncated at two standard deviations with
+    stddev sqrt(2 / (fan_in + fan_out)) / 0.87962566 (fans by `glorot_fans`). We draw it in
+    NumPy from a seeded generator, layer by layer in forward order, so that θ0 is the same
+    bit for bit on every machine and device. Any `Architecture`, dense or conv layers.
+    """
+    weights: dict[str, np.ndarray] = {}
+    for layer in arch.layers:
+        name, shape = layer.name, layer.kernel_shape
+        fan_in, fan_out = glorot_fans(shape)
+        std = np.sqrt(2.0 / (fan_in + fan_out)) / 0.87962566103423978
+        draw = rng.standard_normal(shape)
+        bad = np.abs(draw) > 2.0
+        while bad.any():  # resample outside +-2 std: a truncated normal
+            draw[bad] = rng.standard_normal(int(bad.sum()))
+            bad = np.abs(draw) > 2.0
+        weights[kernel_key(name)] = (draw * std).astype(np.float32)
+        weights[bias_key(name)] = np.zeros(layer.fan_out, dtype=np.float32)
+    return weights

@@ -129,7 +129,7 @@ def _masks(k: int, density: dict[str, float] | None, seed: int) -> list[Mask]:
 
 
 def _inits(k: int, seed: int) -> list[Weights]:
-    from lottery.model import glorot_normal_init
+    from lottery.arch import glorot_normal_init
 
     return [glorot_normal_init(np.random.default_rng([seed, i])) for i in range(k)]
 

@@ -39,7 +39,6 @@ def random_split(net: arch.Architecture, n_train: int, seed: int = 0) -> Split:
 
 
 def engine_for(split: Split, net: arch.Architecture, k: int) -> Engine:
-    from lottery.model import glorot_normal_init
     from lottery.training import Engine, TrainConfig
 
     engine = Engine(split, k, TrainConfig(iterations=1, batch_size=BATCH), architecture=net)
@@ -48,7 +47,7 @@ def engine_for(split: Split, net: arch.Architecture, k: int) -> Engine:
         {name: rng.random(shape) < DENSITY for name, shape in net.kernel_shapes.items()}
         for _ in range(k)
     ]
-    inits = [glorot_normal_init(np.random.default_rng([k, i]), net) for i in range(k)]
+    inits = [arch.glorot_normal_init(np.random.default_rng([k, i]), net) for i in range(k)]
     engine.model.load(inits, masks)
     return engine
 

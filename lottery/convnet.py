@@ -37,9 +37,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lottery.arch import Architecture, Layer, bias_key, kernel_key
+from lottery.arch import Architecture, Layer, bias_key, glorot_normal_init, kernel_key
 from lottery.masks import Mask, Weights, validate_mask, validate_weights
-from lottery.model import export_stack, glorot_normal_init, tf
+from lottery.model import export_stack, tf
 
 #: Compile conv stacks' steps with XLA (the engine reads it): off, see the module doc.
 XLA = False

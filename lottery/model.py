@@ -208,36 +208,6 @@ class Adam(tf.Module):  # type: ignore[misc]
         self.iterations.assign_add(1)
 
 
-def glorot_fans(kernel_shape: tuple[int, ...]) -> tuple[int, int]:
-    """(fan_in, fan_out) as Keras computes them: a dense (fan_in, fan_out) kernel as is; a
-    conv kernel (kh, kw, c_in, c_out) has fan_in kh*kw*c_in and fan_out kh*kw*c_out."""
-    receptive = int(np.prod(kernel_shape[:-2], dtype=np.int64))
-    return receptive * kernel_shape[-2], receptive * kernel_shape[-1]
-
-
-def glorot_normal_init(rng: np.random.Generator, arch: Architecture = LENET) -> Weights:
-    """A Gaussian Glorot init (as Keras' `glorot_normal`), biases zero, drawn with NumPy.
-
-    Keras' `glorot_normal` samples a normal truncated at two standard deviations with
-    stddev sqrt(2 / (fan_in + fan_out)) / 0.87962566 (fans by `glorot_fans`). We draw it in
-    NumPy from a seeded generator, layer by layer in forward order, so that θ0 is the same
-    bit for bit on every machine and device. Any `Architecture`, dense or conv layers.
-    """
-    weights: Weights = {}
-    for layer in arch.layers:
-        name, shape = layer.name, layer.kernel_shape
-        fan_in, fan_out = glorot_fans(shape)
-        std = np.sqrt(2.0 / (fan_in + fan_out)) / 0.87962566103423978
-        draw = rng.standard_normal(shape)
-        bad = np.abs(draw) > 2.0
-        while bad.any():  # resample outside +-2 std: a truncated normal
-            draw[bad] = rng.standard_normal(int(bad.sum()))
-            bad = np.abs(draw) > 2.0
-        weights[kernel_key(name)] = (draw * std).astype(np.float32)
-        weights[bias_key(name)] = np.zeros(layer.fan_out, dtype=np.float32)
-    return weights
-
-
 def device_name() -> str:
     """The device TensorFlow trains on: the first GPU if one is visible, else the CPU."""
     gpus = tf.config.list_logical_devices("GPU")

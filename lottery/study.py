@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from lottery import io, lineage, paths
-from lottery.arch import Architecture
+from lottery.arch import Architecture, glorot_normal_init
 from lottery.data import Split, load_split
 from lottery.data import prepare as prepare_data
 from lottery.masks import (
@@ -96,7 +96,6 @@ def prepare(params: Params, root: Path) -> dict[str, Any]:
 def init(params: Params, root: Path) -> None:
     """Draw θ0 once per trial (Glorot normal, biases zero) and the all-ones mask m_0, both
     of the network `model` names on the dataset's images (`Params.architecture`)."""
-    from lottery.model import glorot_normal_init  # TensorFlow only where needed
 
     net = params.architecture()
     lay = paths.Layout(root)
@@ -178,8 +177,6 @@ def _trial_nets(lay: paths.Layout, params: Params, condition: str, rnd: int, t: 
         data_seed = seed_for(seed, condition, t, rnd)
         return [Net(paths.run_key(t), t, None, mask, init, data_seed, source, net)]
     if condition == "reinit":
-        from lottery.model import glorot_normal_init
-
         return [
             Net(
                 paths.run_key(t, r),

@@ -1,4 +1,4 @@
-"""Stage `prepare`: verify the committed MNIST files and write the train/val/test split."""
+"""Stage `prepare`: verify the chosen dataset's files and write the train/val/test split."""
 
 from _bootstrap import ROOT
 

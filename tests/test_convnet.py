@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lottery import arch, convnet, model
+from lottery import arch, convnet
 from lottery.arch import Architecture, kernel_key
 from lottery.convnet import StackedConvNet, glorot_normal_init
 from lottery.data import Split, load_split, prepare
@@ -217,8 +217,8 @@ def test_masks_and_weights_of_another_shape_are_refused() -> None:
 
 
 def test_glorot_init_uses_conv_fans() -> None:
-    """θ0 as `model.glorot_normal_init` draws it: conv fans k·k·c_in and k·k·c_out."""
-    assert convnet.glorot_normal_init is model.glorot_normal_init
+    """θ0 as `arch.glorot_normal_init` draws it: conv fans k·k·c_in and k·k·c_out."""
+    assert convnet.glorot_normal_init is arch.glorot_normal_init
     w = glorot_normal_init(np.random.default_rng(0), CIFAR_CONV2)
     assert list(w) == list(CIFAR_CONV2.weight_shapes())
     std = np.sqrt(2.0 / (9 * 64 + 9 * 64)) / 0.87962566103423978  # conv2: 3×3, 64 -> 64

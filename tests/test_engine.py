@@ -10,10 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lottery.arch import LAYER_SHAPES, LAYERS, kernel_key
+from lottery.arch import LAYER_SHAPES, LAYERS, glorot_normal_init, kernel_key
 from lottery.data import Split, load_split, prepare
 from lottery.masks import Mask, Weights, weights_hash
-from lottery.model import glorot_normal_init
 from lottery.pruning import kernels_of, prune_magnitude
 from lottery.stopping import replay
 from lottery.training import Engine, NetResult, TrainConfig, eval_points, summarise
@@ -422,7 +421,7 @@ def test_patience_and_test_every_must_be_multiples_of_eval_every(
 
 def test_glorot_init_of_any_architecture() -> None:
     from lottery import arch
-    from lottery.model import glorot_fans
+    from lottery.arch import glorot_fans
 
     lenet = glorot_normal_init(np.random.default_rng(11))
     explicit = glorot_normal_init(np.random.default_rng(11), arch.LENET)

@@ -260,7 +260,7 @@ def test_init_draws_theta0_and_m0_of_the_chosen_network(
 ) -> None:
     """Any network of params.yaml gets its own θ0 (the library's Glorot draw for its
     architecture) and an all-ones m_0 with its layers' shapes, lineage included."""
-    from lottery.model import glorot_normal_init
+    from lottery.arch import glorot_normal_init
 
     rates = {"conv": 0.1, "fc": 0.2} if model["network"] == "conv2" else {"fc": 0.2}
     params = tiny_params(
