@@ -18,6 +18,7 @@ before (its `curves.json`), and writes `evidence.json`, `evidence.md` and a comp
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import sys
 from collections.abc import Iterable, Sequence
@@ -86,10 +87,25 @@ class Row:
     accuracy_unchanged: int
     max_accuracy_change_pp: float
     iterations_trained: float  # fraction of the horizon's iterations trained, all runs
+    smallest_safe_patience: int  # the longest wait between new minima of any of its runs
 
     @property
     def fractions(self) -> tuple[float, float]:
         return self.early_stop_unchanged / self.runs, self.accuracy_unchanged / self.runs
+
+
+def smallest_safe_patience(curve: RunCurve) -> int:
+    """The smallest patience that keeps this run's early stop: its longest wait between
+    two successive new minima of the validation loss (a minimum found exactly `patience`
+    iterations after the last one still counts, so that wait is enough)."""
+    best, last, wait = math.inf, None, 0
+    for it, loss in zip(curve.iteration, curve.val_loss, strict=True):
+        if loss < best:
+            best = loss
+            if last is not None:
+                wait = max(wait, int(it - last))
+            last = it
+    return wait
 
 
 def evidence(curves: Sequence[RunCurve], patiences: Iterable[int]) -> list[Row]:
@@ -120,6 +136,7 @@ def evidence(curves: Sequence[RunCurve], patiences: Iterable[int]) -> list[Row]:
                     ),
                     iterations_trained=sum(s.stop_iteration for s in short)
                     / sum(c.horizon for c in group),
+                    smallest_safe_patience=max(smallest_safe_patience(c) for c in group),
                 )
             )
     return rows
@@ -179,9 +196,9 @@ def markdown(rows: Sequence[Row], source: str) -> str:
     lines = [
         "# Patience evidence: what stopping early would change",
         "",
-        f"Replayed on the full-horizon curves of {source} (patience 0). A run is",
-        "*unchanged* when patience P gives the same early-stop iteration (the minimum",
-        "validation loss) or the same test accuracy there as training to the horizon.",
+        f"Replayed on the full-horizon curves of {source} (patience 0). The columns count",
+        "the runs for which patience P gives the same early-stop iteration (the minimum",
+        "validation loss), and the same test accuracy there, as training to the horizon.",
         "",
         "| condition | patience | runs | early stop unchanged | accuracy unchanged "
         "| largest accuracy change | iterations trained |",
@@ -194,6 +211,15 @@ def markdown(rows: Sequence[Row], source: str) -> str:
             f"({es:.0%}) | {r.accuracy_unchanged}/{r.runs} ({acc:.0%}) "
             f"| {r.max_accuracy_change_pp:.2f} pp | {r.iterations_trained:.0%} |"
         )
+    safe = {r.condition: r.smallest_safe_patience for r in rows}
+    if safe:
+        lines += [
+            "",
+            "The smallest patience that leaves every run of a condition unchanged (its longest "
+            "wait between two successive new minima of the validation loss): "
+            + ", ".join(f"{c} {p:,}" for c, p in safe.items())
+            + ".",
+        ]
     return "\n".join(lines) + "\n"
 
 

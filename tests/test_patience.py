@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from lottery.patience import RunCurve, evidence, outcome, stop_profile
+from lottery import patience
+from lottery.patience import RunCurve, evidence, outcome, smallest_safe_patience, stop_profile
 from lottery.stopping import Tracker, replay
 
 #: Evaluations every 100 iterations to a 1,000-iteration horizon.
@@ -54,6 +55,31 @@ def test_outcome_reads_the_test_accuracy_at_the_replayed_early_stop() -> None:
     assert outcome(c, 300).test_accuracy_at_early_stop == c.test_accuracy[2]
     assert outcome(c, 300).stop_iteration == 600
     assert outcome(c, 0).test_accuracy_at_early_stop == c.test_accuracy[6]
+
+
+def test_the_smallest_safe_patience_is_the_longest_wait_between_new_minima() -> None:
+    c = curve([0.9, 0.5, 0.4, 0.45, 0.41, 0.42, 0.39, 0.5, 0.6, 0.7])  # minima 100..300, 700
+    assert smallest_safe_patience(c) == 400
+    assert outcome(c, 400).early_stop_iteration == outcome(c, 0).early_stop_iteration == 700
+    assert outcome(c, 300).early_stop_iteration == 300  # one evaluation less is not enough
+    assert smallest_safe_patience(curve([0.5] * 10)) == 0  # one minimum, no wait
+    rows = evidence([c, curve([0.9, 0.8, 0.7] + [0.6] * 7, run="t1")], [300])
+    assert [r.smallest_safe_patience for r in rows] == [400]
+    assert "wait between two successive new minima of the validation loss): ticket 400." in (
+        patience.markdown(rows, "`x`")
+    )
+
+
+def test_the_committed_evidence_is_what_its_curves_give(tmp_path: Path) -> None:
+    """reports/patience/evidence.* are written from its curves.json by this code."""
+    committed = Path(__file__).resolve().parents[1] / "reports" / "patience"
+    doc = json.loads((committed / "evidence.json").read_text())
+    patiences = sorted({int(r["patience"]) for r in doc["rows"]})
+    patience.write(
+        patience.from_file(committed / "curves.json"), patiences, tmp_path, doc["source"]
+    )
+    assert json.loads((tmp_path / "evidence.json").read_text()) == doc
+    assert (tmp_path / "evidence.md").read_text() == (committed / "evidence.md").read_text()
 
 
 def test_evidence_counts_changed_runs_per_condition() -> None:
