@@ -402,7 +402,7 @@ def load_profile(patience: int, path: Path) -> StopProfile | None:
     """The stopping profile of the committed patience evidence, or None without it."""
     if not path.is_file():
         return None
-    from lottery.patience import from_file, outcome
+    from lottery.patience import from_file, new_minima, outcome
 
     fractions: dict[str, dict[int, list[float]]] = {}
     minima: list[list[int]] = []
@@ -411,14 +411,7 @@ def load_profile(patience: int, path: Path) -> StopProfile | None:
         fractions.setdefault(c.condition, {}).setdefault(c.round, []).append(
             o.stop_iteration / c.horizon
         )
-        best, found = float("inf"), []
-        for it, loss in zip(c.iteration, c.val_loss, strict=True):
-            if it > o.stop_iteration:
-                break
-            if loss < best:
-                best = loss
-                found.append(int(it))
-        minima.append(found)
+        minima.append(new_minima(c, until=o.stop_iteration))
     return StopProfile(str(path), patience, fractions, minima)
 
 
@@ -426,17 +419,13 @@ def _same_protocol(result_params: Path, preset: Path) -> bool:
     """A committed result ran the preset's training protocol: the same `train` section,
     dataset and network (a params file without `model`/`data.dataset` predates them and
     ran LeNet-300-100 on MNIST)."""
-    from lottery.params import read_yaml
+    from lottery.params import network_and_dataset, read_yaml
 
-    ran, wanted = read_yaml(result_params.read_text()), read_yaml(preset.read_text())
-    lenet = {"network": "mlp", "hidden": [300, 100]}
+    def protocol(path: Path) -> tuple[Any, ...]:
+        raw = read_yaml(path.read_text())
+        return dict(raw["train"]), *network_and_dataset(raw)
 
-    def protocol(raw: dict[str, Any]) -> tuple[Any, ...]:
-        model = {**lenet, **dict(raw.get("model") or {})}
-        data = raw.get("data") or {}
-        return dict(raw["train"]), data.get("dataset", "mnist"), model["network"], model["hidden"]
-
-    return bool(protocol(ran) == protocol(wanted))
+    return bool(protocol(result_params) == protocol(preset))
 
 
 def result_fractions(results: Path, preset: Path) -> tuple[str, dict[str, dict[int, list[float]]]]:

@@ -137,6 +137,13 @@ LEGACY_MODEL: dict[str, Any] = {"network": "mlp", "hidden": [300, 100]}
 LEGACY_DATASET = "mnist"
 
 
+def network_and_dataset(raw: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """The `model` section and `data.dataset` of a raw params mapping, as a params file
+    that predates them means them (LeNet-300-100 on MNIST)."""
+    model = {**LEGACY_MODEL, **dict(raw.get("model") or {})}
+    return model, str(dict(raw.get("data") or {}).get("dataset", LEGACY_DATASET))
+
+
 def generate_pipeline(
     rounds: int, reinit: bool, random: bool, control_rounds: str | list[int] = "all"
 ) -> dict[str, dict[str, Any]]:

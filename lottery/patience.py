@@ -18,6 +18,7 @@ before (its `curves.json`), and writes `evidence.json`, `evidence.md` and a comp
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import shutil
 import sys
@@ -29,7 +30,7 @@ from typing import Any
 from lottery import io, paths
 from lottery.errors import UserError
 from lottery.paths import round_name
-from lottery.stopping import replay
+from lottery.stopping import Tracker, replay
 
 DEFAULT_PATIENCES = (2500, 5000, 10000)
 CURVES_FILE = "curves.json"
@@ -94,18 +95,23 @@ class Row:
         return self.early_stop_unchanged / self.runs, self.accuracy_unchanged / self.runs
 
 
+def new_minima(curve: RunCurve, until: float = math.inf) -> list[int]:
+    """The iterations (up to `until`) where the validation loss reached a new minimum, as
+    the stopping rule counts them (`stopping.Tracker`)."""
+    tracker = Tracker(0, curve.horizon)
+    return [
+        int(it)
+        for i, (it, loss) in enumerate(zip(curve.iteration, curve.val_loss, strict=True))
+        if it <= until and tracker.update(i, int(it), float(loss))
+    ]
+
+
 def smallest_safe_patience(curve: RunCurve) -> int:
     """The smallest patience that keeps this run's early stop: its longest wait between
     two successive new minima of the validation loss (a minimum found exactly `patience`
     iterations after the last one still counts, so that wait is enough)."""
-    best, last, wait = math.inf, None, 0
-    for it, loss in zip(curve.iteration, curve.val_loss, strict=True):
-        if loss < best:
-            best = loss
-            if last is not None:
-                wait = max(wait, int(it - last))
-            last = it
-    return wait
+    found = new_minima(curve)
+    return max((b - a for a, b in itertools.pairwise(found)), default=0)
 
 
 def evidence(curves: Sequence[RunCurve], patiences: Iterable[int]) -> list[Row]:

@@ -35,6 +35,7 @@ import pandas as pd
 import yaml
 
 from lottery import io, paths, results
+from lottery.params import network_and_dataset
 from lottery.paths import round_name
 from lottery.results import Difference, Stats
 
@@ -62,8 +63,7 @@ NETWORK_TITLES = {"conv2": "Conv-2", "conv4": "Conv-4", "conv6": "Conv-6"}
 
 def title(params: Mapping[str, Any]) -> str:
     """The report's title: the network and the dataset the study trained."""
-    model = {"network": "mlp", "hidden": [300, 100], **dict(params.get("model") or {})}
-    dataset = str(dict(params.get("data") or {}).get("dataset", "mnist"))
+    model, dataset = network_and_dataset(params)
     network = model["network"]
     if network == "mlp":
         hidden = [int(h) for h in model["hidden"]]

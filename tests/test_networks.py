@@ -170,7 +170,7 @@ def test_an_mlp_64_32_on_fashion_mnist_trains_prunes_and_draws_its_first_layer(
         study.train_stage(conv, "ticket", "r00", tmp_path)
 
 
-def small_fashion_mnist(
+def small_idx_dataset(
     dest: Path, n_train: int = 600, n_test: int = 100, dataset: str = "fashion-mnist"
 ) -> Path:
     """The first images of a committed IDX dataset (Fashion-MNIST unless told), in its own
@@ -201,7 +201,7 @@ def test_dvc_repro_trains_conv2_on_fashion_mnist_and_audits_clean(tmp_path: Path
             "controls": {"reinit": True, "random": True, "rounds": [2]},
         },
     )
-    small_fashion_mnist(project / "data" / "fashion-mnist")
+    small_idx_dataset(project / "data" / "fashion-mnist")
     proc = run(project, "dvc", "repro")
     controls = ["reinit@r02", "random@r02"]
     assert sorted(ran_stages(proc.stdout)) == sorted(
@@ -233,7 +233,7 @@ def small_dataset(root: Path, dataset: str) -> int:
     if dataset == "cifar10":
         write_cifar_dir(root / "data" / "cifar10", tiny_cifar(per_file=12, n_test=10))
         return 10
-    small_fashion_mnist(root / "data" / dataset, n_train=200, n_test=20, dataset=dataset)
+    small_idx_dataset(root / "data" / dataset, n_train=200, n_test=20, dataset=dataset)
     return 50
 
 
