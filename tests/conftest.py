@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from typing import Any
 
 import pytest
 import yaml
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -44,6 +46,31 @@ TINY: dict[str, Any] = {
     "train": {"iterations": 30, "eval_every": 10},
     "controls": {"reinit": True, "random": True},
 }
+
+
+#: Test files that run first, longest first. `make test` hands whole files to pytest-xdist
+#: workers in collection order (`--dist loadscope --no-loadscope-reorder`): a long file that
+#: does not need `tiny_study` (test_engine) comes second, so a second worker has work while
+#: the first builds the study. The rest follow in their usual order.
+FIRST = [
+    "test_audit",
+    "test_engine",
+    "test_reliability",
+    "test_networks",
+    "test_pipeline",
+    "test_tracking",
+    "test_convnet",
+    "test_bench",
+    "test_study",
+]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.stem
+        return FIRST.index(name) if name in FIRST else len(FIRST)
+
+    items.sort(key=rank)
 
 
 def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -126,18 +153,52 @@ def ran_stages(output: str) -> list[str]:
     ]
 
 
+def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This test session's temporary directory, the same for all its pytest-xdist workers
+    (each worker's own base directory is a child of it, `popen-gwN`)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def tiny_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A completed `dvc repro` of the real pipeline on tiny params (read-only: copy to edit)."""
-    project = make_project(tmp_path_factory.mktemp("tiny") / "study")
-    proc = run(project, "dvc", "repro")
-    (project / "repro.log").write_text(proc.stdout + proc.stderr)
+    """A completed `dvc repro` of the real pipeline on tiny params (read-only: copy to edit).
+
+    Built once per test session: under pytest-xdist the first worker to need it builds it
+    while holding a file lock, and the others wait for it and share it. `repro.log`, written
+    last, marks it complete; a half-built one (its builder failed) is built again.
+    """
+    shared = session_dir(tmp_path_factory) / "tiny"
+    shared.mkdir(exist_ok=True)
+    project = shared / "study"
+    with FileLock(shared / "build.lock"):
+        if not (project / "repro.log").exists():
+            shutil.rmtree(project, ignore_errors=True)
+            make_project(project)
+            proc = run(project, "dvc", "repro")
+            (project / "repro.log").write_text(proc.stdout + proc.stderr)
     return project
 
 
 def copy_study(src: Path, dest: Path) -> Path:
-    """An independent copy of a completed study (files, DVC cache, MLflow store, git)."""
+    """An independent copy of a completed study (files, DVC cache, MLflow store, git).
+
+    The copy's MLflow store points at the copy's own artifact folder: what a test logs or
+    tampers with there can never reach `src`, which other tests (and other pytest-xdist
+    workers) read at the same time.
+    """
     shutil.copytree(src, dest, symlinks=True)
+    store = dest / "mlflow.db"
+    if store.exists():
+        old, new = str(src / "mlruns"), str(dest / "mlruns")
+        con = sqlite3.connect(store)
+        with con:
+            con.execute(
+                "UPDATE experiments SET artifact_location = replace(artifact_location, ?, ?)",
+                (old, new),
+            )
+            con.execute("UPDATE runs SET artifact_uri = replace(artifact_uri, ?, ?)", (old, new))
+        con.close()
     return dest
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tests.conftest import run
-from tests.test_audit import audit, messages, relocated_copy
+from tests.conftest import copy_study, run
+from tests.test_audit import audit, messages
 
 
 def test_audit_follows_a_cache_moved_with_dvc_cache_dir(tiny_study: Path, tmp_path: Path) -> None:
-    study = relocated_copy(tiny_study, tmp_path / "study")
+    study = copy_study(tiny_study, tmp_path / "study")
     moved = tmp_path / "elsewhere" / "cache"
     moved.parent.mkdir()
     shutil.move(study / ".dvc" / "cache", moved)

@@ -13,6 +13,7 @@ from lottery.lineage import read_record as read_lineage
 from lottery.masks import load_mask, mask_hash
 from lottery.params import load_params
 from tests.conftest import copy_study, ran_stages, run, write_params
+from tests.test_audit import audit, messages
 
 TRAIN_STAGES = [
     "dense",
@@ -80,19 +81,29 @@ def stale(study: Path) -> set[str]:
     return set(json.loads(run(study, "dvc", "status", "--json").stdout))
 
 
-def test_unchanged_repro_runs_nothing_and_forced_rerun_reproduces_masks(
+def test_unchanged_repro_runs_nothing_and_forced_rerun_is_an_audited_reproduction(
     tiny_study: Path, tmp_path: Path
 ) -> None:
+    """Nothing is stale after a repro; `dvc repro -f` of one round gives bit-identical masks
+    under a new MLflow run, and `lottery audit` reports the old run as a reproduction."""
     study = copy_study(tiny_study, tmp_path / "study")
     assert stale(study) == set()
+    r01 = paths.next_mask_path("r01", 0)
     before = {t: mask_hash(load_mask(study / paths.next_mask_path("r01", t))) for t in range(2)}
+    old_run = read_lineage(study / r01)["mlflow_run_id"]
     forced = run(study, "dvc", "repro", "-f", "-s", "ticket@r01")
     assert ran_stages(forced.stdout) == ["ticket@r01"]
     after = {t: mask_hash(load_mask(study / paths.next_mask_path("r01", t))) for t in range(2)}
     assert before == after  # same params and seed: bit-identical masks
+    assert read_lineage(study / r01)["mlflow_run_id"] != old_run
     # The new lineage names the new MLflow run, so only ticket@r01's dependants are stale
     # (report too: it reads the learning curves under artifacts/ticket).
     assert stale(study) <= {"ticket@r02", "reinit@r02", "random@r02", "visualise", "report"}
+    code, result = audit(study, str(paths.next_mask_path("r02", 0)))
+    assert code == 0, messages(result)
+    assert old_run in result["reproductions"][str(r01)]
+    text = run(study, "lottery", "audit", str(r01)).stdout
+    assert text.count(f"reproduction: run {old_run}") == 1
 
 
 def test_more_rounds_and_a_params_change_rerun_exactly_the_affected_stages(
