@@ -19,7 +19,7 @@ lint: setup
 	mypy
 
 test: lint
-	pytest -q -n auto --maxprocesses 4 --dist loadscope --no-loadscope-reorder
+	pytest -q -n auto --maxprocesses 2 --dist loadscope --no-loadscope-reorder
 
 # The MLflow UI of the local store, on this machine only (http://127.0.0.1:5000).
 # A shared `mlflow server` is set with MLFLOW_TRACKING_URI instead (README "MLflow").
