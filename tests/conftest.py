@@ -3,7 +3,8 @@
 `make_project` copies the pipeline (dvc.yaml, stages/, lottery/, data/mnist, .dvc/config)
 into a new git repository with tiny params; `run` calls the venv's tools there with
 telemetry off and a local MLflow store. `tiny_study` is one completed `dvc repro`
-shared by the tests that only read it; a test that changes files copies it first.
+shared by the tests that only read it (by every pytest-xdist worker of the session); a
+test that changes files works on a copy (`copy_study`).
 """
 
 from __future__ import annotations
@@ -185,9 +186,16 @@ def copy_study(src: Path, dest: Path) -> Path:
 
     The copy's MLflow store points at the copy's own artifact folder: what a test logs or
     tampers with there can never reach `src`, which other tests (and other pytest-xdist
-    workers) read at the same time.
+    workers) read at the same time. DVC's transient state (`.dvc/tmp`: its lock files, which
+    a `dvc status` in `src` may be rewriting) is not copied; the copy's first command makes
+    its own.
     """
-    shutil.copytree(src, dest, symlinks=True)
+    dvc_dir = src / ".dvc"
+
+    def transient(folder: str, names: list[str]) -> set[str]:
+        return {"tmp"} if Path(folder) == dvc_dir else set()
+
+    shutil.copytree(src, dest, symlinks=True, ignore=transient)
     store = dest / "mlflow.db"
     if store.exists():
         old, new = str(src / "mlruns"), str(dest / "mlruns")
