@@ -193,11 +193,16 @@ def headline(base: Study, new: Study, cells: Sequence[tuple[str, int]]) -> list[
     """Sentences: censoring before and after, then each control at the sparsest shared round."""
     censored = [(c, r) for c, r in cells if _censored(base, c, r)]
     freed = [(c, r) for c, r in censored if not _censored(new, c, r)]
+    cells_line = (
+        f"{len(freed)} of the {len(censored)} cells censored in {base.name} are not censored "
+        f"in {new.name}"
+        if censored
+        else f"no shared cell is censored in {base.name}"
+    )
     lines = [
         f"- Censored runs: {int(base.runs['censored'].sum())} of {len(base.runs)} in "
         f"{base.name}, {int(new.runs['censored'].sum())} of {len(new.runs)} in {new.name}; "
-        f"{len(freed)} of the {len(censored)} cells censored in {base.name} are not censored "
-        f"in {new.name}."
+        f"{cells_line}."
     ]
     for control in CONTROLS:
         rounds = [r for c, r in cells if c == control]

@@ -68,3 +68,16 @@ def test_the_longer_horizon_frees_exactly_the_cells_its_runs_free(study: compare
     assert listed == {(c, str(r)) for c, r in freed}
     both = next(x for x in text.splitlines() if x.startswith("- Censored in both:"))
     assert (both == "- Censored in both: none.") == (not before & after)
+
+
+def test_a_base_without_censored_cells_says_so() -> None:
+    base = compare.load(ROOT / "reports" / "results" / "lenet-5trials-50k")
+    new = compare.load(ROOT / "reports" / "results" / "lenet-5trials-50k-3draws")
+    assert not base.runs["censored"].any()  # the 50k study has none: the wording case
+    text = compare.render(base, new)
+    assert "no shared cell is censored in lenet-5trials-50k." in text
+    assert "0 of the 0 cells" not in text
+    # The study with 3 draws has 3 reinit runs per trial and round, the other 1.
+    assert len(new.runs[new.runs["condition"] == "reinit"]) == 3 * len(
+        base.runs[base.runs["condition"] == "reinit"]
+    )

@@ -409,6 +409,11 @@ RESULT_PHRASES: dict[str, tuple[str, ...]] = {
         "No run is censored",
         "down to at least 3.6% (the sparsest round run)",
     ),
+    "lenet-5trials-50k-3draws": (
+        "No run is censored",
+        "Runs per (condition, round): ticket 5; reinit 15; random 5.",
+        "ticket − reinit = +0.12 pp (95% interval +0.03 to +0.23, 5 trials)",
+    ),
     "lenet-fashion-5trials-10k": (
         "# Lottery Ticket Hypothesis: LeNet-300-100 on Fashion-MNIST",
         "30 of 230 runs are censored",
