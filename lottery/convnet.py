@@ -4,7 +4,7 @@
 `trainable`, `__call__` on the K networks' own training batches, `logits_each` on one
 shared evaluation batch, `load`, `export`, and `layers` (every masked layer in forward
 order, each with `kernel`, `bias` and `mask` variables whose axis 0 is the network: what
-`Engine._restack` copies row by row). Images arrive flattened in HWC order, as the data
+`Engine.restack` copies row by row). Images arrive flattened in HWC order, as the data
 pipeline stores them, and are reshaped to `arch.input_shape` here.
 
 Each layer keeps kernels of shape (K, *kernel_shape), biases (K, fan_out) and a 0/1 mask
@@ -97,11 +97,12 @@ class StackedConvNet(tf.Module):  # type: ignore[misc]
         """kernel, bias of each layer in order (the masks are not trained)."""
         return [v for layer in self.layers for v in (layer.kernel, layer.bias)]
 
-    def _networks(self, xs: Sequence[tf.Tensor]) -> tf.Tensor:
-        """Network k on flat images xs[k] (B, H·W·C), for every k -> (K, B, n_classes)."""
+    def _networks(self, xs: Sequence[tf.Tensor], rows: Sequence[int] | None = None) -> tf.Tensor:
+        """Network rows[i] on flat images xs[i] (B, H·W·C) -> (len(xs), B, n_classes);
+        rows default to 0, 1, … (every network on its own images)."""
         params = [layer.per_network() for layer in self.layers]
         out = []
-        for k, x in enumerate(xs):
+        for k, x in zip(range(len(xs)) if rows is None else rows, xs, strict=True):
             h = tf.reshape(x, (-1, *self.arch.input_shape))
             for layer, per_net in zip(self.layers, params, strict=True):
                 h = layer.apply(*per_net[k], h)
@@ -112,23 +113,40 @@ class StackedConvNet(tf.Module):  # type: ignore[misc]
         """Training logits: each network on its own batch, (K, B, H·W·C) -> (K, B, classes)."""
         return self._networks(tf.unstack(x, num=self.n_networks))
 
-    def logits_each(self, x: tf.Tensor) -> tf.Tensor:
-        """Logits of every network on one shared batch (N, H·W·C) -> (K, N, n_classes).
+    def losses(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        """Each network's mean cross-entropy on its own batch: x (K, B, H·W·C), y (K, B)
+        -> (K,), each network's loss computed and reduced on its own (a cross-entropy over
+        all K·B rows is vectorised, and rounded, differently as K changes)."""
+        logits = tf.unstack(self(x), num=self.n_networks)
+        labels = tf.unstack(y, num=self.n_networks)
+        return tf.stack(
+            [
+                tf.reduce_mean(
+                    tf.nn.sparse_softmax_cross_entropy_with_logits(labels=lab, logits=lg)
+                )
+                for lab, lg in zip(labels, logits, strict=True)
+            ]
+        )
+
+    def logits_each(self, x: tf.Tensor, rows: Sequence[int] | None = None) -> tf.Tensor:
+        """Logits of networks `rows` (default all) on one shared batch (N, H·W·C) ->
+        (R, N, n_classes).
 
         In chunks of `EVAL_ROWS` rows (the last one zero-padded), each network's chain on
         each chunk: a network's numbers depend neither on K nor on the other networks.
         """
-        rows = x.shape[0]
-        chunk = min(rows, EVAL_ROWS) if rows else EVAL_ROWS
+        n_examples = x.shape[0]
+        chunk = min(n_examples, EVAL_ROWS) if n_examples else EVAL_ROWS
         n = tf.shape(x)[0]
         padded = tf.pad(x, [[0, (chunk - n % chunk) % chunk], [0, 0]])
         chunks = tf.reshape(padded, (-1, chunk, self.arch.n_inputs))
+        picked = list(range(self.n_networks)) if rows is None else list(rows)
         out = tf.map_fn(
-            lambda c: self._networks([c] * self.n_networks),
+            lambda c: self._networks([c] * len(picked), picked),
             chunks,
-            fn_output_signature=tf.TensorSpec((self.n_networks, chunk, self.arch.n_classes)),
-        )  # (chunks, K, chunk, classes)
-        out = tf.reshape(tf.transpose(out, (1, 0, 2, 3)), (self.n_networks, -1, out.shape[-1]))
+            fn_output_signature=tf.TensorSpec((len(picked), chunk, self.arch.n_classes)),
+        )  # (chunks, R, chunk, classes)
+        out = tf.reshape(tf.transpose(out, (1, 0, 2, 3)), (len(picked), -1, out.shape[-1]))
         return out[:, :n]
 
     def load(self, weights: Sequence[Weights], masks: Sequence[Mask]) -> None:

@@ -58,6 +58,9 @@ class Lineage:
     init_sha256: str | None = None  # the weights its network started from
     trained_sha256: str | None = None  # the weights its network ended with
     pruning: dict[str, Any] | None = None  # how a ticket round pruned to this mask
+    #: The weights a ticket round's mask was cut from: {"point": "horizon" | "early_stop",
+    #: "iteration": the iteration of those weights} (`prune.point`).
+    pruned_from: dict[str, Any] | None = None
     mlflow_run_id: str | None = None
     git_commit: str | None = None
     study_hash: str | None = None
@@ -139,6 +142,8 @@ class RunTags:
     source_mask_sha256: str | None = None  # a control's m_k (its own mask may differ)
     source_mask_path: str | None = None
     next_mask_sha256: str | None = None  # a ticket round's pruned mask m_{k+1}
+    pruned_from_point: str | None = None  # prune.point of the weights m_{k+1} was cut from
+    pruned_from_iteration: int | None = None  # the iteration of those weights
     init_sha256: str | None = None
     study_hash: str | None = None
     git_commit: str | None = None

@@ -63,9 +63,12 @@ else:
 class StackedMaskedDense(tf.Module):  # type: ignore[misc]
     """K masked dense layers applied to K separate inputs: (K, B, in) -> (K, B, out)."""
 
-    def __init__(self, n_networks: int, fan_in: int, fan_out: int, name: str) -> None:
+    def __init__(
+        self, n_networks: int, fan_in: int, fan_out: int, name: str, stable: bool = True
+    ) -> None:
         super().__init__(name=name)
         self.n_networks = n_networks
+        self.stable = stable
         self.fan_in = fan_in
         self.fan_out = fan_out
         shape = (n_networks, fan_in, fan_out)
@@ -74,16 +77,54 @@ class StackedMaskedDense(tf.Module):  # type: ignore[misc]
         self.mask = tf.Variable(tf.ones(shape), name="mask", trainable=False)
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        return tf.matmul(x, self.kernel * self.mask) + self.bias[:, None, :]
+        z = tf.matmul(x, self.kernel * self.mask)
+        if not self.stable:  # the batched bias gradient: last bits depend on K (`lottery bench`)
+            return z + self.bias[:, None, :]
+        return add_bias_each(z, self.bias)
+
+
+#: Width of the ones matrix that sums a batch as a GEMM (`add_bias_each`, `mean_each`): 2,
+#: not 1, so that XLA keeps a stack of one network on the same GEMM kernel as larger stacks
+#: (a width-1 product is rewritten into a reduction when K = 1, with other last bits).
+_ONES_WIDTH = 2
+
+
+def _sum_over_batch(t: tf.Tensor) -> tf.Tensor:
+    """Each network's sum over the batch axis, (K, B, F) -> (K, F), as one batched GEMM
+    with a ones matrix: each network's numbers are the same whatever K is (a reduction of
+    the whole (K, B, F) tensor is blocked, and rounded, differently as K changes)."""
+    ones = tf.ones([tf.shape(t)[0], tf.shape(t)[1], _ONES_WIDTH], t.dtype)
+    return tf.matmul(t, ones, transpose_a=True)[:, :, 0]
+
+
+@tf.custom_gradient  # type: ignore[misc]
+def add_bias_each(z: tf.Tensor, bias: tf.Tensor) -> Any:
+    """z + bias for K networks, z (K, B, F) and bias (K, F). The bias gradient (the sum of
+    dz over the batch) is taken per network by `_sum_over_batch`, so that a network's
+    trajectory does not depend on how many networks share its stack."""
+
+    def grad(dz: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return dz, _sum_over_batch(dz)
+
+    return z + bias[:, None, :], grad
+
+
+def mean_each(values: tf.Tensor) -> tf.Tensor:
+    """Each network's mean over the batch, (K, B) -> (K,), stack-size independent (see
+    `_sum_over_batch`)."""
+    n = tf.cast(tf.shape(values)[1], values.dtype)
+    return _sum_over_batch(values[:, :, None])[:, 0] / n
 
 
 class StackedMLP(tf.Module):  # type: ignore[misc]
     """K masked MLPs of one dense `Architecture`: Dense -> ReLU -> ... -> Dense (logits).
 
     The default is LeNet-300-100: Dense 300 -> ReLU -> Dense 100 -> ReLU -> Dense 10.
+    `stable=False` builds the earlier formulation, whose batch sums run over the whole
+    stack (a network's last bits then depend on K): `lottery bench` times it side by side.
     """
 
-    def __init__(self, n_networks: int, arch: Architecture = LENET) -> None:
+    def __init__(self, n_networks: int, arch: Architecture = LENET, stable: bool = True) -> None:
         super().__init__(name="stacked_lenet")
         convs = [layer.name for layer in arch.layers if layer.kind != "dense"]
         if convs:
@@ -93,8 +134,9 @@ class StackedMLP(tf.Module):  # type: ignore[misc]
             )
         self.n_networks = n_networks
         self.arch = arch
+        self.stable = stable
         self.dense = [
-            StackedMaskedDense(n_networks, layer.kernel_shape[0], layer.fan_out, layer.name)
+            StackedMaskedDense(n_networks, layer.kernel_shape[0], layer.fan_out, layer.name, stable)
             for layer in arch.layers
         ]
 
@@ -110,8 +152,15 @@ class StackedMLP(tf.Module):  # type: ignore[misc]
                 x = tf.nn.relu(x)
         return x
 
-    def logits_each(self, x: tf.Tensor) -> tf.Tensor:
-        """Logits of every network on one shared input batch (N, 784) -> (K, N, 10).
+    def losses(self, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        """Each network's mean cross-entropy on its own batch: x (K, B, inputs), y (K, B)
+        -> (K,). Every batch-axis sum is taken per network (`add_bias_each`, `mean_each`),
+        so a network's loss and gradients are bit-identical in a stack of any size."""
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=self(x))
+        return mean_each(ce) if self.stable else tf.reduce_mean(ce, axis=1)
+
+    def logits_each(self, x: tf.Tensor, rows: Sequence[int] | None = None) -> tf.Tensor:
+        """Logits of networks `rows` (default all) on one shared batch (N, 784) -> (R, N, 10).
 
         One plain 2-D matmul chain per network (unrolled: K is fixed when traced), so each
         network's numbers are the same whatever else is in the stack (a single GEMM over
@@ -119,7 +168,7 @@ class StackedMLP(tf.Module):  # type: ignore[misc]
         large-GEMM speed (~1.5x a batched matmul over a broadcast input on CPU).
         """
         out = []
-        for k in range(self.n_networks):
+        for k in range(self.n_networks) if rows is None else rows:
             h = x
             for i, layer in enumerate(self.dense):
                 h = tf.matmul(h, layer.kernel[k] * layer.mask[k]) + layer.bias[k]

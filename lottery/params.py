@@ -57,11 +57,15 @@ class TrainParams:
     learning_rate: float
     eval_every: int  # evaluate on validation every N iterations (early stopping)
     test_every: int  # also evaluate the test set every N iterations (learning curves)
-    patience: int  # stop a network N iterations after its minimum validation loss; 0 = never
+    patience: int  # settle a network's early stop N iterations after its minimum; 0 = never
+    adam_epsilon: float  # Adam's ε (Keras: 1e-7; the paper's TF1 code: 1e-8)
 
 
 @dataclass(frozen=True)
 class PruneParams:
+    point: Literal[
+        "horizon", "early_stop"
+    ]  # the weights pruned: at train.iterations, or the minimum
     strategy: Literal["iterative", "oneshot"]
     scope: Literal["layerwise", "global"]
     rates: dict[str, float]  # layer-wise fraction of surviving weights removed per round
@@ -76,6 +80,13 @@ class ControlParams:
     reinit_repeats: int
     random: bool
     rounds: Literal["all"] | list[int]  # rounds that get the controls: all, or e.g. [7, 11, 15]
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    #: "Matches dense" when ticket − dense's 95% interval stays above −margin (pp of test
+    #: accuracy): about one trial-to-trial standard deviation of the dense network.
+    match_margin_pp: float
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,7 @@ class Params:
     train: TrainParams
     prune: PruneParams
     controls: ControlParams
+    report: ReportParams
     pipeline: PipelineParams
 
     def as_dict(self) -> dict[str, Any]:
@@ -114,6 +126,7 @@ class Params:
         """
         d = self.as_dict()
         d["study"] = {k: v for k, v in d["study"].items() if k != "name"}
+        del d["report"]  # how results are read, not what they are
         if d["model"] == LEGACY_MODEL:
             del d["model"]
         if d["data"]["dataset"] == LEGACY_DATASET:
@@ -313,6 +326,12 @@ def _validate_train(t: TrainParams, n_train: int) -> None:
         f"({t.eval_every})",
         t.patience,
     )
+    _require(
+        0 < t.adam_epsilon <= 0.01,
+        "train.adam_epsilon",
+        "a number in (0, 0.01] (Keras: 1.0e-7; the paper's TF1 code: 1.0e-8)",
+        t.adam_epsilon,
+    )
 
 
 def _validate_rates(pr: PruneParams, net: Architecture) -> None:
@@ -339,11 +358,13 @@ def _validate_rates(pr: PruneParams, net: Architecture) -> None:
 
 
 def _validate_prune(pr: PruneParams, t: TrainParams, net: Architecture) -> None:
-    _require(
-        t.patience == 0 or pr.rewind_iteration <= t.eval_every + t.patience,
+    _require(  # only early_stop lets patience end the dense network's training
+        pr.point == "horizon"
+        or t.patience == 0
+        or pr.rewind_iteration <= t.eval_every + t.patience,
         "prune.rewind_iteration",
-        f"at most train.eval_every + train.patience ({t.eval_every + t.patience}), the "
-        "earliest a network can stop, or use a larger patience",
+        f"at most train.eval_every + train.patience ({t.eval_every + t.patience}) with "
+        "prune.point early_stop, the earliest a network can stop; use a larger patience",
         pr.rewind_iteration,
     )
     _validate_rates(pr, net)
@@ -372,6 +393,15 @@ def _validate_controls(c: ControlParams, rounds: int) -> None:
         )
 
 
+def _validate_report(r: ReportParams) -> None:
+    _require(
+        0 <= r.match_margin_pp <= 100,
+        "report.match_margin_pp",
+        "a number of percentage points from 0 to 100 (default 0.25)",
+        r.match_margin_pp,
+    )
+
+
 def _validate_pipeline(p: Params) -> None:
     s, c = p.study, p.controls
     expected = generate_pipeline(s.rounds, c.reinit, c.random, c.rounds)
@@ -396,6 +426,7 @@ def validate(p: Params) -> Params:
     _validate_train(p.train, DATASETS[p.data.dataset].n_train - p.data.validation_size)
     _validate_prune(p.prune, p.train, p.architecture())
     _validate_controls(p.controls, p.study.rounds)
+    _validate_report(p.report)
     _validate_pipeline(p)
     return p
 

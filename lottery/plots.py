@@ -366,7 +366,7 @@ def series_figure(
     title: str,
     scale: float = 1.0,
 ) -> Figure:
-    """Mean of `key` vs % remaining, one line per condition, min-max band over runs;
+    """Mean of `key` vs % remaining, one line per condition, min-max band over trial means;
     hollow markers where a point has censored runs."""
     fig, ax = _new_figure(LINE_FIGSIZE)
     series = results.condition_series(data, key, scale)
@@ -379,7 +379,9 @@ def series_figure(
     ax.set_ylabel(ylabel)
     runs = sorted({n for s in series.values() for n in s.n_runs})
     band = (
-        "mean; band: min-max over runs" if any(s.has_band for s in series.values()) else "one run"
+        "mean; band: min-max over trial means"
+        if any(s.has_band for s in series.values())
+        else "one run"
     )
     ax.set_title(f"{title}\n({band}; runs per point: {', '.join(map(str, runs))})")
     ax.grid(True, alpha=0.3)
@@ -560,9 +562,9 @@ def dvc_plot_rows(
     One file per condition because DVC draws one line per file (and revision). Each row:
     condition, round, percent_remaining, n_runs, n_trials, n_censored and, for each field
     of `DVC_PLOT_FIELDS`, the mean (plain name) and `<name>_min`, `_max`, `_ci_low`,
-    `_ci_high` (95% bootstrap over trials; null with fewer than 3). Control rows add
-    `ticket_minus_control_pp` (test accuracy at early stop, paired by trial) with its
-    `_ci_low` / `_ci_high`. Rows are ordered by round. Every condition of
+    `_ci_high`, all over trial means (a 95% Student-t interval, null with fewer than 3
+    trials). Control rows add `ticket_minus_control_pp` (test accuracy at early stop,
+    paired by trial) with its `_ci_low` / `_ci_high`. Rows are ordered by round. Every condition of
     `results.CONDITIONS` gets its file, `[]` when the study does not run it (a control
     switched off): dvc.yaml declares all of them, and `dvc plots` warns about a missing
     file but not about an empty one.

@@ -1,21 +1,26 @@
 """The Markdown report: every number and every sentence is computed from the metrics.
 
-Nothing here is a hand-written claim. `compute_summary` derives the facts (with the
-numbers tests can check); `summary_claims` renders them as sentences whose wording
-follows the numbers, under four rules:
+Nothing here is a hand-written claim. `lottery.inference.compute_summary` derives the
+facts (with the numbers tests can check); `summary_claims` renders them as sentences
+whose wording follows the numbers, under these rules (`lottery.inference` has them in
+full):
 
-- **Censoring.** A run that hit the horizon with its minimum validation loss in the last
-  two evaluations is censored (`lottery.results`). Tables write its cell's early-stop
-  iteration as a lower bound (`≥ 9660 …, 2/5 censored`) and star its accuracies; every
-  sentence that uses such a cell says so.
-- **Picks on validation.** The "best" ticket is the round with the highest mean
-  validation accuracy at early stop; its test accuracy is then reported.
-- **Uncertainty.** Cells carry a 95% bootstrap interval over trials; ticket − dense and
-  ticket − control differences are paired by trial, with a 95% interval. A difference is
-  called real only when its interval excludes 0 ("no clear difference" otherwise); with
-  fewer than 3 trials the text says that no interval is possible.
-- **Floors.** When the sparsest matching ticket is the sparsest round run, the report
-  says "down to at least X% (the sparsest round run)".
+- **Censoring.** A run that stopped less than W iterations after its minimum validation
+  loss is censored, W being the longest wait between new minima in the committed patience
+  evidence (`results.evidence_window`). Tables write its cell's early-stop iteration as a
+  lower bound (`≥ 9660 …, 2/5 censored`) and star its accuracies; every sentence that
+  uses such a cell says so.
+- **Uncertainty.** A cell's mean, min–max and 95% interval are all over trial means; the
+  interval is Student-t (its coverage, measured by `lottery.statistics`, is stated in the
+  preamble). Differences are paired by trial.
+- **Picks on validation, with their margin.** The "best" ticket is the round with the
+  highest mean validation accuracy at early stop; it and the earliest-stopping ticket come
+  with their runner-up, the margin and the share of bootstrap resamples of the trials
+  that pick them ("no clear best among rounds …" below 80%).
+- **Match with a margin.** A ticket matches dense, falls short, or is undetermined, by its
+  ticket − dense interval against −M (`match_margin`); the floor is read from those.
+- **Multiplicity.** Ticket − reinit and ticket − random are one family of tests each,
+  over the rounds, with Holm's adjustment.
 
 Accuracies are fractions in the metrics files and percentages (2 decimals) here;
 accuracy differences are in percentage points (pp).
@@ -23,42 +28,79 @@ accuracy differences are in percentage points (pp).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
+import textwrap
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
 
-from lottery import io, paths, results
+from lottery import io, paths, results, statistics
+from lottery.inference import (
+    ACC,
+    ACC_STOP,
+    ALPHA,
+    CLEAR_SHARE,
+    DEFAULT_MARGIN_PP,
+    ES,
+    FALLS_SHORT,
+    MATCHES,
+    VAL_ACC,
+    BestTicket,
+    Cell,
+    ControlGap,
+    EarliestStop,
+    Floor,
+    Match,
+    Pick,
+    Summary,
+    cells,
+    compute_summary,
+    gap_sign,
+)
 from lottery.params import network_and_dataset
 from lottery.paths import round_name
-from lottery.results import Difference, Stats
+from lottery.results import CensoringWindow, Difference, Stats
 
-ES = "early_stop_iteration"
-ACC = "test_accuracy_at_early_stop"
-ACC_STOP = "test_accuracy_at_stop"
-VAL_ACC = "val_accuracy_at_early_stop"
-#: The statistics tabulated for each (condition, round).
+__all__ = [
+    "ACC",
+    "ACC_STOP",
+    "DEFAULT_MARGIN_PP",
+    "ES",
+    "VAL_ACC",
+    "BestTicket",
+    "Cell",
+    "ControlGap",
+    "EarliestStop",
+    "Floor",
+    "Match",
+    "Pick",
+    "Summary",
+    "cells",
+    "compute_summary",
+    "render_report",
+    "statistics_json",
+    "summary_claims",
+    "summary_json",
+]
+
 CONTROL_LABELS: dict[str, str] = {
     "ticket": "ticket",
     "reinit": "reinit control",
     "random": "random-prune control",
 }
 GAP_LABELS: dict[str, str] = {"reinit": "reinit", "random": "random prune"}
-#: Default tolerance (percentage points) for "a ticket matches the dense accuracy":
-#: 0.0 means its mean test accuracy at early stop is at least the dense network's mean.
-DEFAULT_TOLERANCE_PP = 0.0
-#: Guard against float noise when comparing means that should be equal.
-_EPS = 1e-9
 #: How the title names each dataset and network (a params file without `data.dataset` or
 #: `model` predates them: LeNet-300-100 on MNIST).
 DATASET_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
 NETWORK_TITLES = {"conv2": "Conv-2", "conv4": "Conv-4", "conv6": "Conv-6"}
+#: Where the params mapping may give the match margin (pp); `DEFAULT_MARGIN_PP` without it.
+MARGIN_KEY = ("report", "match_margin_pp")
 
 
 def title(params: Mapping[str, Any]) -> str:
@@ -73,206 +115,25 @@ def title(params: Mapping[str, Any]) -> str:
     return f"Lottery Ticket Hypothesis: {network} on {DATASET_TITLES.get(dataset, dataset)}"
 
 
-# ----------------------------------------------------------------------- the facts
+def match_margin(params: Mapping[str, Any]) -> float:
+    """The match margin (pp) of a raw params mapping: `report.match_margin_pp`, else the
+    default (params files that predate the key)."""
+    section = params.get(MARGIN_KEY[0]) or {}
+    value = section.get(MARGIN_KEY[1]) if isinstance(section, Mapping) else None
+    return DEFAULT_MARGIN_PP if value is None else float(value)
 
 
-@dataclass(frozen=True)
-class Cell:
-    """One (condition, round): its runs' statistics (accuracies as fractions)."""
-
-    condition: str
-    round: int
-    percent_remaining: float
-    n_runs: int
-    n_trials: int
-    n_censored: int
-    early_stop: Stats
-    accuracy: Stats  # test accuracy at early stop
-    accuracy_at_stop: Stats  # test accuracy when training stopped
-    val_accuracy: Stats  # validation accuracy at early stop
-
-    @property
-    def censored(self) -> bool:
-        return self.n_censored > 0
+def validation_size(params: Mapping[str, Any]) -> int | None:
+    """`data.validation_size` of a raw params mapping (None when it has none)."""
+    value = (params.get("data") or {}).get("validation_size")
+    return None if value is None else int(value)
 
 
-def cells(data: pd.DataFrame | Sequence[Mapping[str, Any]]) -> list[Cell]:
-    """Every (condition, round), ordered by condition then round."""
-    table = results.cell_table(data, (ES, ACC, ACC_STOP, VAL_ACC))
-    out = [
-        Cell(
-            condition=str(row["condition"]),
-            round=int(row["round"]),
-            percent_remaining=float(row["percent_remaining"]),
-            n_runs=int(row["n_runs"]),
-            n_trials=int(row["n_trials"]),
-            n_censored=int(row["n_censored"]),
-            early_stop=results.cell_stats(row, ES),
-            accuracy=results.cell_stats(row, ACC),
-            accuracy_at_stop=results.cell_stats(row, ACC_STOP),
-            val_accuracy=results.cell_stats(row, VAL_ACC),
-        )
-        for row in table.to_dict("records")
-    ]
-    return sorted(out, key=lambda c: (results.condition_rank(c.condition), c.round))
-
-
-@dataclass(frozen=True)
-class EarliestStop:
-    """The pruned ticket round with the smallest mean early-stop iteration."""
-
-    ticket: Cell
-    tied_rounds: tuple[int, ...]  # other rounds with the same mean early-stop iteration
-    factor_vs_dense: float | None  # dense_es / ticket_es; None without dense or if es == 0
-    vs_dense: Difference | None  # dense − ticket early-stop iteration, paired by trial
-
-
-@dataclass(frozen=True)
-class BestTicket:
-    """The pruned ticket round with the highest mean validation accuracy at early stop."""
-
-    ticket: Cell
-    tied_rounds: tuple[int, ...]
-    vs_dense: Difference | None  # ticket − dense test accuracy at early stop, pp
-    test_best: Cell  # the round a pick on test accuracy would have chosen
-
-
-@dataclass(frozen=True)
-class Floor:
-    """The sparsest ticket whose mean test accuracy is at least dense's minus a tolerance."""
-
-    ticket: Cell
-    is_sparsest_run: bool  # it is the sparsest ticket round that was run
-    sparser_rounds: tuple[int, ...]  # sparser ticket rounds (which do not match)
-    failing_rounds: tuple[int, ...]  # denser ticket rounds that do not match
-    vs_dense: Difference | None  # ticket − dense, pp
-
-
-@dataclass(frozen=True)
-class ControlGap:
-    """Ticket minus control, test accuracy at early stop, pp, paired by trial."""
-
-    round: int
-    percent_remaining: float
-    control: Cell
-    difference: Difference
-    ticket: Cell
-
-
-@dataclass(frozen=True)
-class Summary:
-    dense: Cell | None
-    tickets: tuple[Cell, ...]  # pruned rounds (>= 1), by round
-    controls: dict[str, tuple[Cell, ...]]  # control condition -> its rounds
-    earliest: EarliestStop | None  # None when there is no pruned ticket
-    best: BestTicket | None
-    tolerance_pp: float
-    floor: Floor | None  # None if no ticket matches (or no dense)
-    gaps: tuple[ControlGap, ...]
-    n_runs: int
-    censored: tuple[Cell, ...]  # cells with at least one censored run
-
-    @property
-    def n_censored(self) -> int:
-        return sum(c.n_censored for c in self.censored)
-
-
-def _sparsest(candidates: Sequence[Cell]) -> Cell:
-    """Fewest weights remaining; the later round on equal %."""
-    return min(candidates, key=lambda c: (c.percent_remaining, -c.round))
-
-
-def _pick(tickets: Sequence[Cell], value: Any) -> tuple[Cell, tuple[int, ...]]:
-    """The ticket with the highest `value` (sparsest among ties) and the other tied rounds."""
-    top = max(value(c) for c in tickets)
-    tied = [c for c in tickets if abs(value(c) - top) <= _EPS]
-    pick = _sparsest(tied)
-    return pick, tuple(c.round for c in tied if c.round != pick.round)
-
-
-def _earliest(runs: pd.DataFrame, tickets: Sequence[Cell], dense: Cell | None) -> EarliestStop:
-    pick, tied = _pick(tickets, lambda c: -c.early_stop.mean)
-    factor = vs = None
-    if dense is not None:
-        if pick.early_stop.mean > 0:
-            factor = dense.early_stop.mean / pick.early_stop.mean
-        vs = results.paired_difference(runs, ES, ("ticket", 0), ("ticket", pick.round))
-    return EarliestStop(pick, tied, factor, vs)
-
-
-def _best(runs: pd.DataFrame, tickets: Sequence[Cell], dense: Cell | None) -> BestTicket:
-    pick, tied = _pick(tickets, lambda c: c.val_accuracy.mean)
-    test_best, _ = _pick(tickets, lambda c: c.accuracy.mean)
-    vs = None
-    if dense is not None:
-        vs = results.paired_difference(
-            runs, ACC, ("ticket", pick.round), ("ticket", 0), scale=100.0
-        )
-    return BestTicket(pick, tied, vs, test_best)
-
-
-def _floor(
-    runs: pd.DataFrame, tickets: Sequence[Cell], dense: Cell, tolerance_pp: float
-) -> Floor | None:
-    threshold_pp = 100.0 * dense.accuracy.mean - tolerance_pp
-    matching = [c for c in tickets if 100.0 * c.accuracy.mean >= threshold_pp - _EPS]
-    if not matching:
-        return None
-    floor = _sparsest(matching)
-    key = (floor.percent_remaining, -floor.round)
-    sparser = tuple(c.round for c in tickets if (c.percent_remaining, -c.round) < key)
-    failing = tuple(c.round for c in tickets if c not in matching and c.round not in sparser)
-    vs = results.paired_difference(runs, ACC, ("ticket", floor.round), ("ticket", 0), scale=100.0)
-    return Floor(floor, not sparser, sparser, failing, vs)
-
-
-def _gaps(runs: pd.DataFrame, tickets: Sequence[Cell], controls: Mapping[str, Sequence[Cell]]):
-    gaps: list[ControlGap] = []
-    for t in tickets:
-        for cond, cond_cells in controls.items():
-            control = next((c for c in cond_cells if c.round == t.round), None)
-            if control is None:
-                continue
-            diff = results.paired_difference(
-                runs, ACC, ("ticket", t.round), (cond, t.round), scale=100.0
-            )
-            if diff is not None:
-                gaps.append(ControlGap(t.round, t.percent_remaining, control, diff, t))
-    return tuple(gaps)
-
-
-def compute_summary(
-    data: pd.DataFrame | Sequence[Mapping[str, Any]],
-    tolerance_pp: float = DEFAULT_TOLERANCE_PP,
+def summary_for(
+    runs: pd.DataFrame, params: Mapping[str, Any], window: CensoringWindow | None = None
 ) -> Summary:
-    """The facts behind the summary sentences (see the dataclasses for the definitions).
-
-    `data` is a runs frame (`lottery.results`) or metrics dicts. Ties (equal means) are
-    broken towards the sparsest round, and the other tied rounds are recorded.
-    """
-    if tolerance_pp < 0:
-        raise ValueError(f"tolerance_pp must be >= 0, got {tolerance_pp}")
-    runs = results.as_runs(data)
-    all_cells = cells(runs)
-    ticket = {c.round: c for c in all_cells if c.condition == "ticket"}
-    dense = ticket.get(0)
-    tickets = tuple(ticket[r] for r in sorted(ticket) if r >= 1)
-    controls: dict[str, tuple[Cell, ...]] = {}
-    for c in all_cells:
-        if c.condition != "ticket":
-            controls[c.condition] = (*controls.get(c.condition, ()), c)
-    return Summary(
-        dense=dense,
-        tickets=tickets,
-        controls=controls,
-        earliest=_earliest(runs, tickets, dense) if tickets else None,
-        best=_best(runs, tickets, dense) if tickets else None,
-        tolerance_pp=tolerance_pp,
-        floor=_floor(runs, tickets, dense, tolerance_pp) if tickets and dense else None,
-        gaps=_gaps(runs, tickets, controls),
-        n_runs=len(runs),
-        censored=tuple(c for c in all_cells if c.censored),
-    )
+    """`compute_summary` with the margin and the validation size the params give."""
+    return compute_summary(runs, match_margin(params), window, validation_size(params))
 
 
 # ---------------------------------------------------------------------- formatting
@@ -315,15 +176,24 @@ def _trials(n: int) -> str:
     return f"{n} trial" if n == 1 else f"{n} trials"
 
 
-def difference_text(d: Difference, unit: str, decimals: int = 2) -> str:
+def _share(value: float) -> str:
+    return f"{100.0 * value:.0f}%"
+
+
+def fmt_p(p: float) -> str:
+    """'0.012', '< 0.001'."""
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def difference_text(d: Difference, unit: str, decimals: int = 2, extra: str = "") -> str:
     """'+0.57 pp (95% interval +0.30 to +0.81, 5 trials)' or '… (2 trials: no interval
-    possible)'."""
+    possible)'; `extra` is appended inside the parentheses."""
     value = f"{_signed(d.mean, decimals)} {unit}"
     if d.ci_low is None or d.ci_high is None:
         return f"{value} ({_trials(d.n_trials)}: no interval possible)"
     return (
         f"{value} (95% interval {_signed(d.ci_low, decimals)} to "
-        f"{_signed(d.ci_high, decimals)}, {_trials(d.n_trials)})"
+        f"{_signed(d.ci_high, decimals)}, {_trials(d.n_trials)}{extra})"
     )
 
 
@@ -343,6 +213,22 @@ def _with_verdict(d: Difference, unit: str, above: str, below: str, decimals: in
     text = difference_text(d, unit, decimals)
     word = verdict(d, above, below, decimals)
     return f"{text}: {word}" if word else text
+
+
+def holm_text(p_holm: float | None, family: int) -> str:
+    """'; Holm p 0.012 over 15 rounds' ('' without a p)."""
+    if p_holm is None:
+        return ""
+    return f"; Holm p {fmt_p(p_holm)} over {family} round{'s' if family != 1 else ''}"
+
+
+def gap_text(g: ControlGap, above: str, below: str) -> str:
+    """A ticket − control difference with its Holm-adjusted verdict (`gap_sign`)."""
+    text = difference_text(g.difference, "pp", 2, holm_text(g.p_holm, g.family))
+    if g.p_holm is None:
+        return text
+    word = {1: above, -1: below}.get(gap_sign(g), "no clear difference")
+    return f"{text}: {word}"
 
 
 def _censored_note(c: Cell) -> str:
@@ -365,8 +251,8 @@ def row_label(condition: str, rnd: int) -> str:
 
 
 def table_cell(s: Stats, n_runs: int, n_trials: int, fmt: Any) -> str:
-    """'mean (min–max) [95% low, high]'; '[no interval: 2 trials]' with < 3 trials; the
-    value alone for a single run."""
+    """'mean (min–max) [95% low, high]', all over trial means; '[no interval: 2 trials]'
+    with < 3 trials; the value alone for a single run."""
     if n_runs == 1:
         return str(fmt(s.mean))
     text = f"{fmt(s.mean)} ({fmt(s.min)}–{fmt(s.max)})"
@@ -375,17 +261,19 @@ def table_cell(s: Stats, n_runs: int, n_trials: int, fmt: Any) -> str:
     return f"{text} [{fmt(s.ci_low)}, {fmt(s.ci_high)}]"
 
 
+TABLE_HEAD = (
+    "| condition | % weights remaining | early-stop iteration "
+    "| test acc. at early stop | test acc. when training stopped |"
+)
+
+
 def markdown_table(all_cells: Sequence[Cell]) -> str:
     """A Markdown table, one row per (condition, round) (see `table_cell` for the cells).
 
     Censored rows: the early-stop cell starts with "≥" and ends with "k/n censored", and
     the accuracy cells end with "*" (the accuracy may be understated).
     """
-    lines = [
-        "| condition | % weights remaining | early-stop iteration "
-        "| test acc. at early stop | test acc. when training stopped |",
-        "|---|---:|---:|---:|---:|",
-    ]
+    lines = [TABLE_HEAD, "|---|---:|---:|---:|---:|"]
     for c in all_cells:
         es = table_cell(c.early_stop, c.n_runs, c.n_trials, _fmt_iteration)
         acc = table_cell(c.accuracy, c.n_runs, c.n_trials, _fmt_accuracy)
@@ -401,11 +289,21 @@ def markdown_table(all_cells: Sequence[Cell]) -> str:
 # ------------------------------------------------------------------------ sentences
 
 
+def _window_words(w: CensoringWindow) -> str:
+    return f"{w.iterations:,} iterations (the censoring window W)"
+
+
 def _censoring_claim(s: Summary) -> str:
+    w = s.window
     if not s.censored:
+        if w.iterations is None:
+            return (
+                "No run is censored: every run reached its minimum validation loss before the "
+                "last two evaluations of its training, or was stopped by patience."
+            )
         return (
-            "No run is censored: every run reached its minimum validation loss before the "
-            "last two evaluations of its training, or was stopped by patience."
+            f"No run is censored: every run trained at least {_window_words(w)} past its "
+            f"minimum validation loss."
         )
     by_cond: dict[str, list[Cell]] = {}
     for c in s.censored:
@@ -413,18 +311,55 @@ def _censoring_claim(s: Summary) -> str:
     parts = []
     for cond, cs in by_cond.items():
         word = "round" if len(cs) == 1 else "rounds"
-        listed = ", ".join(f"{c.round} ({c.n_censored}/{c.n_runs})" for c in cs)
-        parts.append(f"{CONTROL_LABELS.get(cond, cond)} {word} {listed}")
+        parts.append(f"{CONTROL_LABELS.get(cond, cond)} {word} {_censored_rounds(cs)}")
+    rule = (
+        "training reached its last iteration with the minimum validation loss in the last "
+        "two evaluations"
+        if w.iterations is None
+        else f"they stopped less than {_window_words(w)} after their minimum validation loss"
+    )
     return (
-        f"{s.n_censored} of {s.n_runs} runs are censored: training reached its last "
-        f"iteration with the minimum validation loss in the last two evaluations "
-        f"({'; '.join(parts)}). Their early-stop iterations are lower bounds and their "
-        f"accuracies may be understated."
+        f"{s.n_censored} of {s.n_runs} runs are censored: {rule} ({'; '.join(parts)}). Their "
+        f"early-stop iterations are lower bounds and their accuracies may be understated."
     )
 
 
+def _censored_rounds(cs: Sequence[Cell]) -> str:
+    """'1 (1/5), 3–4 (3/5 each), 6–15 (5/5 each)': consecutive rounds with the same count
+    of censored runs share one entry."""
+    groups: list[list[Cell]] = []
+    for c in cs:
+        last = groups[-1][-1] if groups else None
+        same = last is not None and (last.n_censored, last.n_runs) == (c.n_censored, c.n_runs)
+        if same and last is not None and c.round == last.round + 1:
+            groups[-1].append(c)
+        else:
+            groups.append([c])
+    return ", ".join(
+        f"{g[0].round} ({g[0].n_censored}/{g[0].n_runs})"
+        if len(g) == 1
+        else f"{g[0].round}–{g[-1].round} ({g[0].n_censored}/{g[0].n_runs} each)"
+        for g in groups
+    )
+
+
+def _pick_words(p: Pick, what: str) -> str:
+    """' 81% of 10,000 bootstrap resamples of the trials pick round 5' and, below the
+    clear share, ': no clear {what} among rounds 5 (52%), 7 (30%)'."""
+    if p.share is None:
+        return ""
+    text = (
+        f" {_share(p.share)} of {statistics.RESAMPLES:,} bootstrap resamples of the trials "
+        f"pick round {p.ticket.round}"
+    )
+    if p.clear:
+        return text
+    listed = ", ".join(f"{r} ({_share(v)})" for r, v in p.contenders())
+    return f"{text}: no clear {what} among rounds {listed}"
+
+
 def _earliest_claim(s: Summary, e: EarliestStop) -> str:
-    t, dense = e.ticket, s.dense
+    t, dense, p = e.ticket, s.dense, e.pick
     text = (
         f"The earliest-stopping ticket is {_where(t)}{_ties(e.tied_rounds)}: mean early-stop "
         f"iteration {_early_stop_value(t)}"
@@ -442,6 +377,17 @@ def _earliest_claim(s: Summary, e: EarliestStop) -> str:
                 decimals=0,
             )
     text += "."
+    if p.runner_up is not None:
+        text += (
+            f" Runner-up: round {p.runner_up.round} ({_early_stop_value(p.runner_up)}, "
+            f"{p.margin:.0f} iterations later);{_pick_words(p, 'earliest-stopping round')}"
+        ).rstrip(";")
+        if e.vs_dense is not None and e.vs_dense.has_interval:
+            text += (
+                f" (the dense − ticket interval does not allow for picking the lowest of "
+                f"{len(s.tickets)} rounds)"
+            )
+        text += "."
     censored = [c for c in (t, dense) if c is not None and c.censored]
     if censored:
         who = " and ".join(
@@ -451,13 +397,29 @@ def _earliest_claim(s: Summary, e: EarliestStop) -> str:
     return text
 
 
+def _validation_margin(s: Summary, p: Pick) -> str:
+    """'1 validation example of 25,000 (5 runs × 5,000)' or '0.004 pp'."""
+    n = s.validation_size
+    if n is None:
+        return f"{100.0 * p.margin:.3f} pp of validation accuracy"
+    runs = p.ticket.n_runs
+    examples = round(p.margin * n * runs)
+    word = "example" if examples == 1 else "examples"
+    return f"{examples} validation {word} of {n * runs:,} ({runs} runs × {n:,})"
+
+
 def _best_claim(s: Summary, b: BestTicket) -> str:
-    t, dense = b.ticket, s.dense
+    t, dense, p = b.ticket, s.dense, b.pick
     text = (
         f"Chosen by mean validation accuracy at early stop, the best ticket is "
-        f"{_where(t)}{_ties(b.tied_rounds)}, with {_pct(t.val_accuracy.mean)} on validation; "
-        f"its mean test accuracy at early stop is {_pct(t.accuracy.mean)}"
+        f"{_where(t)}{_ties(b.tied_rounds)}, with {_pct(t.val_accuracy.mean)} on validation"
     )
+    if p.runner_up is not None:
+        text += (
+            f"; runner-up: round {p.runner_up.round}, {_validation_margin(s, p)} behind;"
+            f"{_pick_words(p, 'best')}"
+        ).rstrip(";")
+    text += f". Its mean test accuracy at early stop is {_pct(t.accuracy.mean)}"
     if dense is not None:
         text += f" vs {_pct(dense.accuracy.mean)} for the dense network"
         if b.vs_dense is not None:
@@ -474,41 +436,55 @@ def _best_claim(s: Summary, b: BestTicket) -> str:
     return text + _censored_tickets(dense, t)
 
 
+def _verdict_list(matches: Sequence[Match]) -> str:
+    """'round 14 is undetermined; rounds 15, 16 fall short' (in round order)."""
+    groups: dict[str, list[int]] = {}
+    for m in matches:
+        groups.setdefault(m.verdict or "without an interval", []).append(m.round)
+    parts = []
+    for word, rounds in groups.items():
+        many = len(rounds) > 1
+        verb = {
+            FALLS_SHORT: "fall short" if many else "falls short",
+            MATCHES: "match" if many else "matches",
+        }.get(word, f"{'are' if many else 'is'} {word}")
+        parts.append(f"{'rounds' if many else 'round'} {', '.join(map(str, rounds))} {verb}")
+    return "; ".join(parts)
+
+
+def _match_rule(s: Summary) -> str:
+    return (
+        f"ticket − dense test accuracy at early stop, 95% interval above −{s.margin_pp:.2f} pp, "
+        f"the match margin"
+    )
+
+
 def _floor_claim(s: Summary) -> str:
     dense = s.dense
     if dense is None:
         raise ValueError("a floor claim needs the dense round")
-    rule = (
-        f"mean test accuracy at early stop at least the dense network's "
-        f"{_pct(dense.accuracy.mean)} minus {s.tolerance_pp:.2f} pp"
-    )
-    f = s.floor
+    f, rule = s.floor, _match_rule(s)
     if f is None:
-        return f"No pruned ticket matches dense ({rule})."
+        if all(m.verdict is None for m in s.matches):
+            return "No match verdict is possible: with fewer than 3 trials there is no interval."
+        return f"No pruned ticket matches dense ({rule}): {_verdict_list(s.matches)}."
     t = f.ticket
     pct = fmt_percent_remaining(t.percent_remaining)
     if f.is_sparsest_run:
         text = f"Tickets match dense ({rule}) down to at least {pct}% (the sparsest round run)"
-    else:
+    elif f.exact:
         text = f"Tickets match dense ({rule}) down to {pct}%"
-    text += f": round {t.round} has {_pct(t.accuracy.mean)}"
+    else:
+        text = f"Tickets match dense ({rule}) down to at least {pct}%"
+    text += f": round {t.round} has {_pct(t.accuracy.mean)} vs {_pct(dense.accuracy.mean)}"
     if f.vs_dense is not None:
-        text += ", ticket − dense = " + _with_verdict(
-            f.vs_dense, "pp", "the ticket is more accurate", "the ticket is less accurate"
-        )
+        text += ", ticket − dense = " + difference_text(f.vs_dense, "pp")
     text += "."
-    if f.sparser_rounds:
-        text += f" The sparser {_rounds(f.sparser_rounds)} not match."
-    if f.failing_rounds:
-        text += f" Denser {_rounds(f.failing_rounds)} not match either."
+    if f.sparser:
+        text += f" Sparser: {_verdict_list(f.sparser)}."
+    if f.failing:
+        text += f" Denser: {_verdict_list(f.failing)}."
     return text + _censored_tickets(dense, t)
-
-
-def _rounds(rounds: Sequence[int]) -> str:
-    """'round 3 does' / 'rounds 3, 4 do'."""
-    if len(rounds) == 1:
-        return f"round {rounds[0]} does"
-    return f"rounds {', '.join(map(str, rounds))} do"
 
 
 def _control_claim(cond: str, cs: Sequence[Cell]) -> str:
@@ -535,8 +511,8 @@ def _gap_claim(rnd: int, pct: float, gaps: Sequence[ControlGap]) -> str:
     parts = []
     for g in gaps:
         label = GAP_LABELS.get(g.control.condition, g.control.condition)
-        part = f"ticket − {label} = " + _with_verdict(
-            g.difference, "pp", "the ticket is more accurate", "the ticket is less accurate"
+        part = f"ticket − {label} = " + gap_text(
+            g, "the ticket is more accurate", "the ticket is less accurate"
         )
         if g.control.censored:
             part += f" ({label}: {_censored_note(g.control)}, its accuracy may be understated)"
@@ -560,10 +536,11 @@ def _censored_tickets(*tickets: Cell | None) -> str:
 
 def summary_claims(
     data: pd.DataFrame | Sequence[Mapping[str, Any]] | Summary,
-    tolerance_pp: float = DEFAULT_TOLERANCE_PP,
+    margin_pp: float = DEFAULT_MARGIN_PP,
+    window: CensoringWindow | None = None,
 ) -> list[str]:
     """Sentences rendered from `compute_summary` (pass a Summary to reuse one)."""
-    s = data if isinstance(data, Summary) else compute_summary(data, tolerance_pp)
+    s = data if isinstance(data, Summary) else compute_summary(data, margin_pp, window)
     dense = s.dense
     if not s.tickets and dense is None:
         return ["No ticket results were found, so there is nothing to summarise."]
@@ -596,7 +573,7 @@ def summary_claims(
     return claims
 
 
-# --------------------------------------------------------------- summary.json
+# ------------------------------------------------------ summary.json, statistics.json
 
 
 def _stats_json(s: Stats, scale: float = 1.0) -> dict[str, float | None]:
@@ -604,10 +581,19 @@ def _stats_json(s: Stats, scale: float = 1.0) -> dict[str, float | None]:
     return {"mean": t.mean, "min": t.min, "max": t.max, "ci_low": t.ci_low, "ci_high": t.ci_high}
 
 
-def _difference_json(d: Difference | None) -> dict[str, float | int | None] | None:
+def difference_json(d: Difference | None, p: bool = False) -> dict[str, Any] | None:
+    """A difference's numbers (with its t-test's p when `p`)."""
     if d is None:
         return None
-    return {"mean": d.mean, "ci_low": d.ci_low, "ci_high": d.ci_high, "n_trials": d.n_trials}
+    out: dict[str, Any] = {
+        "mean": d.mean,
+        "ci_low": d.ci_low,
+        "ci_high": d.ci_high,
+        "n_trials": d.n_trials,
+    }
+    if p:
+        out["p_value"] = d.p_value
+    return out
 
 
 def cell_json(c: Cell) -> dict[str, Any]:
@@ -635,18 +621,18 @@ def summary_json(s: Summary, all_cells: Sequence[Cell]) -> dict[str, Any]:
         out["earliest_stop_round"] = e.ticket.round
         out["earliest_stop_iteration"] = e.ticket.early_stop.mean
         out["earliest_stop_speedup_vs_dense"] = e.factor_vs_dense
-        out["earliest_stop_dense_minus_ticket"] = _difference_json(e.vs_dense)
+        out["earliest_stop_dense_minus_ticket"] = difference_json(e.vs_dense)
     if s.best is not None:
         b = s.best
         out["best_ticket_round"] = b.ticket.round
         out["best_ticket_test_accuracy"] = b.ticket.accuracy.mean
-        out["best_ticket_gain_pp"] = _difference_json(b.vs_dense)
+        out["best_ticket_gain_pp"] = difference_json(b.vs_dense)
         out["test_best_ticket_round"] = b.test_best.round
     f = s.floor
     out["sparsest_matching_round"] = f.ticket.round if f else None
     out["sparsest_matching_percent_remaining"] = f.ticket.percent_remaining if f else None
     out["sparsest_matching_is_sparsest_run"] = f.is_sparsest_run if f else None
-    out["sparsest_matching_gain_pp"] = _difference_json(f.vs_dense) if f else None
+    out["sparsest_matching_gain_pp"] = difference_json(f.vs_dense) if f else None
     # Per (condition, round): the two means a reader compares, one column each in
     # `dvc exp show`. Everything else per cell is in statistics.json (`statistics_json`).
     out["by_round"] = {
@@ -659,18 +645,55 @@ def summary_json(s: Summary, all_cells: Sequence[Cell]) -> dict[str, Any]:
     return out
 
 
+def pick_json(p: Pick) -> dict[str, Any]:
+    return {
+        "round": p.ticket.round,
+        "tied_rounds": list(p.tied_rounds),
+        "runner_up_round": None if p.runner_up is None else p.runner_up.round,
+        "margin": p.margin,
+        "share": p.share,
+        "clear": p.clear,
+        "shares": None if p.shares is None else {round_name(r): v for r, v in p.shares.items()},
+    }
+
+
 def statistics_json(s: Summary, all_cells: Sequence[Cell]) -> dict[str, Any]:
-    """Every cell's statistics (mean, min-max, 95% interval, censored runs) and every
-    ticket - control difference: the detail behind summary.json, an output, not a metric."""
+    """Every cell's statistics (mean, min-max, 95% interval over trial means, censored
+    runs), the match verdicts, the picks with their margins and bootstrap shares, and
+    every ticket − control difference with its Holm-adjusted p: the detail behind
+    summary.json, an output, not a metric."""
     gaps: dict[str, dict[str, Any]] = {}
     for g in s.gaps:
-        gaps.setdefault(g.control.condition, {})[round_name(g.round)] = _difference_json(
-            g.difference
-        )
+        gaps.setdefault(g.control.condition, {})[round_name(g.round)] = {
+            **(difference_json(g.difference, p=True) or {}),
+            "p_holm": g.p_holm,
+            "family": g.family,
+            "sign": gap_sign(g),
+        }
     return {
+        "method": {
+            "interval": statistics.METHOD,
+            "confidence": statistics.CONFIDENCE,
+            "censoring_window": s.window.iterations,
+            "match_margin_pp": s.margin_pp,
+            "holm_alpha": ALPHA,
+            "clear_pick_share": CLEAR_SHARE,
+        },
         "cells": {
             cond: {round_name(c.round): cell_json(c) for c in all_cells if c.condition == cond}
             for cond in dict.fromkeys(c.condition for c in all_cells)
+        },
+        "match_vs_dense_pp": {
+            round_name(m.round): {
+                **(difference_json(m.vs_dense, p=True) or {}),
+                "verdict": m.verdict,
+            }
+            for m in s.matches
+        },
+        "picks": {
+            name: pick_json(x.pick)
+            for name, x in (("earliest_stop", s.earliest), ("best_ticket", s.best))
+            if x is not None
         },
         "ticket_minus_control_pp": gaps,
     }
@@ -726,18 +749,60 @@ def _runs_line(all_cells: Sequence[Cell]) -> str:
     return f"Runs per (condition, round): {'; '.join(parts)}."
 
 
-PREAMBLE = f"""\
-All numbers below are computed from the pipeline's metrics files. Accuracies are test
-accuracies in %, taken at the early-stop iteration (minimum validation loss) unless
-marked "when training stopped"; pp = percentage points. With several runs per cell the
-table shows mean (min–max) [95% interval]: a percentile bootstrap of the mean over trials
-({results.BOOTSTRAP_SAMPLES:,} resamples, seed {results.BOOTSTRAP_SEED}); with fewer than \
-{results.MIN_INTERVAL_TRIALS} trials no interval is possible.
-Ticket − dense and ticket − control differences are paired by trial; a difference is
-called real only when its 95% interval excludes 0. A run is censored when training
-reached its last iteration with the minimum validation loss in the last two evaluations:
-its early-stop iteration is a lower bound (≥, with the count of censored runs) and its
-accuracies (*) may be understated."""
+#: Trials at which the preamble states the interval's measured coverage.
+COVERAGE_TRIALS = 5
+
+
+@functools.cache
+def measured_coverage(n: int = COVERAGE_TRIALS) -> dict[str, float]:
+    """distribution -> coverage of the report's 95% interval at n values (seeded)."""
+    return {d: statistics.coverage("t", d, n) for d in statistics.DISTRIBUTIONS}
+
+
+def _paragraph(text: str) -> str:
+    return textwrap.fill(text, width=90, break_on_hyphens=False, break_long_words=False)
+
+
+def preamble(s: Summary) -> str:
+    """How every number below was computed: units, intervals (with their measured
+    coverage), the verdicts' rules and the censoring window."""
+    cov = measured_coverage()
+    w = s.window
+    if w.iterations is None:
+        censoring = (
+            "A run is censored when training reached its last iteration with the minimum "
+            f"validation loss in the last two evaluations (the narrowest rule: {w.source})."
+        )
+    else:
+        censoring = (
+            f"A run is censored when it stopped less than W = {w.iterations:,} iterations after "
+            f"its minimum validation loss; W is {w.source}."
+        )
+    parts = [
+        "All numbers below are computed from the pipeline's metrics files. Accuracies are "
+        "test accuracies in %, taken at the early-stop iteration (minimum validation loss) "
+        'unless marked "when training stopped"; pp = percentage points. Each table cell is '
+        "mean (min–max) [95% interval], all three over trial means (the runs of one trial "
+        f"averaged first); with fewer than {statistics.MIN_INTERVAL_TRIALS} trials no "
+        "interval is possible.",
+        f"Intervals are {statistics.METHOD}. In {statistics.COVERAGE_SIMS:,} simulated data "
+        f"sets of {COVERAGE_TRIALS} values, its nominal 95% interval held the true mean "
+        f"{cov['normal']:.1%} of the time for normal data, {cov['lognormal']:.1%} for skewed "
+        f"(lognormal) and {cov['t3']:.1%} for heavy-tailed (t, 3 degrees of freedom) data "
+        "(`lottery.statistics`).",
+        "Ticket − dense and ticket − control differences are paired by trial. A ticket "
+        f"matches dense when its ticket − dense interval lies above −{s.margin_pp:.2f} pp (the "
+        "match margin), falls short when it lies below, and is undetermined otherwise. "
+        "Ticket − reinit and ticket − random prune are one family of tests each, over the "
+        f"rounds: a difference is called real only when its Holm-adjusted p is below "
+        f"{ALPHA} and its interval excludes 0. The best and the earliest-stopping "
+        f"ticket come with their runner-up and the share of {statistics.RESAMPLES:,} "
+        "bootstrap resamples of the trials that pick the same round; below "
+        f"{CLEAR_SHARE:.0%} there is no clear pick.",
+        f"{censoring} A censored run's early-stop iteration is a lower bound (≥, with the "
+        "count of censored runs) and its accuracies (*) may be understated.",
+    ]
+    return "\n\n".join(_paragraph(x) for x in parts)
 
 
 def render_report(
@@ -747,13 +812,17 @@ def render_report(
     study_hash: str,
     git_commit: str,
     report_dir: str | Path,
-    tolerance_pp: float = DEFAULT_TOLERANCE_PP,
+    window: CensoringWindow | None = None,
 ) -> str:
-    """The whole report as Markdown (deterministic: no timestamps, no run ids)."""
+    """The whole report as Markdown (deterministic: no timestamps, no run ids). The match
+    margin and the validation size come from `params` (`summary_for`); runs are censored
+    under `window` (default: the patience evidence's)."""
     runs = results.as_runs(data)
-    summary = compute_summary(runs, tolerance_pp)
+    summary = summary_for(runs, params, window)
+    runs = results.censor(runs, summary.window)
     all_cells = cells(runs)
-    out = [f"# {title(params)}", "", PREAMBLE, "", _runs_line(all_cells), "", "## Summary", ""]
+    out = [f"# {title(params)}", "", preamble(summary), "", _runs_line(all_cells), ""]
+    out += ["## Summary", ""]
     out += [f"- {c}" for c in summary_claims(summary)]
     out += ["", "## Results", "", markdown_table(all_cells).rstrip("\n"), ""]
     if figures:
@@ -801,9 +870,11 @@ def write_outputs(
     plots_dir: str | Path,
     summary_path: str | Path,
 ) -> None:
-    """The report, the dvc plots tables and summary.json, each written atomically."""
+    """The report, the dvc plots tables and summary.json, each written atomically (runs
+    censored under the summary's window)."""
     from lottery import plots
 
+    runs = results.censor(runs, summary.window)
     write_report(report_path, text)
     plots.write_dvc_plot_tables(plots.dvc_plot_rows(runs), plots_dir)
     all_cells = cells(runs)
@@ -837,7 +908,7 @@ def regenerate(root: str | Path) -> Path:
     provenance = dict(_PROVENANCE.findall(old))
     params = yaml.safe_load((root / "params.yaml").read_text())
     settings = {k: v for k, v in params.items() if k != "pipeline"}
-    summary = compute_summary(runs)
+    summary = summary_for(runs, settings)
     text = render_report(
         runs,
         figure_order(root / "figures"),

@@ -13,14 +13,20 @@ From a notebook, at the root of a study (the project, or a copy such as
 percent_remaining), the metrics of `METRIC_COLUMNS`, the training settings of
 `STUDY_COLUMNS` and `censored`.
 
-**Censoring.** A run is censored when training ended at the horizon (`stop_reason` ==
-"horizon") while its validation loss was still at its minimum in the last two
-evaluations: its early-stop iteration is then only a lower bound, and its accuracy may be
-understated. A run stopped by patience is never censored.
+**Censoring.** A run's early-stop iteration is only a lower bound (and its accuracy may be
+understated) when it stopped too soon after its minimum validation loss for a later,
+lower minimum to be ruled out. With a window of W iterations (`CensoringWindow`: the
+reports take W from the committed patience evidence, `evidence_window`) a run is censored
+when it stopped, at the horizon or by patience, less than W iterations after its minimum;
+W is the longest wait between two successive new minima seen in full-horizon training, so
+a patience of at least W never censors. Without a window (`window=None`, the default of
+`runs_frame`) the rule is the narrowest one: the run reached the horizon with its minimum
+in the last two evaluations.
 
-**Intervals.** 95% intervals are percentile bootstraps of the mean over trials (repeats of
-one trial are averaged first), with a fixed seed so every report is byte-identical. With
-fewer than `MIN_INTERVAL_TRIALS` trials no interval is computed (None).
+**Cells.** A cell's mean, min–max and 95% interval are all over trial means (repeats of
+one trial are averaged first). Intervals are Student-t, chosen by a coverage simulation
+(`lottery.statistics`). With fewer than `MIN_INTERVAL_TRIALS` trials no interval is
+computed (None).
 
 **Legacy files.** Metrics written before `stop_iteration` existed (`final_test_accuracy`,
 `final_val_loss`, no `eval_every`) are mapped to today's names; their runs trained to the
@@ -31,6 +37,7 @@ horizon (`stop_iteration` = `iterations`, `stop_reason` = "horizon"), and `eval_
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +47,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from lottery import io, paths
+from lottery import io, paths, statistics
 from lottery.paths import round_name
 
 #: Conditions in the order they are drawn and tabulated (the layout's directories).
@@ -80,11 +87,11 @@ CURVE_COLUMNS: tuple[str, ...] = (
     "test_accuracy",
 )
 STAT_NAMES: tuple[str, ...] = ("mean", "min", "max", "ci_low", "ci_high")
-CONFIDENCE = 0.95
-BOOTSTRAP_SAMPLES = 10_000
-BOOTSTRAP_SEED = 0
+CONFIDENCE = statistics.CONFIDENCE
 #: Fewest trials for which an interval is given.
-MIN_INTERVAL_TRIALS = 3
+MIN_INTERVAL_TRIALS = statistics.MIN_INTERVAL_TRIALS
+#: This checkout's committed patience evidence (`lottery.patience`): the censoring window's.
+EVIDENCE = paths.Layout(Path(__file__).resolve().parents[1]).patience_dir() / "curves.json"
 
 
 # ------------------------------------------------------------------------- loading
@@ -143,12 +150,76 @@ def censor_from(stop_iteration: int, eval_every: int) -> int:
 
 
 def is_censored(
-    stop_reason: str, early_stop_iteration: float, stop_iteration: int, eval_every: int
+    stop_reason: str,
+    early_stop_iteration: float,
+    stop_iteration: int,
+    eval_every: int,
+    window: int | None = None,
 ) -> bool:
-    """Stopped at the horizon with the minimum validation loss in the last two evaluations."""
+    """Stopped less than `window` iterations after the minimum; without a window: stopped
+    at the horizon with the minimum validation loss in the last two evaluations."""
+    if window is not None:
+        return int(stop_iteration) - float(early_stop_iteration) < window
     if stop_reason != "horizon":
         return False
     return early_stop_iteration >= censor_from(int(stop_iteration), int(eval_every))
+
+
+@dataclass(frozen=True)
+class CensoringWindow:
+    """W (`iterations`; None: the last-two-evaluations rule) and where it came from."""
+
+    iterations: int | None
+    source: str
+
+
+def evidence_window(path: str | Path = EVIDENCE) -> CensoringWindow:
+    """W from a patience evidence file (`lottery.patience`'s curves.json): the longest wait
+    between two successive new minima of the validation loss over its runs, recomputed
+    from their curves. Without the file, the last-two-evaluations rule (and says so)."""
+    from lottery import patience
+
+    path = Path(path)
+    if not path.is_file():
+        return CensoringWindow(
+            None,
+            f"no patience evidence was found ({path.name} of `lottery.patience`), so the "
+            "narrowest rule applies: the minimum in the last two evaluations of a run that "
+            "reached its horizon",
+        )
+    curves = patience.from_file(path)
+    wait, longest = max((patience.smallest_safe_patience(c), i) for i, c in enumerate(curves))
+    c = curves[longest]
+    horizons = "/".join(f"{h:,}" for h in sorted({x.horizon for x in curves}))
+    return CensoringWindow(
+        wait,
+        f"the longest wait between two successive new minima of the validation loss among "
+        f"the {len(curves)} full-horizon runs ({horizons} iterations, patience 0) of the "
+        f"patience evidence (`reports/patience/{path.name}`; {c.condition} round {c.round})",
+    )
+
+
+@functools.cache
+def default_window() -> CensoringWindow:
+    """The reports' censoring window: `evidence_window` of this checkout's evidence."""
+    return evidence_window(EVIDENCE)
+
+
+def censor(runs: pd.DataFrame, window: CensoringWindow | int | None) -> pd.DataFrame:
+    """A copy of a runs frame with `censored` recomputed under `window`."""
+    w = window.iterations if isinstance(window, CensoringWindow) else window
+    out = runs.copy()
+    out["censored"] = [
+        is_censored(str(r), float(e), int(s), int(v), w)
+        for r, e, s, v in zip(
+            out["stop_reason"],
+            out["early_stop_iteration"],
+            out["stop_iteration"],
+            out["eval_every"],
+            strict=True,
+        )
+    ]
+    return out
 
 
 def condition_rank(condition: str) -> tuple[int, str]:
@@ -163,9 +234,12 @@ def ordered_conditions(conditions: Iterable[str]) -> list[str]:
 
 
 def runs_frame(
-    metrics: Iterable[Mapping[str, Any]], defaults: Mapping[str, int] | None = None
+    metrics: Iterable[Mapping[str, Any]],
+    defaults: Mapping[str, int] | None = None,
+    window: int | None = None,
 ) -> pd.DataFrame:
-    """One row per run of the given metrics files (normalised on the way).
+    """One row per run of the given metrics files (normalised on the way); `censored`
+    under `window` (`is_censored`).
 
     Rows are ordered by condition (`CONDITIONS` first), round, trial, repeat. Raises
     ValueError when two files hold the same (condition, round).
@@ -194,6 +268,7 @@ def runs_frame(
                 float(row["early_stop_iteration"]),
                 int(row["stop_iteration"]),
                 int(row["eval_every"]),
+                window,
             )
             rows.append(row)
     columns = [*RUN_COLUMNS, *METRIC_COLUMNS, *STUDY_COLUMNS, "censored"]
@@ -216,9 +291,9 @@ def load_metrics(root: str | Path) -> list[dict[str, Any]]:
     return [normalise(io.read_json(p), defaults) for p in metrics_files(root)]
 
 
-def load(root: str | Path = ".") -> pd.DataFrame:
+def load(root: str | Path = ".", window: int | None = None) -> pd.DataFrame:
     """One row per run of the study at `root` (see the module doc for the columns)."""
-    return runs_frame(load_metrics(root))
+    return runs_frame(load_metrics(root), window=window)
 
 
 def curves_frame(
@@ -278,20 +353,9 @@ def as_runs(data: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 # ---------------------------------------------------------------------- statistics
 
 
-def bootstrap_interval(
-    values: Sequence[float] | np.ndarray,
-    samples: int = BOOTSTRAP_SAMPLES,
-    seed: int = BOOTSTRAP_SEED,
-) -> tuple[float, float] | None:
-    """95% percentile-bootstrap interval of the mean; None with fewer than 3 values."""
-    x = np.asarray(values, dtype=np.float64)
-    if x.size < MIN_INTERVAL_TRIALS:
-        return None
-    idx = np.random.default_rng(seed).integers(0, x.size, size=(samples, x.size))
-    means = x[idx].mean(axis=1)
-    tail = (1.0 - CONFIDENCE) / 2.0
-    low, high = np.quantile(means, [tail, 1.0 - tail])
-    return float(low), float(high)
+def interval(values: Sequence[float] | np.ndarray) -> tuple[float, float] | None:
+    """95% Student-t interval of the mean; None with fewer than 3 values."""
+    return statistics.t_interval(values)
 
 
 def trial_values(runs: pd.DataFrame, key: str) -> pd.Series:
@@ -306,7 +370,7 @@ class Stats:
     mean: float
     min: float
     max: float
-    ci_low: float | None  # 95% bootstrap over trials; None with < 3 trials
+    ci_low: float | None  # 95% Student-t over trial means; None with < 3 trials
     ci_high: float | None
 
     def scaled(self, factor: float) -> Stats:
@@ -322,10 +386,10 @@ class Stats:
         )
 
 
-def stats(values: pd.Series, per_trial: pd.Series) -> Stats:
-    """Mean, min, max over runs; the interval over the per-trial means."""
-    v = values.astype(float)
-    ci = bootstrap_interval(per_trial.to_numpy())
+def stats(per_trial: pd.Series) -> Stats:
+    """Mean, min, max and the 95% interval, all over the per-trial means."""
+    v = per_trial.astype(float)
+    ci = interval(v.to_numpy())
     return Stats(
         float(v.mean()),
         float(v.min()),
@@ -345,7 +409,8 @@ def cell_table(
     ),
 ) -> pd.DataFrame:
     """One row per (condition, round): percent_remaining, n_runs, n_trials, n_censored and,
-    for each of `keys`, `<key>_mean`, `_min`, `_max`, `_ci_low`, `_ci_high`."""
+    for each of `keys`, `<key>_mean`, `_min`, `_max`, `_ci_low`, `_ci_high` (all over the
+    trial means)."""
     runs = as_runs(data)
     columns = ["condition", "round", "percent_remaining", "n_runs", "n_trials", "n_censored"]
     columns += [f"{k}_{s}" for k in keys for s in STAT_NAMES]
@@ -361,7 +426,7 @@ def cell_table(
             "n_censored": int(group["censored"].sum()),
         }
         for k in keys:
-            s = stats(group[k], per_trial[k].loc[(cond, rnd)])
+            s = stats(per_trial[k].loc[(cond, rnd)])
             row.update({f"{k}_{name}": getattr(s, name) for name in STAT_NAMES})
         rows.append(row)
     return pd.DataFrame(rows, columns=columns)
@@ -381,12 +446,14 @@ def cell_stats(row: Mapping[str, Any], key: str) -> Stats:
 
 @dataclass(frozen=True)
 class Difference:
-    """Mean over trials of a paired difference (a − b per trial), with its 95% interval."""
+    """Mean over trials of a paired difference (a − b per trial), with its 95% interval
+    and the two-sided p of its t-test (p < 0.05 exactly when the interval excludes 0)."""
 
     mean: float
     ci_low: float | None
     ci_high: float | None
     n_trials: int
+    p_value: float | None = None
 
     @property
     def has_interval(self) -> bool:
@@ -428,13 +495,14 @@ def paired_difference(
 
 
 def mean_difference(diffs: np.ndarray) -> Difference:
-    """The mean of per-trial differences with its 95% bootstrap interval."""
-    ci = bootstrap_interval(diffs)
+    """The mean of per-trial differences with its 95% Student-t interval and t-test."""
+    ci = interval(diffs)
     return Difference(
         float(diffs.mean()),
         None if ci is None else ci[0],
         None if ci is None else ci[1],
         len(diffs),
+        statistics.t_pvalue(diffs),
     )
 
 

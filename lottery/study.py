@@ -293,7 +293,17 @@ def _train_config(params: Params, condition: str, rnd: int) -> Any:
         rewind,
         patience=t.patience,
         test_every=t.test_every,
+        keep="best" if params.prune.point == "early_stop" else "last",
+        adam_epsilon=t.adam_epsilon,
     )
+
+
+def to_horizon(params: Params, condition: str) -> bool:
+    """Whether a network trains to `train.iterations` whatever the patience: with the
+    pruning point `horizon`, a ticket's (and the dense network's) weights at the horizon
+    are what the next round prunes (and θ_j is read on the way). Controls feed nothing, and
+    with `early_stop` the weights to prune are settled once the minimum is."""
+    return params.prune.point == "horizon" and condition == "ticket"
 
 
 def _setting(params: Params, device: str, n_nets: int) -> dict[str, str]:
@@ -301,6 +311,7 @@ def _setting(params: Params, device: str, n_nets: int) -> dict[str, str]:
     setting = {
         "device": device,
         "n_stacked": str(n_nets),
+        "point": params.prune.point,
         "strategy": params.prune.strategy,
         "scope": params.prune.scope,
         "rewind_iteration": str(params.prune.rewind_iteration),
@@ -374,6 +385,7 @@ def train_stage(params: Params, condition: str, name: str, root: Path) -> dict[s
             progress=log,
             label=f"[{st.dvc_stage}] ",
             on_evaluation=live,
+            to_horizon=[to_horizon(params, condition)] * len(nets),
         )
         live.flush()
         seconds = time.perf_counter() - started
@@ -454,6 +466,7 @@ def _pruning_record(params: Params) -> dict[str, Any]:
     """The pruning settings a ticket's next mask records in its lineage."""
     p = params.prune
     return {
+        "point": p.point,
         "strategy": p.strategy,
         "scope": p.scope,
         "rates": p.rates,
@@ -501,11 +514,17 @@ def _write_ticket(
         parent_sha256=mask_hash(net.mask, arch=net.arch),
         parent_path=str(paths.round_mask_path(rnd, net.trial)),
         pruning=_pruning_record(st.params),
+        pruned_from={"point": st.params.prune.point, "iteration": int(res.weights_iteration)},
         **_made_by(st, net, res.weights, run_id),
     )
     lineage.write(nxt_path, record)
     files += [(nxt_path, "mask"), (nxt_path.with_suffix(".json"), "mask")]
-    return files, lineage.RunTags(next_mask_sha256=record.sha256).as_tags()
+    tags = lineage.RunTags(
+        next_mask_sha256=record.sha256,
+        pruned_from_point=st.params.prune.point,
+        pruned_from_iteration=int(res.weights_iteration),
+    )
+    return files, tags.as_tags()
 
 
 def _write_control(st: Stage, net: Net, res: Any, run_id: str) -> list[tuple[Path, str]]:
@@ -683,7 +702,7 @@ def report(params: Params, root: Path) -> Path:
     rep.write_outputs(
         runs,
         text,
-        rep.compute_summary(runs),
+        rep.summary_for(runs, settings),
         lay.report_path(),
         lay.plots_dir(),
         lay.summary_metrics_path(),

@@ -16,13 +16,22 @@ stack reaches a new minimum validation loss, where some network stops, and every
 `test_every` iterations for the learning curves. So the test accuracy at early stop and
 at the last iteration trained are exact, computed on the weights of that iteration.
 
-With `patience` P > 0 a network stops P iterations after its best evaluation; the stack
-is then rebuilt without it (its weights, Adam moments and data stream carried over), so a
-stopped network costs nothing more. A network's trajectory is bit-identical whatever else
-is in its stack, as long as the stack holds at least two networks: XLA compiles a batch
-of one to a different CPU kernel (last-bit differences). So a stack that starts with two
-or more networks never shrinks below two: the last network to stop stays in as ballast
-until the final one stops. P = 0 trains every network to the horizon (the paper).
+The weights a network returns (`TrainConfig.keep`) are those of its last iteration
+("last": the paper prunes the weights at the horizon) or those of its minimum validation
+loss ("best": Keras' `restore_best_weights`, kept in memory as the minimum moves).
+
+With `patience` P > 0 a network's early stop is settled P iterations after its best
+evaluation. A network that must train to the horizon (`to_horizon`: its weights feed a
+later round) is then no longer evaluated but trains on, and is evaluated once more at the
+horizon; any other network stops, and the stack is rebuilt without it (its rows of
+weights, masks and Adam moments copied), so it costs nothing more.
+
+A network's bits never depend on its neighbours: every sum over a batch (the bias
+gradients, the loss, the evaluation's reductions) is taken per network, the GEMMs are
+batched over the stack, and so a network trained alone, in a stack of any size, or in a
+stack that shrinks as its neighbours stop, gives the same weights, curves and early stop
+on CPU (tests/test_engine.py). On a GPU, library kernels may choose their blocking by
+the stack's size: there, bits may depend on the stack.
 """
 
 from __future__ import annotations
@@ -42,7 +51,7 @@ from lottery.convnet import StackedConvNet
 from lottery.data import Split
 from lottery.masks import Mask, Weights
 from lottery.model import Adam, StackedMLP, device_name, tf
-from lottery.stopping import Tracker
+from lottery.stopping import PATIENCE, Tracker
 
 #: Compile the train chunk and evaluation with XLA (env LOTTERY_JIT=0 turns it off).
 JIT = os.environ.get("LOTTERY_JIT", "1") != "0"
@@ -50,6 +59,8 @@ JIT = os.environ.get("LOTTERY_JIT", "1") != "0"
 VAL_CURVE_KEYS = ("train_loss", "val_loss", "val_accuracy")
 TEST_CURVE_KEYS = ("test_loss", "test_accuracy")
 CURVE_KEYS = (*VAL_CURVE_KEYS, *TEST_CURVE_KEYS)
+#: What `TrainConfig.keep` may be.
+KEEP = ("last", "best")
 #: Called after each evaluation with the iteration and {network index: metrics}.
 EvalCallback = Callable[[int, dict[int, dict[str, float]]], None]
 
@@ -67,19 +78,25 @@ class TrainConfig:
     #: Also evaluate the test set every N iterations (learning curves); None = every
     #: evaluation (the test curve is then as dense as the validation curve).
     test_every: int | None = None
+    #: The weights each network returns: "last" (where it stopped training) or "best" (at
+    #: its minimum validation loss, as Keras' `restore_best_weights`).
+    keep: str = "last"
+    #: Adam's ε (Keras: 1e-7; the paper's TF1 code: 1e-8).
+    adam_epsilon: float = 1e-7
 
 
 @dataclass
 class NetResult:
     """What one network's training produced."""
 
-    weights: Weights  # at the last iteration it trained
+    weights: Weights  # at `weights_iteration`: the last iteration trained, or its minimum
     curves: dict[str, list[float]]  # "iteration" + VAL_CURVE_KEYS, "test_iteration" + TEST_...
     early_stop_iteration: int
     rewind: Weights | None = None
     summary: dict[str, float] = field(default_factory=dict)
     stop_iteration: int = 0
     stop_reason: str = ""
+    weights_iteration: int = 0  # the iteration `weights` are from
 
 
 class BatchStream:
@@ -129,11 +146,14 @@ def summarise(curves: dict[str, list[float]]) -> dict[str, float]:
     }
 
 
-def stacked_model(n_networks: int, architecture: Architecture) -> StackedMLP | StackedConvNet:
-    """K networks of `architecture`: `StackedMLP` for dense ones, `StackedConvNet` for conv."""
+def stacked_model(
+    n_networks: int, architecture: Architecture, stable: bool = True
+) -> StackedMLP | StackedConvNet:
+    """K networks of `architecture`: `StackedMLP` for dense ones, `StackedConvNet` for conv
+    (always stack-stable; `stable` picks the MLP's formulation, see `model.StackedMLP`)."""
     if architecture.layers[0].kind == "conv":
         return StackedConvNet(n_networks, architecture)
-    return StackedMLP(n_networks, architecture)
+    return StackedMLP(n_networks, architecture, stable=stable)
 
 
 def _masked_layers(model: StackedMLP | StackedConvNet) -> list[Any]:
@@ -146,7 +166,11 @@ def _empty_curves() -> dict[str, list[float]]:
 
 
 class Engine:
-    """Holds the data on the device and the compiled steps for a stack of K networks."""
+    """Holds the data on the device and the compiled steps for a stack of K networks.
+
+    `stable=False` trains with the earlier batched formulation (see `model.StackedMLP`),
+    whose last bits depend on the stack size: only `lottery bench` uses it, for the price.
+    """
 
     def __init__(
         self,
@@ -154,6 +178,7 @@ class Engine:
         n_networks: int,
         cfg: TrainConfig,
         architecture: Architecture = LENET,
+        stable: bool = True,
     ) -> None:
         if split.x_train.shape[1] != architecture.n_inputs:
             raise ValueError(
@@ -165,8 +190,11 @@ class Engine:
             raise ValueError(f"patience ({cfg.patience}) must be a multiple of eval_every")
         if cfg.test_every is not None and (cfg.test_every < 1 or cfg.test_every % cfg.eval_every):
             raise ValueError(f"test_every ({cfg.test_every}) must be a multiple of eval_every")
+        if cfg.keep not in KEEP:
+            raise ValueError(f"keep must be one of {KEEP} (got {cfg.keep!r})")
         self.cfg = cfg
         self.arch = architecture
+        self.stable = stable
         self.k = n_networks
         self.x_train = tf.constant(split.x_train)  # uint8 on the device; scaled per batch
         self.y_train = tf.constant(split.y_train.astype(np.int32))
@@ -184,21 +212,20 @@ class Engine:
     def _build(self, n: int) -> None:
         """A stack of n networks with its optimizer and compiled functions."""
         self.stack_size = n
-        self.model = stacked_model(n, self.arch)
-        self.optimizer = Adam(self.model.trainable, learning_rate=self.cfg.learning_rate)
+        self.model = stacked_model(n, self.arch, self.stable)
+        self.optimizer = Adam(
+            self.model.trainable,
+            learning_rate=self.cfg.learning_rate,
+            epsilon=self.cfg.adam_epsilon,
+        )
         idx_spec = tf.TensorSpec([None, n, self.cfg.batch_size], tf.int32)
         # XLA (jit_compile) fuses the step: ~1.5-2x faster on CPU, deterministic run to run
         # (not for conv stacks: XLA's CPU convolutions are far slower, see convnet.XLA).
-        jit = JIT and (CONV_XLA or not isinstance(self.model, StackedConvNet))
+        self._jit = JIT and (CONV_XLA or not isinstance(self.model, StackedConvNet))
         self._train_chunk = tf.function(
-            self._train_chunk_py, input_signature=[idx_spec], jit_compile=jit
+            self._train_chunk_py, input_signature=[idx_spec], jit_compile=self._jit
         )
-        self._evaluate_val = tf.function(
-            lambda: self._metrics(self.x_val, self.y_val), jit_compile=jit
-        )
-        self._evaluate_test = tf.function(
-            lambda: self._metrics(self.x_test, self.y_test), jit_compile=jit
-        )
+        self._evaluators: dict[tuple[str, tuple[int, ...]], Any] = {}
 
     def _state(self) -> list[np.ndarray]:
         """Everything that carries a stack's training on: per-network rows (axis 0)."""
@@ -208,7 +235,7 @@ class Engine:
             *(v.numpy() for v in (*self.optimizer.m, *self.optimizer.v)),
         ]
 
-    def _restack(self, rows: Sequence[int]) -> None:
+    def restack(self, rows: Sequence[int]) -> None:
         """Rebuild the stack from rows `rows` of the current one (order kept), exactly."""
         state, step = self._state(), self.optimizer.iterations.numpy()
         self._build(len(rows))
@@ -229,20 +256,19 @@ class Engine:
             x = tf.cast(tf.gather(self.x_train, idx[i]), tf.float32) / 255.0  # (K, B, 784)
             y = tf.gather(self.y_train, idx[i])  # (K, B)
             with tf.GradientTape() as tape:
-                logits = self.model(x)
-                per_net = tf.reduce_mean(
-                    tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits), axis=1
-                )
+                per_net = self.model.losses(x, y)
                 loss = tf.reduce_sum(per_net)  # networks are independent: sum of their losses
             grads = tape.gradient(loss, variables)
             self.optimizer.apply(grads)
             total += per_net
         return total / tf.cast(tf.shape(idx)[0], tf.float32)
 
-    def _metrics(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """Loss and accuracy of each network on (x, y), each network's numbers the same
+    def _metrics(
+        self, x: tf.Tensor, y: tf.Tensor, rows: tuple[int, ...]
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """Loss and accuracy of networks `rows` on (x, y), each network's numbers the same
         whatever else is in the stack (the model's `logits_each`)."""
-        logits = self.model.logits_each(x)  # (K, N, 10)
+        logits = self.model.logits_each(x, rows)  # (R, N, 10)
         losses, accuracies = [], []
         for k in range(logits.shape[0]):  # one reduction per network: XLA's reduction of a
             # (K, N) tensor along N changes its summation order, and last bits, with K
@@ -256,9 +282,18 @@ class Engine:
         """Train the stack on batch indices (steps, K, B); each network's mean loss."""
         return np.asarray(self._train_chunk(tf.constant(idx)).numpy())
 
-    def evaluate(self, which: str) -> tuple[np.ndarray, np.ndarray]:
-        """Each network's (loss, accuracy) on "val" or "test"."""
-        fn = self._evaluate_val if which == "val" else self._evaluate_test
+    def evaluate(
+        self, which: str, rows: Sequence[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(loss, accuracy) on "val" or "test" of stack rows `rows` (default all), in order.
+        One compiled function per set of rows (a stack evaluates fewer networks as their
+        early stops settle)."""
+        key = (which, tuple(range(self.stack_size)) if rows is None else tuple(rows))
+        fn = self._evaluators.get(key)
+        if fn is None:
+            x, y = (self.x_val, self.y_val) if which == "val" else (self.x_test, self.y_test)
+            fn = tf.function(lambda: self._metrics(x, y, key[1]), jit_compile=self._jit)
+            self._evaluators[key] = fn
         loss, acc = fn()
         return np.asarray(loss.numpy()), np.asarray(acc.numpy())
 
@@ -272,37 +307,48 @@ class Engine:
         progress: Callable[[str], None] | None = None,
         label: str = "",
         on_evaluation: EvalCallback | None = None,
+        to_horizon: Sequence[bool] | None = None,
     ) -> list[NetResult]:
-        """Train the K networks from `inits[k] * masks[k]`, data order from `seeds[k]`."""
+        """Train the K networks from `inits[k] * masks[k]`, data order from `seeds[k]`.
+
+        `to_horizon[k]`: network k trains to `iterations` whatever the patience (its
+        weights feed a later round); patience then ends only its evaluations."""
         if not (len(inits) == len(masks) == len(seeds) == self.k):
             raise ValueError(f"need {self.k} inits, masks and seeds")
         if self.stack_size != self.k:
             self._build(self.k)
         self.model.load(inits, masks)
         self.optimizer.reset()  # a fresh optimizer each run (moments, step count)
-        run = _Run(self, [BatchStream(self.n_train, self.cfg.batch_size, s) for s in seeds])
+        horizon = list(to_horizon) if to_horizon is not None else [False] * self.k
+        if len(horizon) != self.k:
+            raise ValueError(f"need {self.k} to_horizon flags")
+        streams = [BatchStream(self.n_train, self.cfg.batch_size, s) for s in seeds]
+        run = _Run(self, streams, horizon)
         self.timings = run.timings
         run.go(progress or _stderr, label, on_evaluation)
         return run.results()
 
 
 class _Run:
-    """One `Engine.train` call: the networks' bookkeeping while the stack trains."""
+    """One `Engine.train` call: which networks still train and which are still evaluated,
+    their curves, and the weights each network returns."""
 
-    def __init__(self, engine: Engine, streams: list[BatchStream]) -> None:
+    def __init__(self, engine: Engine, streams: list[BatchStream], to_horizon: list[bool]) -> None:
         cfg = engine.cfg
-        self.engine, self.cfg, self.streams = engine, cfg, streams
+        self.engine, self.cfg, self.streams, self.to_horizon = engine, cfg, streams, to_horizon
         n = len(streams)
         self.rows = list(range(n))  # network in each row of the current stack
-        self.active = set(self.rows)
+        self.training = set(self.rows)  # networks still in the stack
+        self.evaluating = set(self.rows)  # networks whose early stop is not settled yet
         self.trackers = [Tracker(cfg.patience, cfg.iterations) for _ in range(n)]
         self.curves = [_empty_curves() for _ in range(n)]
-        self.final: dict[int, Weights] = {}
+        self.final: dict[int, tuple[int, Weights]] = {}  # (iteration, weights) returned
+        self.best: dict[int, tuple[int, Weights]] = {}  # keep="best": weights at the minimum
         self.reasons: dict[int, str] = {}
         self.rewind: list[Weights | None] = [None] * n
         if cfg.rewind_iteration == 0:
             self.rewind = list(engine.model.export())
-        self.train_loss, self.steps = np.zeros(n), 0
+        self.loss_sum, self.loss_steps = np.zeros(n), np.zeros(n)
         self.timings = dict.fromkeys(
             ("train_s", "val_s", "test_s", "restack_s", "net_iterations"), 0.0
         ) | dict.fromkeys(("evaluations", "test_evaluations", "restacks"), 0.0)
@@ -314,84 +360,110 @@ class _Run:
         return out
 
     def go(self, log: Callable[[str], None], label: str, on_eval: EvalCallback | None) -> None:
-        cfg, engine = self.cfg, self.engine
+        """Train from evaluation to evaluation; once no network of the stack is evaluated
+        any more (every early stop settled), train on to the horizon in long chunks."""
+        cfg = self.cfg
         points = eval_points(cfg)
         snap = cfg.rewind_iteration
         stops = sorted(set(points) | ({snap} if snap else set()))
         done, start = 0, time.perf_counter()
         report_every = max(1, len(points) // 10)
         for stop in stops:
-            steps = stop - done
-            idx = np.stack([self.streams[r].take(steps) for r in self.rows], axis=1)
-            loss = self._timed("train_s", engine.train_chunk, idx)
-            self.timings["net_iterations"] += steps * len(self.rows)
-            self.train_loss[self.rows] += loss * steps
-            self.steps += steps
+            n_eval = points.index(stop) + 1 if stop in points else 0
+            evaluate = n_eval > 0 and (bool(self.evaluating) or stop == cfg.iterations)
+            report = stop == cfg.iterations or (n_eval > 0 and n_eval % report_every == 0)
+            if not (evaluate or report or stop == snap):
+                continue  # nobody to evaluate here: the next chunk trains on through it
+            self._train(stop - done)
             done = stop
             if stop == snap:
-                exported = engine.model.export()
+                exported = self.engine.model.export()
                 for row, net in enumerate(self.rows):
-                    if net in self.active:
-                        self.rewind[net] = exported[row]
-            if stop not in points:
-                continue
-            rows = self._evaluate(stop, on_eval)
-            n_eval = points.index(stop) + 1
-            if stop == cfg.iterations or n_eval % report_every == 0 or not self.active:
+                    self.rewind[net] = exported[row]
+            rows = self._evaluate(stop, on_eval) if evaluate else {}
+            if report or not self.training:
                 self._log(log, label, stop, rows, time.perf_counter() - start)
-            if not self.active:
+            if not self.training:
                 break
             self._shrink()
 
+    def _train(self, steps: int) -> None:
+        if steps <= 0:
+            return
+        idx = np.stack([self.streams[r].take(steps) for r in self.rows], axis=1)
+        loss = self._timed("train_s", self.engine.train_chunk, idx)
+        self.timings["net_iterations"] += steps * len(self.rows)
+        self.loss_sum[self.rows] += loss * steps
+        self.loss_steps[self.rows] += steps
+
     def _evaluate(self, it: int, on_eval: EvalCallback | None) -> dict[int, dict[str, float]]:
-        cfg, engine = self.cfg, self.engine
-        val_loss, val_acc = self._timed("val_s", engine.evaluate, "val")
+        """Evaluate the networks whose early stop is open (and, at the horizon, every
+        network still training); apply the stopping rule to each."""
+        cfg = self.cfg
+        last = it >= cfg.iterations
+        live = [
+            (row, net)
+            for row, net in enumerate(self.rows)
+            if net in self.evaluating or (last and net in self.training)
+        ]
+        val_loss, val_acc = self._timed("val_s", self.engine.evaluate, "val", [r for r, _ in live])
         self.timings["evaluations"] += 1
-        live = [(row, net) for row, net in enumerate(self.rows) if net in self.active]
         rows: dict[int, dict[str, float]] = {}
-        new_best, stopping = False, []
-        for row, net in live:
+        improved, stopping = [], []
+        for i, (row, net) in enumerate(live):
             c = self.curves[net]
             c["iteration"].append(float(it))
-            c["train_loss"].append(float(self.train_loss[net] / self.steps))
-            c["val_loss"].append(float(val_loss[row]))
-            c["val_accuracy"].append(float(val_acc[row]))
-            new_best |= self.trackers[net].update(len(c["iteration"]) - 1, it, float(val_loss[row]))
+            c["train_loss"].append(float(self.loss_sum[net] / max(self.loss_steps[net], 1)))
+            c["val_loss"].append(float(val_loss[i]))
+            c["val_accuracy"].append(float(val_acc[i]))
+            self.loss_sum[net], self.loss_steps[net] = 0.0, 0
+            if self.trackers[net].update(len(c["iteration"]) - 1, it, float(val_loss[i])):
+                improved.append((row, net))
             reason = self.trackers[net].stop_reason(it)
             if reason is not None:
                 stopping.append((row, net, reason))
             rows[net] = {key: c[key][-1] for key in VAL_CURVE_KEYS}
-        self.train_loss[:], self.steps = 0.0, 0
         test_every = cfg.test_every or cfg.eval_every
-        if new_best or stopping or it % test_every == 0:
-            test_loss, test_acc = self._timed("test_s", engine.evaluate, "test")
+        if improved or stopping or it % test_every == 0:
+            test_loss, test_acc = self._timed(
+                "test_s", self.engine.evaluate, "test", [r for r, _ in live]
+            )
             self.timings["test_evaluations"] += 1
-            for row, net in live:
+            for i, (_, net) in enumerate(live):
                 c = self.curves[net]
                 c["test_iteration"].append(float(it))
-                c["test_loss"].append(float(test_loss[row]))
-                c["test_accuracy"].append(float(test_acc[row]))
+                c["test_loss"].append(float(test_loss[i]))
+                c["test_accuracy"].append(float(test_acc[i]))
                 rows[net].update({key: c[key][-1] for key in TEST_CURVE_KEYS})
-        if stopping:
-            exported = engine.model.export()
-            for row, net, reason in stopping:
-                self.final[net], self.reasons[net] = exported[row], reason
-                self.active.discard(net)
+        self._settle(it, improved, stopping)
         if on_eval is not None:
             on_eval(it, rows)
         return rows
 
+    def _settle(
+        self, it: int, improved: list[tuple[int, int]], stopping: list[tuple[int, int, str]]
+    ) -> None:
+        """Keep the weights of new minima (keep="best"); end the evaluations of settled
+        networks that train on to the horizon, and the training of the others."""
+        keep_best = self.cfg.keep == "best"
+        exported = self.engine.model.export() if (keep_best and improved) or stopping else []
+        if keep_best:
+            for row, net in improved:
+                self.best[net] = (it, exported[row])
+        for row, net, reason in stopping:
+            self.evaluating.discard(net)
+            if reason == PATIENCE and self.to_horizon[net]:
+                continue  # its early stop is settled; it trains on, unevaluated
+            self.final[net] = self.best[net] if keep_best else (it, exported[row])
+            self.reasons[net] = reason
+            self.training.discard(net)
+
     def _shrink(self) -> None:
-        """Drop stopped networks from the stack (never below two rows: see the module)."""
-        keep = [r for r, net in enumerate(self.rows) if net in self.active]
+        """Drop the networks that stopped from the stack (the others' bits do not change)."""
+        keep = [r for r, net in enumerate(self.rows) if net in self.training]
         if len(keep) == len(self.rows):
             return
-        if len(keep) == 1 and len(self.rows) >= 2:
-            ballast = next(r for r, net in enumerate(self.rows) if net not in self.active)
-            keep = sorted([*keep, ballast])
-            if len(keep) == len(self.rows):
-                return
-        self._timed("restack_s", self.engine._restack, keep)
+        self._timed("restack_s", self.engine.restack, keep)
         self.timings["restacks"] += 1
         self.rows = [self.rows[r] for r in keep]
 
@@ -404,19 +476,22 @@ class _Run:
         elapsed: float,
     ) -> None:
         cfg = self.cfg
-        if not rows:
-            return
         rate = self.timings["net_iterations"] / max(elapsed, 1e-9)
-        left = (cfg.iterations - it) * len(self.active)
-        eta = f", ≤{_duration(left / rate)} left" if self.active and rate > 0 else ""
+        left = (cfg.iterations - it) * len(self.training)
+        eta = f", ≤{_duration(left / rate)} left" if self.training and rate > 0 else ""
+        counts = (
+            f"{len(self.training)}/{len(self.curves)} training, "
+            f"{len(self.evaluating)} evaluated, {elapsed:.0f}s, {rate:.0f} net-it/s{eta}"
+        )
+        if not rows:
+            log(f"{label}iteration {it:>6}/{cfg.iterations}  early stops settled ({counts})")
+            return
         tested = [r["test_accuracy"] for r in rows.values() if "test_accuracy" in r]
         test = f"test acc {np.mean(tested) * 100:.2f}%  " if tested else ""
         log(
             f"{label}iteration {it:>6}/{cfg.iterations}  "
             f"train loss {np.mean([r['train_loss'] for r in rows.values()]):.4f}  "
-            f"val loss {np.mean([r['val_loss'] for r in rows.values()]):.4f}  {test}"
-            f"({len(self.active)}/{len(self.curves)} training, {elapsed:.0f}s, "
-            f"{rate:.0f} net-it/s{eta})"
+            f"val loss {np.mean([r['val_loss'] for r in rows.values()]):.4f}  {test}({counts})"
         )
 
     def results(self) -> list[NetResult]:
@@ -429,15 +504,17 @@ class _Run:
         out = []
         for net, curves in enumerate(self.curves):
             summary = summarise(curves)
+            weights_iteration, weights = self.final[net]
             out.append(
                 NetResult(
-                    weights=self.final[net],
+                    weights=weights,
                     curves=curves,
                     early_stop_iteration=int(summary["early_stop_iteration"]),
                     rewind=self.rewind[net],
                     summary=summary,
                     stop_iteration=int(summary["stop_iteration"]),
                     stop_reason=self.reasons[net],
+                    weights_iteration=weights_iteration,
                 )
             )
         return out

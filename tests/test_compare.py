@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lottery import compare, results
+from lottery import compare, results, statistics
 
 ROOT = Path(__file__).resolve().parents[1]
 TEN_K = ROOT / "reports" / "results" / "lenet-5trials-10k"
@@ -31,13 +31,16 @@ def test_a_study_compared_with_itself_changes_nothing_and_keeps_its_censoring(
     table = text.split("## Every shared cell")[1].split("## ")[0]
     table = text.split("## Every shared cell")[1].split("## ")[0]
     changes = re.findall(
-        r"\| ([+-]\d+\.\d\d) \[([+-]\d+\.\d\d), ([+-]\d+\.\d\d)\] (\w[\w ]*) \|$", table, re.M
+        r"\| ([+-]\d+\.\d\d) \[([+-]\d+\.\d\d), ([+-]\d+\.\d\d)\] p ([\d.]+) (\w[\w ]*) \|$",
+        table,
+        re.M,
     )
     cells = compare.shared_cells(study, study)
     assert len(cells) == len(runs.groupby(["condition", "round"]))  # every cell of the study
-    own = [c for c in changes if c[3] in ("up", "down", "no clear difference")]
+    own = [c for c in changes if c[4] in ("up", "down", "no clear difference")]
     assert len(own) == len(cells)
-    assert all(c[:3] == ("+0.00", "+0.00", "+0.00") and c[3] == "no clear difference" for c in own)
+    assert all(c[:4] == ("+0.00", "+0.00", "+0.00", "1.000") for c in own)
+    assert all(c[4] == "no clear difference" for c in own)
 
 
 def test_gaps_are_the_studys_own_paired_differences(study: compare.Study) -> None:
@@ -80,4 +83,45 @@ def test_a_base_without_censored_cells_says_so() -> None:
     # The study with 3 draws has 3 reinit runs per trial and round, the other 1.
     assert len(new.runs[new.runs["condition"] == "reinit"]) == 3 * len(
         base.runs[base.runs["condition"] == "reinit"]
+    )
+
+
+#: Each committed comparison: (BASE, NEW) study roots; the file lives in NEW.
+COMPARISONS = [
+    ("lenet-5trials-10k", "lenet-5trials-50k"),
+    ("lenet-5trials-50k", "lenet-5trials-50k-3draws"),
+]
+
+
+@pytest.mark.parametrize(("base", "new"), COMPARISONS)
+def test_committed_comparison_is_regenerated_from_the_metrics(base: str, new: str) -> None:
+    results_dir = ROOT / "reports" / "results"
+    committed = (results_dir / new / "comparison.md").read_text()
+    assert compare.render(compare.load(results_dir / base), compare.load(results_dir / new)) == (
+        committed
+    )
+    assert sorted(p.parent.name for p in results_dir.glob("*/comparison.md")) == sorted(
+        n for _, n in COMPARISONS
+    )
+
+
+def test_changes_of_one_condition_are_one_holm_family() -> None:
+    base = compare.load(ROOT / "reports" / "results" / "lenet-5trials-50k")
+    new = compare.load(ROOT / "reports" / "results" / "lenet-5trials-50k-3draws")
+    cells = compare.shared_cells(base, new)
+    moved = compare.changes(base, new, cells)
+    reinit = [k for k in cells if k[0] == "reinit"]
+    diffs = [moved[k][0] for k in reinit]
+    raw = [d.p_value for d in diffs if d is not None and d.p_value is not None]
+    assert len(raw) == 15
+    adjusted = [moved[k][1] for k in reinit]
+    assert adjusted == pytest.approx(statistics.holm(raw))
+    # Holm never makes a test less strict: it calls no more changes real than raw p does.
+    raw_calls = sum(p < 0.05 for p in raw)
+    holm_calls = sum(p is not None and p < 0.05 for p in adjusted)
+    assert holm_calls <= raw_calls
+    line = compare.compact(*moved[reinit[0]], "up", "down")
+    assert re.fullmatch(
+        r"[+-]\d\.\d\d \[[+-]\d\.\d\d, [+-]\d\.\d\d\] p [\d.<> ]+ (up|down|no clear difference)",
+        line,
     )

@@ -262,7 +262,7 @@ def test_engine_trains_a_conv2_stack_on_mnist(small_split: Split) -> None:
         for name, mask in masks[k].items():
             assert not res.weights[kernel_key(name)][~mask].any(), name
     # Restacking carries a network's rows over exactly.
-    engine._restack([1])
+    engine.restack([1])
     assert engine.model.n_networks == 1
     for key, value in engine.model.export()[0].items():
         assert np.array_equal(value, results[1].weights[key]), key

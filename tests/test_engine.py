@@ -410,7 +410,7 @@ def test_a_network_that_would_stop_before_the_snapshot_is_refused(split: Split) 
 
 @pytest.mark.parametrize("bad", [{"patience": 15}, {"test_every": 25}, {"test_every": 0}])
 def test_patience_and_test_every_must_be_multiples_of_eval_every(
-    split: Split, bad: dict[str, int]
+    split: Split, bad: dict[str, Any]
 ) -> None:
     with pytest.raises(ValueError, match="multiple of eval_every"):
         Engine(split, 1, TrainConfig(iterations=100, eval_every=10, **bad))

@@ -1,4 +1,5 @@
-"""The results module: loading (today's and legacy files), censoring, intervals, pairing."""
+"""The results module: loading (today's and legacy files), censoring (with the patience
+evidence's window), intervals over trial means, pairing."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from scipy import stats as sps
 
 from lottery import paths, results
 
@@ -101,6 +103,54 @@ def test_censor_from_is_the_second_to_last_evaluation() -> None:
 )
 def test_is_censored(reason: str, es: int, stop: int, expected: bool) -> None:
     assert results.is_censored(reason, es, stop, 100) is expected
+
+
+@pytest.mark.parametrize(
+    ("reason", "es", "stop", "expected"),
+    [
+        ("horizon", 4_900, 10_000, False),  # 5,100 past the minimum: at least W = 5,000
+        ("horizon", 5_000, 10_000, False),  # exactly W: the longest wait seen still fits
+        ("horizon", 5_100, 10_000, True),
+        ("horizon", 9_000, 10_000, True),  # not in the last two evaluations, yet censored
+        ("patience", 7_000, 10_000, True),  # a patience of 3,000 < W stops too soon too
+        ("patience", 3_000, 13_000, False),  # patience 10,000 >= W
+    ],
+)
+def test_is_censored_with_a_window(reason: str, es: int, stop: int, expected: bool) -> None:
+    assert results.is_censored(reason, es, stop, 100, window=5_000) is expected
+
+
+def new_minima_waits(curve: dict[str, Any]) -> list[int]:
+    """Waits between successive strict new minima of a validation curve (written here
+    without `lottery.patience`)."""
+    best, last, waits = math.inf, None, []
+    for it, loss in zip(curve["iteration"], curve["val_loss"], strict=True):
+        if loss < best:
+            best = loss
+            if last is not None:
+                waits.append(int(it) - last)
+            last = int(it)
+    return waits
+
+
+def test_the_window_is_the_longest_wait_of_the_committed_evidence() -> None:
+    runs = json.loads(results.EVIDENCE.read_text())["runs"]
+    longest = max(max(new_minima_waits(r), default=0) for r in runs)
+    window = results.default_window()
+    assert window.iterations == longest
+    assert longest > 20 * 100  # far wider than the last two evaluations
+    assert f"among the {len(runs)} full-horizon runs" in window.source
+    assert "reports/patience/curves.json" in window.source
+
+
+def test_without_evidence_the_narrowest_rule_applies(tmp_path: Path) -> None:
+    window = results.evidence_window(tmp_path / "curves.json")
+    assert window.iterations is None and "no patience evidence" in window.source
+    m = metrics("reinit", 3, {"t0": run(0, 900, 0.97), "t1": run(1, 800, 0.97)})
+    frame = results.runs_frame([m])
+    assert results.censor(frame, window)["censored"].tolist() == [True, False]
+    assert results.censor(frame, 300)["censored"].tolist() == [True, True]
+    assert frame["censored"].tolist() == [True, False]  # the input is left alone
 
 
 def test_runs_frame_marks_censored_runs_per_run() -> None:
@@ -216,21 +266,32 @@ def test_duplicate_condition_round_is_rejected() -> None:
 # ---------------------------------------------------------------------- intervals
 
 
-def test_bootstrap_interval_is_deterministic_and_needs_three_values() -> None:
-    assert results.bootstrap_interval([1.0]) is None
-    assert results.bootstrap_interval([1.0, 2.0]) is None
+def test_interval_is_student_t_and_needs_three_values() -> None:
+    assert results.interval([1.0]) is None
+    assert results.interval([1.0, 2.0]) is None
     x = [0.1, 0.4, 0.2, 0.9, 0.5]
-    a, b = results.bootstrap_interval(x), results.bootstrap_interval(x)
-    assert a == b and a is not None
-    assert a[0] < np.mean(x) < a[1]
-    assert min(x) <= a[0] and a[1] <= max(x)
-    assert results.bootstrap_interval([2.0, 2.0, 2.0, 2.0]) == (2.0, 2.0)
+    ci = results.interval(x)
+    assert ci == pytest.approx(sps.t.interval(0.95, 4, loc=np.mean(x), scale=sps.sem(x)))
+    assert ci is not None and ci[0] < min(x)  # wider than the data: 5 values say little
+    assert results.interval([2.0, 2.0, 2.0, 2.0]) == (2.0, 2.0)
 
 
-def test_bootstrap_of_three_values_spans_min_to_max() -> None:
-    # Each extreme is the mean of a resample with probability 1/27 (> 2.5%), so the 95%
-    # percentile interval of three values is exactly [min, max].
-    assert results.bootstrap_interval([-0.1, 0.2, 0.5]) == pytest.approx((-0.1, 0.5))
+def test_cells_are_over_trial_means() -> None:
+    """Mean, min–max and interval of a cell with repeats: all three over trial means."""
+    runs = {
+        f"t{t}-rep{r}": run(t, 500, acc, repeat=r)
+        for t, pair in enumerate([(0.95, 0.99), (0.96, 0.96), (0.97, 0.95)])
+        for r, acc in enumerate(pair)
+    }
+    row = results.cell_table([metrics("reinit", 1, runs)]).iloc[0]
+    means = [0.97, 0.96, 0.96]
+    assert row["n_runs"] == 6 and row["n_trials"] == 3
+    assert row["test_accuracy_at_early_stop_mean"] == pytest.approx(np.mean(means))
+    assert row["test_accuracy_at_early_stop_min"] == pytest.approx(0.96)  # not 0.95 (a run)
+    assert row["test_accuracy_at_early_stop_max"] == pytest.approx(0.97)  # not 0.99
+    lo, hi = sps.t.interval(0.95, 2, loc=np.mean(means), scale=sps.sem(means))
+    assert row["test_accuracy_at_early_stop_ci_low"] == pytest.approx(lo)
+    assert row["test_accuracy_at_early_stop_ci_high"] == pytest.approx(hi)
 
 
 def test_paired_difference_pairs_by_trial_and_averages_repeats() -> None:
@@ -254,6 +315,7 @@ def test_paired_difference_pairs_by_trial_and_averages_repeats() -> None:
     assert d.mean == pytest.approx(1.0)
     assert d.ci_low == pytest.approx(1.0) and d.ci_high == pytest.approx(1.0)
     assert d.sign == 1
+    assert d.p_value is not None and d.p_value < 1e-6
     # Unpaired, the spread between trials (4 pp) would swamp the 1 pp difference.
     cells = results.cell_table([ticket, reinit])
     assert cells.loc[1, "n_runs"] == 6 and cells.loc[1, "n_trials"] == 3
