@@ -13,6 +13,7 @@ from lottery.arch import LENET, Architecture
 from lottery.audit_dvc import DvcLock
 from lottery.audit_links import Expected, Link, Problem, add_problem
 from lottery.audit_mlflow import MlflowRuns
+from lottery.audit_study import check_params, check_pruned_from, flat_params
 from lottery.lineage import read_record as read_lineage
 from lottery.masks import MaskError, load_mask, load_weights, mask_hash, weights_hash
 from lottery.params import Params
@@ -140,12 +141,17 @@ def _check_named(
 
 class Auditor:
     """Audits chains, caching each link, file md5 and MLflow run it has seen. Masks and
-    weights are read as those of the study's network `arch` (`Params.architecture`)."""
+    weights are read as those of the study's network `arch` (`Params.architecture`);
+    with `params`, each link is also checked to come from those params (`audit_study`)."""
 
-    def __init__(self, root: Path, uri: str, arch: Architecture = LENET) -> None:
+    def __init__(
+        self, root: Path, uri: str, arch: Architecture = LENET, params: Params | None = None
+    ) -> None:
         self.root = root
         self.uri = uri
         self.arch = arch
+        self.params = params
+        self._flat = flat_params(params) if params is not None else {}
         self.links: dict[str, Link] = {}
         self.general: list[Problem] = []
         self.dvc = DvcLock(root, self.general)
@@ -219,6 +225,11 @@ class Auditor:
         if exp is not None and exp.start is not None:
             self._check_weights(link, lineage, exp.start, side)
         self.runs.check_run(link, lineage, exp, parent_sha, theta_sha)
+        if self.params is not None:
+            run = self.runs.get_run(link.run_id) if link.run_id and self.runs.client() else None
+            keys = self.dvc.params.get(link.stage or "")
+            check_params(link, lineage, run, keys, self.params, self._flat)
+            check_pruned_from(link, lineage, exp, run, self.params, self.root, side)
         return link
 
     def _check_stage(self, link: Link, lineage: dict[str, Any], side: str) -> None:

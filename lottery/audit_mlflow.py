@@ -34,13 +34,12 @@ class MlflowRuns:
 
     def client(self) -> Any:
         if self._client is None and self._mlflow_error is None:
-            from lottery.tracking import TrackingError, check_reachable
+            from lottery.tracking import TrackingError, check_reachable, check_uri, open_client
 
             try:
+                check_uri(self.uri)
                 check_reachable(self.uri)
-                from mlflow import MlflowClient
-
-                self._client = MlflowClient(tracking_uri=self.uri)
+                self._client = open_client(self.uri)
             except TrackingError as exc:
                 self._mlflow_error = str(exc).split(". Start it")[0]
                 self.general.append(Problem(self.uri, "mlflow", self._mlflow_error))
@@ -110,7 +109,7 @@ class MlflowRuns:
 
     def check_run_state(self, link: Link, run: Any) -> None:
         """Not deleted (nor its experiment), and FINISHED: else the run is not evidence."""
-        from lottery.tracking import FAILURE_TAG, owner_state
+        from lottery.tracking import FAILURE_TAG, owner_state, where
 
         run_id = run.info.run_id
         if run.info.lifecycle_stage != "active":
@@ -140,8 +139,8 @@ class MlflowRuns:
                 "alive": "its stage is still running",
                 "gone": "its process is gone (an orphan): `lottery audit --repair` marks it "
                 "FAILED, then `dvc repro -f -s " + str(link.stage) + "` redoes the stage",
-                "elsewhere": f"its process runs on host {tags.get('lottery.host')}, "
-                "which this host cannot check",
+                "elsewhere": f"its process runs on {where(tags)}, which cannot be "
+                "checked from here",
             }[owner]
             add_problem(link, "mlflow", f"MLflow run {run_id} is RUNNING: {detail}")
             return
@@ -164,7 +163,7 @@ class MlflowRuns:
         """Every RUNNING run of the store with its owner's state; orphans are problems
         (or, with `repair`, marked FAILED with the reason and listed as repaired)."""
         from lottery.tracking import mark_failed as tracking_mark_failed
-        from lottery.tracking import orphan_reason, owner_state, running_runs
+        from lottery.tracking import orphan_reason, owner_state, running_runs, where
 
         client = self.client()
         if client is None:
@@ -180,6 +179,7 @@ class MlflowRuns:
                 "host": tags.get("lottery.host"),
                 "pid": tags.get("lottery.pid"),
                 "owner": state,
+                "where": where(tags) if state == "elsewhere" else None,
                 "repaired": False,
             }
             if state == "gone" and repair:

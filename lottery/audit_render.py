@@ -15,6 +15,21 @@ def _line(link: Link) -> str:
     return f"{link.label}  {link.path}  sha256 {sha}  stage {link.stage or '?'}  {run}  {status}"
 
 
+def _running_line(entry: dict[str, Any]) -> str:
+    """One RUNNING run and what its owner's state means."""
+    state = {
+        "alive": "in progress",
+        "gone": "ORPHAN (process gone)",
+        "elsewhere": f"on {entry.get('where') or 'host ' + str(entry['host'])}: "
+        "not checkable from here",
+    }[entry["owner"]]
+    done = "; marked FAILED (--repair)" if entry["repaired"] else ""
+    return (
+        f"RUNNING run {entry['run_id']} ({entry['run_name']}, stage {entry['stage']}, "
+        f"pid {entry['pid']}): {state}{done}"
+    )
+
+
 def render(result: dict[str, Any], auditor: Auditor) -> str:
     """The audited links as trees from each θ0, then problems and a verdict."""
     links = auditor.links
@@ -45,17 +60,7 @@ def render(result: dict[str, Any], auditor: Auditor) -> str:
         lines.append("")
         walk(rel, "", True, True)
     lines.append("")
-    for entry in result.get("running", []):
-        state = {
-            "alive": "in progress",
-            "gone": "ORPHAN (process gone)",
-            "elsewhere": f"on host {entry['host']}: not checkable from here",
-        }[entry["owner"]]
-        done = "; marked FAILED (--repair)" if entry["repaired"] else ""
-        lines.append(
-            f"RUNNING run {entry['run_id']} ({entry['run_name']}, stage {entry['stage']}, "
-            f"pid {entry['pid']}): {state}{done}"
-        )
+    lines += [_running_line(entry) for entry in result.get("running", [])]
     probs = result["problems"]
     if probs:
         lines.append(f"FAILED: {len(probs)} disagreement(s):")

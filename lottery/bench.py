@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from lottery import bench_conv, io, paths
+from lottery import bench_conv, bench_stack, io, paths
 from lottery.arch import LAYER_SHAPES, LAYERS
 from lottery.data import DataError, Split, load_split, prepare
 from lottery.masks import Mask, Weights
@@ -79,10 +79,18 @@ class BenchConfig:
     startup_k: int = 5  # K of the fresh process whose start-up is timed
     conv_stacks: tuple[int, ...] = (2,)  # K of the Conv-2 line, besides K = 1
     conv_steps: int = 1  # training iterations per timed Conv-2 chunk
+    stack_sizes: tuple[int, ...] = (1, 5, 15)  # K of the stable-vs-batched step line
+    stack_steps: int = 20  # training iterations per timed chunk of that line
 
 
 FULL = BenchConfig(
-    window=300, eval_every=100, repeats=3, stacked=(10, 5), conv_stacks=(2, 4, 8), conv_steps=3
+    window=300,
+    eval_every=100,
+    repeats=3,
+    stacked=(10, 5),
+    conv_stacks=(2, 4, 8),
+    conv_steps=3,
+    stack_steps=200,
 )
 QUICK = BenchConfig(window=10, eval_every=10, repeats=1, stacked=(10, 5))
 
@@ -417,13 +425,15 @@ def load_profile(patience: int, path: Path) -> StopProfile | None:
 
 def _same_protocol(result_params: Path, preset: Path) -> bool:
     """A committed result ran the preset's training protocol: the same `train` section,
-    dataset and network (a params file without `model`/`data.dataset` predates them and
-    ran LeNet-300-100 on MNIST)."""
+    pruning point, dataset and network (a params file without `model`/`data.dataset`
+    predates them and ran LeNet-300-100 on MNIST; one without `prune.point` pruned where
+    patience stopped, which is neither point)."""
     from lottery.params import network_and_dataset, read_yaml
 
     def protocol(path: Path) -> tuple[Any, ...]:
         raw = read_yaml(path.read_text())
-        return dict(raw["train"]), *network_and_dataset(raw)
+        point = dict(raw.get("prune") or {}).get("point", "stop")
+        return dict(raw["train"]), point, *network_and_dataset(raw)
 
     return bool(protocol(result_params) == protocol(preset))
 
@@ -752,15 +762,15 @@ def run(cfg: BenchConfig, root: Path, log: Callable[[str], None] = _say) -> dict
     from lottery.patience import CURVES_FILE
     from lottery.training import device_name
 
-    lay = paths.Layout(root)
-    started = time.perf_counter()
-    load_start = os.getloadavg()
+    lay, started, load_start = paths.Layout(root), time.perf_counter(), os.getloadavg()
     with bench_split(lay) as (split, split_dir, source):
         sizes = split.sizes()
         log(f"data: {source} ({sizes})")
         log("startup: timing a fresh process (imports, data load, compile) ...")
         startup = measure_startup(split_dir, k=cfg.startup_k, steps=cfg.eval_every)
         samples, densities, keras_jit = _measure(split, cfg, log)
+        log("stack: the stable training step against the batched one, per K ...")
+        stack = bench_stack.measure(split, cfg.stack_sizes, cfg.stack_steps, cfg.repeats)
         device = device_name()
     figures = {key: _stat(s, samples.net_its[key]) for key, s in samples.seconds.items()}
     rates = {key: f["net_it_per_s"] for key, f in figures.items()}
@@ -788,7 +798,9 @@ def run(cfg: BenchConfig, root: Path, log: Callable[[str], None] = _say) -> dict
         "startup": startup,
         "paper_estimate": paper,
         "conv2": conv,
-        "targets": _targets(ratios, evaluation, startup, paper, cfg.startup_k),
+        "stack": stack,
+        "targets": _targets(ratios, evaluation, startup, paper, cfg.startup_k)
+        + [_target(n, v, t, False) for n, v, t in bench_stack.targets(stack)],
         "bench_seconds": time.perf_counter() - started,
     }
 
@@ -881,8 +893,15 @@ def _render_verdicts(result: dict[str, Any]) -> list[str]:
 def render(result: dict[str, Any]) -> str:
     """The human-readable summary of a `run` result."""
     conv = bench_conv.render(result["conv2"]) if "conv2" in result else []
+    stack = bench_stack.render(result["stack"]) if "stack" in result else []
     return "\n".join(
-        [*_render_figures(result), *_render_costs(result), *conv, *_render_verdicts(result)]
+        [
+            *_render_figures(result),
+            *_render_costs(result),
+            *conv,
+            *stack,
+            *_render_verdicts(result),
+        ]
     )
 
 

@@ -14,10 +14,9 @@ padding, then ReLU; a 2×2 max-pool (stride 2) follows each pair; the dense laye
 ReLU but for `out` (logits).
 
 Every network runs as its own chain of plain 2-D convolutions and matmuls, unrolled when
-the step is traced (K is fixed then): a network's trajectory is bit-identical whatever
-else is in its stack of two or more (tests/test_convnet.py), with or without XLA. A stack
-of one is not covered: through the engine its conv1 kernel differed in the last bits (batch
-10), as with the MLP stack; the engine never shrinks a stack below two. Two
+the step is traced (K is fixed then), and each network's loss is reduced on its own (a
+cross-entropy over all K·B rows at once had other last bits at K = 1): a network's
+trajectory is bit-identical alone or in a stack of any size (tests/test_convnet.py). Two
 other formulations were measured on CPU: a grouped convolution over the channel-stacked
 networks (`feature_group_count` = K) changes its last bits with K, with or without XLA
 (and is no faster without it); patches (`extract_patches`) times a batched matmul is

@@ -5,9 +5,10 @@ the stage scripts and the `lottery` command catch `UserError` and print `error: 
 The message names the problem and the fix.
 
 `guarded` runs an entry point's body and turns each way it can end into one line and a
-conventional exit status: 0 done, 1 a failed check or an OS error, 2 a usage or input
-error (`error: ...`), 130 Ctrl-C, 143 SIGTERM, 141 a closed output pipe (silent, as `git`
-and `cat` are). The MLflow runs a stage leaves open are marked FAILED with the reason
+conventional exit status: 0 done, 1 a failed check or an OS error (a full disk names the
+file and its filesystem), 2 a usage or input error (`error: ...`, also every error of
+MLflow or its database), 130 Ctrl-C, 143 SIGTERM, 141 a closed output pipe (silent, as
+`git` and `cat` are). The MLflow runs a stage leaves open are marked FAILED with the reason
 ("interrupted", ...). `stage_main` is the stage scripts' entry point; it lives here, not
 in `lottery.cli`, so that a stage's import closure (its code deps in dvc.yaml) holds no
 `lottery` subcommand.
@@ -15,7 +16,9 @@ in `lottery.cli`, so that a stage's import closure (its code deps in dvc.yaml) h
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Callable
@@ -46,6 +49,67 @@ def fail(msg: str, code: int = EXIT_USAGE) -> NoReturn:
 
 def raise_terminated(signum: int, frame: FrameType | None) -> None:
     raise Terminated
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def mount_point(path: str | os.PathLike[str]) -> str:
+    """The mount point of the filesystem holding `path` (or what of it exists)."""
+    p = os.path.abspath(path)
+    while not os.path.exists(p) and os.path.dirname(p) != p:
+        p = os.path.dirname(p)
+    while not os.path.ismount(p) and os.path.dirname(p) != p:
+        p = os.path.dirname(p)
+    return p
+
+
+def describe_size(path: str | os.PathLike[str]) -> str:
+    """`filesystem /mnt/data: 12.3 MB free of 1.0 GB`: where `path` is, and its room."""
+    mount = mount_point(path)
+    try:
+        usage = shutil.disk_usage(mount)
+    except OSError:
+        return f"filesystem {mount}"
+    return f"filesystem {mount}: {_size(usage.free)} free of {_size(usage.total)}"
+
+
+#: Errors that say a write found no room: the file and its filesystem are named.
+NO_ROOM = {errno.ENOSPC, errno.EDQUOT}
+
+
+def os_error_line(exc: OSError) -> str:
+    """An OSError as one line: the file, the error, and for a full disk the filesystem and
+    the fix. A copy that found no room names its destination (`filename2`), not its source."""
+    room = exc.errno in NO_ROOM or exc.errno == errno.EFBIG
+    target = (exc.filename2 or exc.filename) if room else exc.filename
+    where = f"{os.fsdecode(target)}: " if target is not None else ""
+    text = exc.strerror or str(exc)
+    if exc.errno in NO_ROOM:
+        place = describe_size(target) if target is not None else "a filesystem (`df -h`)"
+        text += f" ({place}); free space there and rerun"
+    elif exc.errno == errno.EFBIG:
+        text += " (a file size limit: `ulimit -f`, or the filesystem's largest file)"
+    return where + text
+
+
+def _store_error_line(exc: BaseException) -> str | None:
+    """An error of MLflow or its database (SQLAlchemy, sqlite3) as one line; None for any
+    other error (a bug keeps its traceback)."""
+    top = type(exc).__module__.split(".")[0]
+    if top not in ("mlflow", "sqlalchemy", "sqlite3"):
+        return None
+    tracking = sys.modules.get("lottery.tracking")
+    if tracking is not None:
+        line: str | None = tracking.store_error_line(exc)
+        return line
+    text = str(exc).strip().splitlines()
+    return f"MLflow: {text[0] if text else type(exc).__name__}"
 
 
 def _quiet_stdout() -> None:
@@ -97,9 +161,12 @@ def guarded(body: Callable[[], int | None], what: str) -> int:
         raise SystemExit(EXIT_TERMINATED) from None
     except OSError as exc:
         _explain_runs(f"error: {exc}")
-        where = f"{exc.filename}: " if exc.filename else ""
-        fail(f"{where}{exc.strerror or exc}", 1)
+        fail(os_error_line(exc), 1)
     except Exception as exc:
+        line = _store_error_line(exc)
+        if line is not None:  # MLflow's or its database's: one line, as a UserError
+            _explain_runs(f"error: {line}")
+            fail(line)
         _explain_runs(f"error: {type(exc).__name__}: {exc}")
         raise
 

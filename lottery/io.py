@@ -10,6 +10,7 @@ an existing file keeps its mode (a tracked `params.yaml` stays 644), a new one g
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -44,19 +45,34 @@ def _mode_for(path: Path) -> int:
         return 0o666 & ~current_umask()
 
 
+#: A write that found no room (full disk, quota, file size limit): its error names the file.
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
 @contextlib.contextmanager
-def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary sibling of `path` for writing; rename it onto `path` on success."""
+def atomic_open(
+    path: str | Path, mode: str = "wb", newline: str | None = None
+) -> Iterator[IO[Any]]:
+    """Open a temporary sibling of `path` for writing; rename it onto `path` on success.
+
+    A write that finds the disk full raises an OSError naming `path` (the bare error of a
+    write names no file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, _mode_for(path))
-        with os.fdopen(fd, mode) as fh:
+        with os.fdopen(fd, mode, newline=newline) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if exc.errno in _NO_ROOM and exc.filename is None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -74,9 +90,20 @@ def read_json(path: str | Path) -> Any:
         return json.load(fh)
 
 
-def write_text(path: str | Path, text: str) -> None:
-    with atomic_open(path, "w") as fh:
+def write_text(path: str | Path, text: str, newline: str | None = None) -> None:
+    """Write `text` atomically; `newline="\r\n"` writes each line end as CRLF."""
+    with atomic_open(path, "w", newline=newline) as fh:
         fh.write(text)
+
+
+def newline_of(path: str | Path) -> str | None:
+    """`"\r\n"` when the file at `path` ends its lines with CRLF (keep it so when
+    rewriting it), else None (the platform's, `\n` on POSIX)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    return "\r\n" if b"\r\n" in data and data.count(b"\r\n") == data.count(b"\n") else None
 
 
 def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:

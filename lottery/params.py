@@ -266,6 +266,12 @@ def _require(ok: bool, key: str, rule: str, value: Any) -> None:
 
 
 def _validate_study_data(s: StudyParams, d: DataParams) -> None:
+    _require(
+        len(s.name) <= 500,
+        "study.name",
+        "at most 500 characters (it names the MLflow experiment; MLflow's limit)",
+        f"{s.name[:40]}… ({len(s.name)} characters)",
+    )
     _require(s.seed >= 0, "study.seed", "an integer >= 0", s.seed)
     _require(1 <= s.trials <= 100, "study.trials", "an integer from 1 to 100", s.trials)
     _require(0 <= s.rounds <= 99, "study.rounds", "an integer from 0 to 99", s.rounds)

@@ -31,7 +31,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import sys
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -923,8 +922,30 @@ def regenerate(root: str | Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """`python -m lottery.report DIR...`: regenerate each kept study's report."""
-    for root in argv if argv is not None else sys.argv[1:]:
-        print(f"wrote {regenerate(root)}")
+    import argparse
+
+    from lottery.errors import UserError, guarded
+
+    ap = argparse.ArgumentParser(
+        prog="python -m lottery.report",
+        description="Regenerate kept studies' reports (reports/results/NAME) from their "
+        "metrics, without training.",
+    )
+    ap.add_argument(
+        "study", nargs="+", type=Path, help="a kept study's directory (metrics/, params.yaml)"
+    )
+    args = ap.parse_args(argv)
+
+    def body() -> None:
+        for root in args.study:
+            if not (root / "params.yaml").is_file() or not (root / "metrics").is_dir():
+                raise UserError(
+                    f"{root}: not a kept study (it needs metrics/ and params.yaml, as "
+                    "reports/results/NAME has)."
+                )
+            print(f"wrote {regenerate(root)}")
+
+    raise SystemExit(guarded(body, "python -m lottery.report"))
 
 
 if __name__ == "__main__":

@@ -317,3 +317,78 @@ def test_flipped_bit_changes_hash() -> None:
     m["out"][0, 0] = False
     assert mask_hash(m) != h
     assert np.count_nonzero(~m["out"]) == 1
+
+
+# ---------------------------------------------------------------- what dvc.lock holds
+
+
+@pytest.mark.parametrize("text", ["schema: '2.0'\nstages: {}\n", ""])
+def test_a_dvc_lock_that_records_nothing_fails(study: Path, text: str) -> None:
+    """An empty dvc.lock (or `stages: {}`) leaves every file unchecked: not "OK"."""
+    (study / "dvc.lock").write_text(text)
+    code, result = audit(study)
+    assert code == 1
+    assert "dvc.lock records no stage output" in messages(result, "dvc.lock", "dvc")
+    proc = run(study, "lottery", "audit", check=False)
+    assert proc.returncode == 1 and "OK:" not in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("stages: [\n", "not valid YAML (expected the node content"),
+        ("stages:\n  dense: 3\n", "not a DVC lock file (stage dense is not a mapping)"),
+    ],
+)
+def test_a_malformed_dvc_lock_is_one_error_line(study: Path, text: str, expected: str) -> None:
+    (study / "dvc.lock").write_text(text)
+    proc = run(study, "lottery", "audit", check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert expected in proc.stderr and "git checkout dvc.lock" in proc.stderr
+
+
+# ---------------------------------------------------------------- the params at hand
+
+
+def test_files_of_another_study_are_named(study: Path) -> None:
+    """Fewer rounds: another params hash, but no finished stage depends on the change, so
+    the chain still agrees. Another learning rate recorded with `dvc commit -f` (as if
+    another study's files had been copied in): every trained link is named, with the
+    param that differs and the run that logged it."""
+    run(study, "lottery", "rounds", "1")
+    code, result = audit(study)
+    assert code == 0, messages(result)
+    params = study / "params.yaml"
+    params.write_text(params.read_text().replace("learning_rate: 0.0012", "learning_rate: 0.002"))
+    run(study, "dvc", "commit", "-f", "-q")
+    assert "up to date" in run(study, "dvc", "status").stdout  # DVC sees nothing wrong
+    code, result = audit(study, R00)
+    assert code == 1
+    found = messages(result, R00, "params")
+    run_id = lineage(study, R00)["mlflow_run_id"]
+    assert f"MLflow run {run_id} of stage dense logged train.learning_rate 0.0012" in found
+    assert "(params.yaml: 0.002)" in found and "`dvc repro -f -s dense`" in found
+    assert not messages(result, check="file") and not messages(result, check="dvc")
+
+
+# ---------------------------------------------------------------- what is not a mask
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("artifacts/init/t0/theta0.npz", "is θ0, where every chain ends, not a mask: "),
+        ("artifacts/ticket/r00/t0/next_mask.json", "is the lineage of a mask: `lottery audit "),
+        ("dvc.yaml", "dvc.yaml is not a mask of the study: `lottery audit` takes m_0"),
+        ("artifacts/dense/t0/trained.npz", "is not a mask of the study"),
+    ],
+)
+def test_a_file_that_is_not_a_mask_is_one_usage_line(
+    tiny_study: Path, target: str, expected: str
+) -> None:
+    proc = run(tiny_study, "lottery", "audit", target, check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert expected in proc.stderr
+    assert "dvc checkout" not in proc.stderr and "regenerate" not in proc.stderr

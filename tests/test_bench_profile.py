@@ -15,7 +15,10 @@ from lottery.patience import CURVES_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "reports" / "results"
-PAPER = ROOT / "presets" / "paper.yaml"
+#: The protocol the committed 50,000-iteration studies ran (before `prune.point` and
+#: `train.adam_epsilon`: pruned where patience stopped); today's paper preset is another.
+PAPER = ROOT / "reports" / "results" / "lenet-5trials-50k" / "params.yaml"
+TODAY = ROOT / "presets" / "paper.yaml"
 
 
 def write_preset(tmp_path: Path, change: Mapping[str, Mapping[str, object]]) -> Path:
@@ -41,6 +44,13 @@ def test_the_committed_paper_scale_study_gives_every_rounds_stops() -> None:
     for rounds in fractions.values():
         for runs in rounds.values():
             assert all(patience / 50_000 <= f <= 1.0 for f in runs)
+
+
+def test_todays_paper_preset_is_not_the_protocol_of_the_committed_studies() -> None:
+    """The committed 50k studies pruned where patience stopped: their stops do not price
+    the paper preset, which prunes at the horizon with Adam's ε = 1e-8."""
+    source, fractions = bench.result_fractions(RESULTS, TODAY)
+    assert (source, fractions) == ("", {})
 
 
 def test_another_protocol_finds_no_committed_study(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ early-stop bookkeeping, a fresh optimizer per run, and the late-rewinding snapsh
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -333,12 +334,12 @@ def test_patience_stops_each_network_after_its_best_evaluation(
     assert len(last.curves["test_iteration"]) < len(last.curves["iteration"])
 
 
-@pytest.mark.parametrize("groups", [[[3, 0], [1, 2]], [[2, 1, 3], [0, 1]]])
+@pytest.mark.parametrize("groups", [[[3, 0], [1, 2]], [[2, 1, 3], [0, 1]], [[0], [3]]])
 def test_a_trajectory_does_not_depend_on_its_neighbours_or_when_they_stop(
     split: Split, patient: list[NetResult], groups: list[list[int]]
 ) -> None:
-    """Each network in other stacks (other neighbours, other stopping times, the ballast
-    row) gives the same weights, curves and early stop, bit for bit."""
+    """Each network in other stacks (other neighbours, other stopping times, alone) gives
+    the same weights, curves and early stop, bit for bit."""
     inits, masks, seeds = patient_inputs()
     for group in groups:
         engine = Engine(split, len(group), PATIENT)
@@ -505,3 +506,80 @@ def test_stacked_mlp_default_and_refusals() -> None:
         ValueError, match="dense networks only; conv2 on 32x32x3 has the conv layers conv1, conv2"
     ):
         StackedMLP(1, arch.build("conv2", (32, 32, 3)))
+
+
+# ---------------------------------------------------------------- stack sizes, pruning point
+
+
+@pytest.mark.parametrize("sizes", [(1, 2, 5), (6, 15, 16)])
+def test_a_network_is_bit_identical_in_a_stack_of_any_size(
+    split: Split, sizes: tuple[int, ...]
+) -> None:
+    """Network 0 (same θ, mask and data order) trained alone and among 1 to 15 others:
+    the same weights and curves, bit for bit. The old batched bias gradient gave three
+    different results at 1, 2-5 and 6+ (its `stable=False` formulation still does)."""
+    cfg = TrainConfig(iterations=200, eval_every=100)
+    inits, masks, seeds = inputs(max(sizes))
+    alone = Engine(split, 1, cfg).train(inits[:1], masks[:1], seeds[:1], progress=quiet)[0]
+    for k in sizes:
+        res = Engine(split, k, cfg).train(inits[:k], masks[:k], seeds[:k], progress=quiet)[0]
+        assert_same(res, alone)
+    if sizes[0] == 1:  # the earlier formulation fails this test: the test can fail
+        old = Engine(split, 2, cfg, stable=False)
+        res = old.train(inits[:2], masks[:2], seeds[:2], progress=quiet)[0]
+        assert weights_hash(res.weights) != weights_hash(alone.weights)
+
+
+def test_horizon_networks_train_on_when_their_early_stop_settles(
+    split: Split, patient: list[NetResult]
+) -> None:
+    """With `to_horizon`, patience ends a network's evaluations, never its training: its
+    weights are those of the full horizon, bit for bit, evaluated once more at the end."""
+    full_cfg = replace(PATIENT, patience=0)
+    inits, masks, seeds = patient_inputs()
+    full = Engine(split, 4, full_cfg).train(inits, masks, seeds, progress=quiet)
+    flags = [True, False, True, True]
+    mixed = Engine(split, 4, PATIENT).train(inits, masks, seeds, progress=quiet, to_horizon=flags)
+    settled = 0
+    for res, ref, short, flag in zip(mixed, full, patient, flags, strict=True):
+        if not flag:  # a control: stops by patience exactly as without the flag
+            assert_same(res, short)
+            continue
+        assert weights_hash(res.weights) == weights_hash(ref.weights)
+        assert (res.stop_iteration, res.stop_reason, res.weights_iteration) == (
+            PATIENT.iterations,
+            "horizon",
+            PATIENT.iterations,
+        )
+        evaluated = res.curves["iteration"]
+        assert evaluated[-1] == PATIENT.iterations
+        # Up to its settled early stop, it was evaluated as the network stopped by patience.
+        n = len(short.curves["iteration"])
+        assert evaluated[:n] == short.curves["iteration"]
+        assert res.curves["val_loss"][:n] == short.curves["val_loss"]
+        if short.stop_reason == "patience":
+            settled += 1
+            assert evaluated[n:] == [PATIENT.iterations]  # then only at the horizon
+            assert res.curves["val_loss"][-1] == ref.curves["val_loss"][-1]
+    assert settled >= 2  # the test saw networks settle well before the horizon
+
+
+def test_keep_best_returns_the_weights_at_the_minimum(
+    split: Split, patient: list[NetResult]
+) -> None:
+    """keep="best" (Keras' restore_best_weights): each network returns its weights at its
+    minimum validation loss, the same bits as training it that many iterations."""
+    inits, masks, seeds = patient_inputs()
+    best = Engine(split, 4, replace(PATIENT, keep="best")).train(
+        inits, masks, seeds, progress=quiet
+    )
+    for res, ref in zip(best, patient, strict=True):
+        assert res.curves == ref.curves  # the trajectory is the same; only the weights kept
+        assert res.weights_iteration == res.early_stop_iteration == ref.early_stop_iteration
+    i = 1
+    short = replace(PATIENT, iterations=best[i].early_stop_iteration, patience=0)
+    (upto,) = Engine(split, 1, short).train(
+        inits[i : i + 1], masks[i : i + 1], seeds[i : i + 1], progress=quiet
+    )
+    assert weights_hash(best[i].weights) == weights_hash(upto.weights)
+    assert weights_hash(best[i].weights) != weights_hash(patient[i].weights)

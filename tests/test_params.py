@@ -542,11 +542,30 @@ def test_controls_rounds_must_be_all_or_rounds_that_exist(value: object) -> None
 
 
 def test_patience_must_leave_room_for_the_rewind_snapshot(tmp_path: Path) -> None:
-    raw = set_path(set_path(valid_raw(), "train.patience", 200), "prune.rewind_iteration", 301)
+    early = set_path(valid_raw(), "prune.point", "early_stop")
+    raw = set_path(set_path(early, "train.patience", 200), "prune.rewind_iteration", 301)
     msg = rejected(tmp_path, raw)
     assert "prune.rewind_iteration" in msg and "train.patience" in msg, msg
-    ok = set_path(set_path(valid_raw(), "train.patience", 200), "prune.rewind_iteration", 300)
+    ok = set_path(set_path(early, "train.patience", 200), "prune.rewind_iteration", 300)
     assert load_params(dump(tmp_path, ok)).train.patience == 200
+    # With the pruning point at the horizon the dense network trains to the end: any
+    # rewind iteration below the horizon is reachable whatever the patience.
+    horizon = set_path(set_path(valid_raw(), "train.patience", 200), "prune.rewind_iteration", 301)
+    assert load_params(dump(tmp_path, horizon)).prune.rewind_iteration == 301
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("prune.point", "stop", "'horizon' or 'early_stop'"),
+        ("train.adam_epsilon", 0, "(0, 0.01]"),
+        ("train.adam_epsilon", "1e-8x", "a number"),
+        ("report.match_margin_pp", -0.1, "percentage points"),
+    ],
+)
+def test_protocol_keys_are_validated(tmp_path: Path, key: str, value: Any, words: str) -> None:
+    msg = rejected(tmp_path, set_path(valid_raw(), key, value))
+    assert key in msg and words in msg, msg
 
 
 # ------------------------------------------------------------------ datasets and networks
@@ -575,16 +594,20 @@ def test_default_is_lenet_on_mnist_and_hashes_as_before(tmp_path: Path) -> None:
     assert (p.data.dataset, p.model.network, p.model.hidden) == ("mnist", "mlp", [300, 100])
     assert p.architecture() == arch.LENET
     assert p.layer_rates() == {"fc1": 0.2, "fc2": 0.2, "out": 0.1} == p.prune.rates
-    # The committed params.yaml's hash from before `model` and `data.dataset` existed.
-    assert p.study_hash() == "8b49eb76f9e4bfec9298845cfae3cdfeb53f2c48240dbaf60e24527495d90c7f"
-    # ... and they count as soon as they differ from LeNet-300-100 on MNIST.
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    # The network and dataset count as soon as they differ from LeNet-300-100 on MNIST, and
+    # so do the pruning point and Adam's ε; the study's name and the report's margin
+    # (how results are read, not what they are) do not.
     hashes = {
         p.study_hash(),
         parse_params(set_path(raw, "model.hidden", [300, 101])).study_hash(),
         parse_params(set_path(raw, "data.dataset", "fashion-mnist")).study_hash(),
+        parse_params(set_path(raw, "prune.point", "early_stop")).study_hash(),
+        parse_params(set_path(raw, "train.adam_epsilon", 1e-8)).study_hash(),
     }
-    assert len(hashes) == 3
+    assert len(hashes) == 5
+    for key, value in (("study.name", "another"), ("report.match_margin_pp", 0.5)):
+        assert parse_params(set_path(raw, key, value)).study_hash() == p.study_hash(), key
 
 
 @pytest.mark.parametrize(
@@ -753,3 +776,8 @@ def test_layer_rates_resolution_errors() -> None:
     assert conv2.rate_for("conv1", {"fc": 0.2}) is None
     assert [ly.type for ly in conv2.layers] == ["conv", "conv", "fc", "fc", "out"]
     assert arch.LENET.describe() == "mlp 784-300-100-10 on 28x28x1"
+
+
+def test_a_study_name_mlflow_would_refuse_is_refused_first(tmp_path: Path) -> None:
+    msg = rejected(tmp_path, set_path(valid_raw(), "study.name", "n" * 501))
+    assert "study.name must be at most 500 characters" in msg, msg

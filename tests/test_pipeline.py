@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,7 @@ def test_more_rounds_and_a_params_change_rerun_exactly_the_affected_stages(
     study = copy_study(tiny_study, tmp_path / "study")
     run(study, "git", "add", "-A")
     run(study, "git", "commit", "-q", "-m", "results of the tiny study")
+    before = run_records(study)
     write_params(study, {"controls": {"reinit_repeats": 2}})
     reinit = {"reinit@r01", "reinit@r02", "report"}  # report lists the settings
     assert stale(study) == reinit
@@ -129,6 +131,9 @@ def test_more_rounds_and_a_params_change_rerun_exactly_the_affected_stages(
     assert "ticket, round 3" in (study / paths.report_path()).read_text()
     m = json.loads((study / paths.metrics_path("reinit", "r01")).read_text())
     assert sorted(m["runs"]) == ["t0-rep0", "t0-rep1", "t1-rep0", "t1-rep1"]
+    # Draw 0 trained in a stack of 4 instead of 2: its records are bit-identical.
+    after = run_records(study)
+    assert before == {k: after[k] for k in before}, "a draw-0 record changed"
     diff = run(study, "dvc", "metrics", "diff", "--json")
     changed = json.loads(diff.stdout)
     # The one DVC metric is the compact summary: the reinit cells moved, the tickets did not.
@@ -139,6 +144,42 @@ def test_more_rounds_and_a_params_change_rerun_exactly_the_affected_stages(
     assert old_tickets == [], old_tickets  # round 3 is new; rounds 0-2 did not move
     params_diff = run(study, "dvc", "params", "diff", "--json")
     assert "controls.reinit_repeats" in params_diff.stdout
+
+
+def run_records(study: Path) -> dict[tuple[str, str, str], Any]:
+    """Every run's record, by (condition, round, run key): its metrics entry, its curves,
+    and the hashes of its mask and weights files."""
+    out: dict[tuple[str, str, str], Any] = {}
+    for metrics_file in sorted((study / "metrics").rglob("*.json")):
+        cond, name = metrics_file.parent.name, metrics_file.stem
+        metrics = json.loads(metrics_file.read_text())["runs"]
+        layout = paths.Layout(study)
+        curves = json.loads(layout.curves_path(cond, name).read_text())["runs"]
+        for key, entry in metrics.items():
+            dirs = [study / "artifacts" / cond / name / key]
+            if (cond, name) == ("ticket", "r00"):  # θ0, m_0, θ_j and the dense weights too
+                dirs += [study / "artifacts" / "init" / key, study / "artifacts" / "dense" / key]
+            files = sorted(f for d in dirs for f in d.glob("*.npz"))
+            hashes = {
+                str(f.relative_to(study)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files
+            }
+            out[(cond, name, key)] = (entry, curves[key], hashes)
+    return out
+
+
+def test_a_third_trial_leaves_the_first_two_bit_identical(tiny_study: Path, tmp_path: Path) -> None:
+    """`study.trials` 2 -> 3: every stage trains a stack of 3 (reinit: 3 draws' worth)
+    instead of 2, and trials 0 and 1 keep every record bit for bit: metrics, curves, masks
+    and weights (θ0, θ_j, trained)."""
+    study = copy_study(tiny_study, tmp_path / "study")
+    before = run_records(study)
+    write_params(study, {"study": {"trials": 3}})
+    run(study, "dvc", "repro")
+    after = run_records(study)
+    assert {k for k in after if k[2].startswith("t2")}, "trial 2 did not train"
+    assert len(before) == len(after) - len([k for k in after if k[2].startswith("t2")])
+    changed = [k for k in before if before[k] != after[k]]
+    assert changed == [], changed
 
 
 def test_paths_agree_with_dvc_yaml() -> None:

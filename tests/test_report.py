@@ -628,3 +628,28 @@ def test_committed_result_is_regenerated_from_its_metrics(tmp_path: Path, name: 
     text = (copy / "report.md").read_text()
     for phrase in RESULT_PHRASES[name]:
         assert phrase in text
+
+
+def test_report_module_help_and_a_bad_directory(tmp_path: Path) -> None:
+    """`python -m lottery.report --help` prints usage (no traceback, no `--help/` folder);
+    a directory that is not a kept study is one `error:` line."""
+    import subprocess
+    import sys
+
+    help_ = subprocess.run(
+        [sys.executable, "-m", "lottery.report", "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert help_.returncode == 0 and "usage: python -m lottery.report" in help_.stdout
+    assert not (tmp_path / "--help").exists()
+    bad = subprocess.run(
+        [sys.executable, "-m", "lottery.report", "nowhere"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2, bad.stderr
+    assert bad.stderr.startswith("error: nowhere: not a kept study"), bad.stderr
+    assert "Traceback" not in bad.stderr

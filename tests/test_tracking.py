@@ -1,10 +1,19 @@
 """MLflow as the pipeline records it: the run tree, no runs from a no-op `dvc repro`, a real
-remote `mlflow server`, and a clear early failure when the server cannot be reached."""
+remote `mlflow server`, a clear early failure when the server cannot be reached, a server
+restart during training survived, one parent run per study, and the owner of a run told
+apart from processes of other machines, boots and PID namespaces."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +26,9 @@ from lottery import paths, tracking
 from lottery.masks import load_mask, mask_hash
 from lottery.params import load_params
 from tests.conftest import (
+    VENV_BIN,
     MlflowServer,
+    base_env,
     copy_study,
     free_port,
     make_project,
@@ -334,3 +345,297 @@ def test_stages_logging_one_dataset_at_once_all_get_it(sqlite_store: Path) -> No
             names = [d.dataset.name for d in run_inputs.dataset_inputs]
             assert names == [f"split-{i}"], (run_id, names, errors)
     assert errors == []
+
+
+# ---------------------------------------------------------------- (e) a server restart
+
+
+class RestartableServer:
+    """A real `mlflow server` of this test's own (the session's is shared and stays up),
+    stopped and started again on the same port and store."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.port = root, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait: bool = True) -> None:
+        cmd = [
+            str(VENV_BIN / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{self.root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(self.root / "artifacts"),
+        ]
+        with (self.root / "server.log").open("ab") as out:
+            self.proc = subprocess.Popen(
+                cmd,
+                cwd=self.root,
+                env=base_env({"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        if wait:
+            self.wait_up()
+
+    def up(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/health", timeout=2) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    def wait_up(self) -> None:
+        deadline = time.monotonic() + 120
+        while not self.up():
+            assert self.proc is not None and self.proc.poll() is None, "server exited"
+            assert time.monotonic() < deadline, (self.root / "server.log").read_text()[-3000:]
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=30)
+        self.proc = None
+
+
+@pytest.fixture
+def restartable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RestartableServer]:
+    server = RestartableServer(tmp_path)
+    server.start()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def study_params(rounds: int = 2, lr: float = 0.0012) -> dict[str, Any]:
+    """The shape of `Params.as_dict()` that the recorder reads (a parent's params)."""
+    return {
+        "study": {"name": "s", "seed": 0, "trials": 2, "rounds": rounds},
+        "train": {"iterations": 30, "learning_rate": lr},
+        "pipeline": {
+            "rounds": {f"r{k:02d}": {"parent": f"r{k - 1:02d}"} for k in range(1, rounds)}
+        },
+    }
+
+
+def test_a_server_restart_during_training_loses_nothing(restartable: RestartableServer) -> None:
+    """The server stops for a few seconds while a network trains: training goes on, its
+    curves wait in memory, the last send waits for the server, nothing is lost; a server
+    gone for longer than OUTAGE_S ends the stage with one line."""
+    recorder = tracking.StudyRecorder("outage", "ab" * 32, study_params())
+    run_id = recorder.start_child("net", {"lottery.dvc_stage": "dense"})
+    live = recorder.live_curves([run_id], every_s=0.0)
+    for it in range(1, 4):
+        live(it * 10, {0: {"val_loss": 1.0 / it}})
+    restartable.stop()
+    began = time.monotonic()
+    for it in range(4, 9):  # evaluations while the server is down: no error, no long wait
+        live(it * 10, {0: {"val_loss": 1.0 / it}})
+    assert time.monotonic() - began < 20
+    assert live.buffered() == 5
+    threading.Thread(target=restartable.start, kwargs={"wait": False}).start()
+    for it in range(9, 11):
+        live(it * 10, {0: {"val_loss": 1.0 / it}})
+    live.flush()  # waits until the server is back
+    recorder.log_summary(run_id, {"stop_iteration": 100.0})
+    recorder.end(run_id, ok=True)
+    client = MlflowClient(tracking_uri=restartable.url)
+    history = client.get_metric_history(run_id, "val_loss")
+    assert [m.step for m in history] == list(range(10, 110, 10))
+    assert [m.value for m in history] == pytest.approx([1.0 / k for k in range(1, 11)])
+    assert client.get_run(run_id).info.status == "FINISHED"
+
+    # A server that stays away: after OUTAGE_S one line naming the server and the fix.
+    restartable.stop()
+    tracking_outage = tracking.OUTAGE_S
+    tracking.OUTAGE_S = 2.0
+    try:
+        with pytest.raises(tracking.TrackingError) as info:
+            recorder.log_summary(run_id, {"x": 1.0})
+    finally:
+        tracking.OUTAGE_S = tracking_outage
+    message = str(info.value)
+    assert "\n" not in message
+    assert f"the MLflow tracking store at {restartable.url} has not answered for" in message
+    assert "rerun `dvc repro`" in message
+
+
+# ---------------------------------------------------------------- (f) the study's parent run
+
+
+def parents(client: MlflowClient, experiment: str) -> list[Any]:
+    exp = client.get_experiment_by_name(experiment)
+    assert exp is not None
+    runs = client.search_runs([exp.experiment_id], "tags.`lottery.kind` = 'study'")
+    return list(runs)
+
+
+def test_one_parent_per_study_named_after_it_and_its_experiment(
+    sqlite_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rounds grow (another params hash): the same parent. Another learning rate: another
+    study, another parent. The parent is named after the study and the DVC experiment
+    and carries `lottery.dvc_exp_name`."""
+    uri = f"sqlite:///{sqlite_store / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("DVC_ROOT", str(sqlite_store))
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    first = tracking.StudyRecorder("parents", "1" * 64, study_params(rounds=2))
+    monkeypatch.setenv("DVC_EXP_NAME", "lean-pika")
+    grown = tracking.StudyRecorder("parents", "2" * 64, study_params(rounds=5))
+    assert grown.parent_id == first.parent_id
+    client = MlflowClient(tracking_uri=uri)
+    (parent,) = parents(client, "parents")
+    assert parent.info.run_name == "parents (lean-pika)"
+    tags = parent.data.tags
+    assert tags["lottery.dvc_exp_name"] == "lean-pika"
+    assert tags["lottery.rounds"] == "5" and tags["lottery.study_hash"] == "2" * 64
+    assert parent.data.params["study.trials"] == "2"
+    assert not any(k.startswith("pipeline.") or k == "study.rounds" for k in parent.data.params)
+
+    monkeypatch.setenv("DVC_EXP_NAME", "sharp-lynx")
+    other = tracking.StudyRecorder("parents", "3" * 64, study_params(rounds=5, lr=0.002))
+    assert other.parent_id != first.parent_id
+    names = {r.info.run_name: r.data.tags for r in parents(client, "parents")}
+    assert set(names) == {"parents (lean-pika)", "parents (sharp-lynx)"}
+    assert names["parents (sharp-lynx)"]["lottery.dvc_exp_name"] == "sharp-lynx"
+
+
+def test_a_parent_of_earlier_code_is_kept(
+    sqlite_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store whose parent was found by `lottery.study_hash` alone: adopted, not doubled."""
+    uri = f"sqlite:///{sqlite_store / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("DVC_ROOT", str(sqlite_store))
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.create_experiment("legacy")
+    old = client.create_run(
+        exp,
+        run_name="study-4444444444",
+        tags={"lottery.kind": "study", "lottery.study_hash": "4" * 64},
+    ).info.run_id
+    recorder = tracking.StudyRecorder("legacy", "4" * 64, study_params())
+    assert recorder.parent_id == old
+    (parent,) = parents(client, "legacy")
+    assert parent.info.run_name == "legacy"
+    assert parent.data.tags["lottery.study_key"] == tracking.study_key(study_params())
+
+
+# ---------------------------------------------------------------- (g) whose run is it
+
+
+SPAWN_RUN = """
+import sys
+from mlflow import MlflowClient
+from lottery import tracking
+client = MlflowClient(tracking_uri=sys.argv[1])
+tags = {**tracking.owner_tags(), **dict(a.split("=", 1) for a in sys.argv[3:])}
+print(client.create_run(sys.argv[2], tags=tags).info.run_id, flush=True)
+"""
+
+
+def spawn_run(uri: str, experiment: str, *tags: str) -> str:
+    """A RUNNING run created by a real process (its owner tags, overridden by `tags`),
+    which has ended by the time this returns."""
+    proc = subprocess.run(
+        [sys.executable, "-c", SPAWN_RUN, uri, experiment, *tags],
+        cwd=Path(tracking.__file__).parents[1],
+        env=base_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def test_runs_of_another_boot_or_pid_namespace_are_never_swept(sqlite_store: Path) -> None:
+    """Same host name, but another machine (another boot id) or another PID namespace:
+    the pid means nothing here, so the run is "elsewhere", never marked FAILED. A run of
+    this boot and namespace whose process is gone is."""
+    uri = f"sqlite:///{sqlite_store / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.create_experiment("owners")
+    gone = spawn_run(uri, exp)
+    other_boot = spawn_run(uri, exp, "lottery.boot_id=00000000-0000-0000-0000-000000000000")
+    other_ns = spawn_run(uri, exp, "lottery.pid_ns=pid:[1]")
+    swept = tracking.fail_orphans(client, "this test")
+    assert gone in swept and other_boot not in swept and other_ns not in swept
+    assert tracking.boot_id() and tracking.pid_namespace()  # this test's premise: Linux
+    assert client.get_run(other_boot).info.status == "RUNNING"
+    tags = client.get_run(other_ns).data.tags
+    assert tracking.owner_state(tags) == "elsewhere"
+    assert "another PID namespace" in tracking.where(tags)
+    assert "another boot" in tracking.where(client.get_run(other_boot).data.tags)
+
+
+UNSHARE_PID = ["unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount-proc"]
+
+
+def can_unshare_pid() -> bool:
+    try:
+        proc = subprocess.run(
+            [*UNSHARE_PID, "true"],
+            capture_output=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return proc.returncode == 0
+
+
+@pytest.mark.skipif(not can_unshare_pid(), reason="unshare --pid is not permitted here")
+def test_a_live_run_in_another_pid_namespace_is_left_alone(sqlite_store: Path) -> None:
+    """A stage in its own PID namespace (`unshare --pid`: its pid is 1 there, the init of
+    this one here, started at another time) records a run and keeps running: the sweep
+    must not take it for an orphan whose pid was reused and mark it FAILED."""
+    uri = f"sqlite:///{sqlite_store / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.create_experiment("namespaces")
+    code = (
+        "import sys, time\n"
+        "from mlflow import MlflowClient\n"
+        "from lottery import tracking\n"
+        "client = MlflowClient(tracking_uri=sys.argv[1])\n"
+        "run = client.create_run(sys.argv[2], tags=tracking.owner_tags())\n"
+        "print(run.info.run_id, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    proc = subprocess.Popen(
+        [*UNSHARE_PID, sys.executable, "-c", code, uri, exp],
+        cwd=Path(tracking.__file__).parents[1],
+        env=base_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        run_id = proc.stdout.readline().strip()
+        assert len(run_id) == 32, run_id
+        tags = client.get_run(run_id).data.tags
+        assert tags["lottery.pid"] == "1"  # its pid in its own namespace
+        assert run_id not in tracking.fail_orphans(client, "this test")
+        assert client.get_run(run_id).info.status == "RUNNING"
+        assert tracking.owner_state(tags) == "elsewhere"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
