@@ -92,7 +92,9 @@ FULL = BenchConfig(
     conv_steps=3,
     stack_steps=200,
 )
-QUICK = BenchConfig(window=10, eval_every=10, repeats=1, stacked=(10, 5))
+QUICK = BenchConfig(
+    window=10, eval_every=10, repeats=1, stacked=(10, 5), stack_sizes=(1, 2), stack_steps=5
+)
 
 DENSITIES = {"d100": None, "d20": SPARSE_DENSITY}
 

@@ -166,38 +166,36 @@ def pick(runs: pd.DataFrame, tickets: Sequence[Cell], key: str, highest: bool) -
     )
 
 
+class _Picked:
+    """A selection's chosen ticket and its ties, read through its `pick`."""
+
+    pick: Pick
+
+    @property
+    def ticket(self) -> Cell:
+        return self.pick.ticket
+
+    @property
+    def tied_rounds(self) -> tuple[int, ...]:
+        return self.pick.tied_rounds
+
+
 @dataclass(frozen=True)
-class EarliestStop:
+class EarliestStop(_Picked):
     """The pruned ticket round with the smallest mean early-stop iteration."""
 
     pick: Pick
     factor_vs_dense: float | None  # dense_es / ticket_es; None without dense or if es == 0
     vs_dense: Difference | None  # dense − ticket early-stop iteration, paired by trial
 
-    @property
-    def ticket(self) -> Cell:
-        return self.pick.ticket
-
-    @property
-    def tied_rounds(self) -> tuple[int, ...]:
-        return self.pick.tied_rounds
-
 
 @dataclass(frozen=True)
-class BestTicket:
+class BestTicket(_Picked):
     """The pruned ticket round with the highest mean validation accuracy at early stop."""
 
     pick: Pick
     vs_dense: Difference | None  # ticket − dense test accuracy at early stop, pp
     test_best: Cell  # the round a pick on test accuracy would have chosen
-
-    @property
-    def ticket(self) -> Cell:
-        return self.pick.ticket
-
-    @property
-    def tied_rounds(self) -> tuple[int, ...]:
-        return self.pick.tied_rounds
 
 
 def _earliest(runs: pd.DataFrame, tickets: Sequence[Cell], dense: Cell | None) -> EarliestStop:

@@ -21,7 +21,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 import yaml
@@ -226,6 +226,35 @@ class MlflowServer:
     artifacts: Path
 
 
+def start_mlflow_server(
+    root: Path, port: int, workers: int, artifacts: Path, log: IO[bytes]
+) -> subprocess.Popen[bytes]:
+    """A real `mlflow server` on 127.0.0.1:`port`, its SQLite store in `root`, its job
+    runner off, in a session of its own, writing to `log`."""
+    cmd = [
+        str(VENV_BIN / "mlflow"),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(artifacts),
+    ]
+    return subprocess.Popen(
+        cmd,
+        cwd=root,
+        env=base_env({"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     """A real `mlflow server` on 127.0.0.1 (SQLite backend, served artifacts), started once
@@ -239,29 +268,8 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
     srv = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
     server = MlflowServer(f"http://127.0.0.1:{port}", srv / "server.log", srv / "artifacts")
-    cmd = [
-        str(VENV_BIN / "mlflow"),
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "2",
-        "--backend-store-uri",
-        f"sqlite:///{srv / 'mlflow.db'}",
-        "--artifacts-destination",
-        str(server.artifacts),
-    ]
     with server.log.open("wb") as out:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=srv,
-            env=base_env({"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        proc = start_mlflow_server(srv, port, 2, server.artifacts, out)
         try:
             deadline = time.monotonic() + 180
             while True:

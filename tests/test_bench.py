@@ -19,7 +19,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: Real MNIST and the real engine and Keras, on windows of 10 iterations: two repeats
 #: (a median and its samples), one stacked K besides K = 1.
-TINY = bench.BenchConfig(window=10, eval_every=10, repeats=2, stacked=(3,), startup_k=2)
+TINY = bench.BenchConfig(
+    window=10,
+    eval_every=10,
+    repeats=2,
+    stacked=(3,),
+    startup_k=2,
+    stack_sizes=(1, 2),
+    stack_steps=5,
+)
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +121,26 @@ def test_targets_are_reported_pass_or_fail(report: tuple[dict[str, Any], str]) -
         )
         assert t["pass"] is ok
         assert f"{'PASS' if ok else 'FAIL'}  {t['name']}" in stdout
+
+
+def test_stack_line_prices_the_stable_step_and_shows_its_bits(
+    report: tuple[dict[str, Any], str],
+) -> None:
+    """The stable step against the batched one at K = 1 and 2: both timed (the ratio is
+    theirs), network 0's bits equal across K with the stable step, not the batched one."""
+    result, stdout = report
+    stacks = result["stack"]["stacks"]
+    assert set(stacks) == {"1", "2"}
+    for s in stacks.values():
+        assert s["stable_ms"] > 0 and s["batched_ms"] > 0
+        assert s["ratio"] == s["stable_ms"] / s["batched_ms"]
+        assert len(s["samples_ms"]["stable"]) == TINY.repeats
+    stable = {s["network0_sha256"]["stable"] for s in stacks.values()}
+    batched = {s["network0_sha256"]["batched"] for s in stacks.values()}
+    assert len(stable) == 1 and len(batched) == 2
+    assert "network 0's bits: stable step 1 distinct hash(es) over the Ks, batched step 2" in stdout
+    names = {t["name"] for t in result["targets"]}
+    assert "stable step / batched step at K=2" in names
 
 
 def test_conv2_line_measures_each_stack_against_one_network_at_a_time(

@@ -518,7 +518,7 @@ def test_a_network_is_bit_identical_in_a_stack_of_any_size(
     """Network 0 (same θ, mask and data order) trained alone and among 1 to 15 others:
     the same weights and curves, bit for bit. The old batched bias gradient gave three
     different results at 1, 2-5 and 6+ (its `stable=False` formulation still does)."""
-    cfg = TrainConfig(iterations=200, eval_every=100)
+    cfg = TrainConfig(iterations=100, eval_every=50)
     inits, masks, seeds = inputs(max(sizes))
     alone = Engine(split, 1, cfg).train(inits[:1], masks[:1], seeds[:1], progress=quiet)[0]
     for k in sizes:

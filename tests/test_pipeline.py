@@ -168,13 +168,14 @@ def run_records(study: Path) -> dict[tuple[str, str, str], Any]:
 
 
 def test_a_third_trial_leaves_the_first_two_bit_identical(tiny_study: Path, tmp_path: Path) -> None:
-    """`study.trials` 2 -> 3: every stage trains a stack of 3 (reinit: 3 draws' worth)
-    instead of 2, and trials 0 and 1 keep every record bit for bit: metrics, curves, masks
-    and weights (θ0, θ_j, trained)."""
+    """`study.trials` 2 -> 3: each stage of round 0 and 1 (dense, ticket, reinit, random)
+    trains a stack of 3 instead of 2, and trials 0 and 1 keep every record bit for bit:
+    metrics, curves, masks and weights (θ0, θ_j, trained). Round 2 repeats round 1's
+    stages on other masks, so it is not rerun here."""
     study = copy_study(tiny_study, tmp_path / "study")
     before = run_records(study)
     write_params(study, {"study": {"trials": 3}})
-    run(study, "dvc", "repro")
+    run(study, "dvc", "repro", "ticket@r01", "reinit@r01", "random@r01")
     after = run_records(study)
     assert {k for k in after if k[2].startswith("t2")}, "trial 2 did not train"
     assert len(before) == len(after) - len([k for k in after if k[2].startswith("t2")])

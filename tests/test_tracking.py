@@ -26,7 +26,6 @@ from lottery import paths, tracking
 from lottery.masks import load_mask, mask_hash
 from lottery.params import load_params
 from tests.conftest import (
-    VENV_BIN,
     MlflowServer,
     base_env,
     copy_study,
@@ -34,6 +33,7 @@ from tests.conftest import (
     make_project,
     ran_stages,
     run,
+    start_mlflow_server,
 )
 
 #: A short study for the tests that run their own `dvc repro`: dense + one pruning round.
@@ -360,29 +360,8 @@ class RestartableServer:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, wait: bool = True) -> None:
-        cmd = [
-            str(VENV_BIN / "mlflow"),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{self.root / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(self.root / "artifacts"),
-        ]
         with (self.root / "server.log").open("ab") as out:
-            self.proc = subprocess.Popen(
-                cmd,
-                cwd=self.root,
-                env=base_env({"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            self.proc = start_mlflow_server(self.root, self.port, 1, self.root / "artifacts", out)
         if wait:
             self.wait_up()
 
