@@ -6,7 +6,7 @@ lottery audit [MASK]     walk masks back to θ0 and check files, dvc.lock and ML
 lottery bench            the training-engine benchmark (see README "Speed")
 
 `lottery --help` speaks to a user (`DESCRIPTION`, `EPILOG`); the stage scripts' entry
-point is `lottery.errors.stage_main`. Every command ends with one line and a conventional
+point is `lottery.study.entry.stage_main`. Every command ends with one line and a conventional
 exit status (`lottery.errors.guarded`: 0 done, 1 a failed check or an OS error, 2 a usage
 or input error, 130 Ctrl-C, 143 SIGTERM, 141 a closed output pipe). Commands find the
 project root from any subdirectory, as git and DVC do. A new subcommand is one
@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from lottery import __version__
-from lottery.errors import UserError, fail, guarded, raise_terminated, stage_main
-from lottery.io import find_root, newline_of
-from lottery.params import (
+from lottery.core.errors import UserError, fail, guarded, raise_terminated
+from lottery.core.io import find_root, newline_of
+from lottery.core.params import (
     ParamsError,
     generate_pipeline,
     load_params,
@@ -113,7 +113,7 @@ def set_rounds(params_file: Path, rounds: int | None) -> str:
         f"{block}"
     )
     params_from_text(text, params_file)  # validate before writing: a refusal changes nothing
-    from lottery.io import write_text
+    from lottery.core.io import write_text
 
     write_text(params_file, text, newline=newline_of(params_file))  # CRLF stays CRLF
     return text
@@ -181,7 +181,7 @@ def preset_summaries(presets: Path) -> list[tuple[str, str]]:
 
 def _presets_help() -> str:
     """The presets of the project at hand (or of this code's own project), for --help."""
-    from lottery.paths import Layout
+    from lottery.core.paths import Layout
 
     root = find_root() or Path(__file__).resolve().parents[1]
     found = preset_summaries(Layout(root).presets_dir)
@@ -209,7 +209,7 @@ def use_preset(name: str, params_file: Path, force: bool = False, root: Path | N
 
     Edits of params.yaml that git does not hold are not overwritten without `force`, and
     with it they are kept in params.yaml.bak (.bak.1, ... when that holds other edits)."""
-    from lottery.paths import Layout
+    from lottery.core.paths import Layout
 
     root = root or project_root()
     presets = Layout(root).presets_dir
@@ -218,7 +218,7 @@ def use_preset(name: str, params_file: Path, force: bool = False, root: Path | N
         known = [n for n, _ in preset_summaries(presets)]
         raise UserError(f"no preset {name!r} ({preset}); available: {', '.join(known) or 'none'}.")
     params = load_params(preset)
-    from lottery.io import write_text
+    from lottery.core.io import write_text
 
     summary = (
         f"{params.study.trials} trials, {params.train.iterations} iterations, "
@@ -271,7 +271,7 @@ def _add_preset(sub: Any) -> None:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from lottery import audit
+    from lottery.audit import main as audit
 
     root = project_root()
     target = Path(args.target).resolve() if args.target else None  # as typed, from the cwd
@@ -306,8 +306,8 @@ def _add_audit(sub: Any) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from lottery import bench
-    from lottery.paths import Layout
+    from lottery.bench import main as bench
+    from lottery.core.paths import Layout
 
     root = project_root()
     out = Path(args.out).resolve() if args.out else Layout(root).benchmark_path()
@@ -345,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
     raise SystemExit(guarded(lambda: args.run(args), f"lottery {args.command}"))
 
 
-__all__ = ["COMMANDS", "fail", "main", "set_rounds", "stage_main", "use_preset"]
+__all__ = ["COMMANDS", "fail", "main", "set_rounds", "use_preset"]
 
 if __name__ == "__main__":
     main()

@@ -2,7 +2,7 @@
 
 `ROOT` is the project root the stages pass to the library (the directory holding
 `stages/`: the project, or the workspace of a `dvc exp run --temp`). Until
-`lottery.cli.stage_main` takes over, Ctrl-C ends the stage with one line and
+`lottery.study.entry.stage_main` takes over, Ctrl-C ends the stage with one line and
 exit status 130 (no traceback from the middle of an import).
 """
 

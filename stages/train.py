@@ -8,9 +8,10 @@ import sys
 
 from _bootstrap import ROOT
 
-from lottery.errors import UserError, fail, stage_main
-from lottery.params import Params
-from lottery.paths import parse_round, round_name
+from lottery.core.errors import UserError, fail
+from lottery.core.params import Params
+from lottery.core.paths import parse_round, round_name
+from lottery.study.entry import stage_main
 
 USAGE = (
     "usage: python stages/train.py {ticket,reinit,random} rNN, e.g. `ticket r01`: the "
@@ -62,9 +63,9 @@ def main(argv: list[str]) -> None:
 
     def train(params: Params) -> None:
         check_stage(params, condition, name)
-        from lottery import study
+        from lottery.study.train import train_stage
 
-        study.train_stage(params, condition, name, ROOT)
+        train_stage(params, condition, name, ROOT)
 
     stage_main(train)
 

@@ -2,14 +2,14 @@
 
 from _bootstrap import ROOT
 
-from lottery.errors import stage_main
-from lottery.params import Params
+from lottery.core.params import Params
+from lottery.study.entry import stage_main
 
 
 def run(params: Params) -> None:
-    from lottery import study
+    from lottery.study.visualise import visualise
 
-    study.visualise(params, ROOT)
+    visualise(params, ROOT)
 
 
 stage_main(run)

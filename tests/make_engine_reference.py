@@ -14,9 +14,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from lottery.data import load_split, prepare
-from lottery.masks import weights_hash
-from lottery.training import Engine, TrainConfig
+from lottery.core.masks import weights_hash
+from lottery.data.load import load_split, prepare
+from lottery.engine.training import Engine, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "data" / "engine_reference.json"

@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from lottery import paths
-from lottery.masks import load_mask, load_weights, mask_hash, weights_hash
+from lottery.core import paths
+from lottery.core.masks import load_mask, load_weights, mask_hash, weights_hash
 from tests.conftest import make_project, run
 
 ROOT = Path(__file__).resolve().parents[1]

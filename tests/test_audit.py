@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lottery.masks import load_mask, mask_hash, save_mask
-from lottery.params import load_params
+from lottery.core.masks import load_mask, mask_hash, save_mask
+from lottery.core.params import load_params
 from tests.conftest import base_env, copy_study, ran_stages, run
 
 R00 = "artifacts/ticket/r00/t0/next_mask.npz"  # m_1 of trial 0 (stage dense)
@@ -44,7 +44,7 @@ def stage_env(project: Path) -> Iterator[None]:
 def audit(project: Path, target: str | None = None, repair: bool = False) -> tuple[int, Any]:
     """`lottery audit --json [target] [--repair]` in `project`, in-process: its exit status
     and its JSON (the command's own parsing and text output are tested through the CLI)."""
-    from lottery import audit as lottery_audit
+    from lottery.audit import main as lottery_audit
 
     with stage_env(project):
         result, _ = lottery_audit.audit(
@@ -230,7 +230,7 @@ ORPHAN = """
 import os, sys
 sys.path.insert(0, os.getcwd())
 from mlflow import MlflowClient
-from lottery import tracking
+from lottery.tracking import store as tracking
 client = MlflowClient(tracking_uri=tracking.tracking_uri())
 exp = client.get_experiment_by_name(sys.argv[1]).experiment_id
 tags = {**tracking.owner_tags(), "lottery.dvc_stage": sys.argv[2], **dict(
@@ -252,7 +252,7 @@ def test_orphaned_running_runs_are_reported_repaired_and_swept(study: Path) -> N
     training stage (of any params) mark it FAILED; live and other hosts' runs are kept."""
     import subprocess
 
-    from lottery.tracking import process_start
+    from lottery.tracking.store import process_start
 
     client = mlflow_client(study)
     orphan = make_run(study, "ticket@r01")
@@ -310,7 +310,7 @@ def test_missing_target_is_a_usage_error(tiny_study: Path) -> None:
 
 def test_flipped_bit_changes_hash() -> None:
     """The premise of the tampering tests: one bit changes mask_hash."""
-    from lottery.masks import ones_mask
+    from lottery.core.masks import ones_mask
 
     m = ones_mask()
     h = mask_hash(m)

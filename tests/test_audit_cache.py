@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from lottery.masks import load_mask, save_mask
+from lottery.core.masks import load_mask, save_mask
 from tests.conftest import copy_study, run
 from tests.test_audit import R01, audit, messages
 

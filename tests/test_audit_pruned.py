@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from mlflow import MlflowClient
 
-from lottery.audit_chain import expected_for
-from lottery.audit_links import Link
-from lottery.audit_study import check_pruned_from
-from lottery.params import Params, load_params
+from lottery.audit.chain import expected_for
+from lottery.audit.links import Link
+from lottery.audit.study import check_pruned_from
+from lottery.core.params import Params, load_params
 from tests.conftest import ROOT, write_params
 
 M1 = "artifacts/ticket/r00/t1/next_mask.npz"  # m_1 of trial 1, pruned by the dense stage

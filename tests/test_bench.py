@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from lottery import bench
-from lottery.params import load_params
+from lottery.bench import main as bench
+from lottery.core.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -166,7 +166,7 @@ def test_paper_estimate_prices_the_preset_and_its_patience(tmp_path: Path) -> No
     network trains half the horizon) halves the training part, and patience 0 ignores it."""
     import yaml
 
-    from lottery.bench import StopProfile, UnitCosts, paper_estimate
+    from lottery.bench.main import StopProfile, UnitCosts, paper_estimate
     from lottery.cli import set_rounds
 
     p = load_params(ROOT / "presets" / "paper.yaml")
@@ -197,7 +197,7 @@ def test_paper_estimate_prices_the_preset_and_its_patience(tmp_path: Path) -> No
 
 def test_flops_per_net_iteration_counts_lenet_by_hand() -> None:
     # LeNet-300-100: 784*300 + 300*100 + 100*10 = 266,200 multiply-adds per example.
-    from lottery.bench import flops_per_net_iteration
+    from lottery.bench.main import flops_per_net_iteration
 
     f = flops_per_net_iteration(batch_size=60, n_eval=15_000, eval_every=100)
     assert f["forward"] == 2 * 60 * 266_200
@@ -211,7 +211,7 @@ def test_flops_per_net_iteration_counts_lenet_by_hand() -> None:
 def test_test_evaluations_are_the_union_over_a_stack() -> None:
     """A stack tests where any of its networks reaches a new minimum, on the test_every
     grid and at the horizon: measured on stacks of K evidence runs."""
-    from lottery.bench import StopProfile, test_evaluations
+    from lottery.bench.main import StopProfile, test_evaluations
 
     runs = [[100, 200, 300], [100, 200, 400], [100, 500], [100, 200]]
     profile = StopProfile("test", 0, {"ticket": {0: [1.0]}}, runs)

@@ -3,7 +3,7 @@ tests/test_bench.py): the engines it times are real Conv-2 stacks on 32×32×3."
 
 from __future__ import annotations
 
-from lottery import bench_conv
+from lottery.bench import conv as bench_conv
 
 
 def test_each_network_of_the_stack_has_its_own_half_density_masks() -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from lottery import bench
-from lottery.patience import CURVES_FILE
+from lottery.analysis.patience import CURVES_FILE
+from lottery.bench import main as bench
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "reports" / "results"

@@ -1,4 +1,4 @@
-"""`python -m lottery.compare`: two kept studies side by side, computed from their metrics."""
+"""`lottery compare`: two kept studies side by side, computed from their metrics."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lottery import compare, results, statistics
+from lottery.analysis import results, statistics
+from lottery.report import compare
 
 ROOT = Path(__file__).resolve().parents[1]
 TEN_K = ROOT / "reports" / "results" / "lenet-5trials-10k"

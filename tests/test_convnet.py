@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lottery import arch, convnet
-from lottery.arch import Architecture, kernel_key
-from lottery.convnet import StackedConvNet, glorot_normal_init
-from lottery.data import Split, load_split, prepare
-from lottery.masks import Mask, MaskError, Weights
-from lottery.model import Adam, tf
-from lottery.training import Engine, TrainConfig
+from lottery.core import arch
+from lottery.core.arch import Architecture, kernel_key
+from lottery.core.masks import Mask, MaskError, Weights
+from lottery.data.load import Split, load_split, prepare
+from lottery.engine import conv as convnet
+from lottery.engine.conv import StackedConvNet, glorot_normal_init
+from lottery.engine.mlp import Adam, tf
+from lottery.engine.training import Engine, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST_CONV2 = arch.build("conv2", (28, 28, 1))

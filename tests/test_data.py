@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lottery import data
-from lottery.data import DataError, Split
+from lottery.core import datasets
+from lottery.core.datasets import DataError
+from lottery.data import load as data
+from lottery.data.load import Split
 
 MNIST_DIR = Path(__file__).resolve().parents[1] / "data" / "mnist"
 
@@ -334,15 +336,15 @@ FASHION_DIR = Path(__file__).resolve().parents[1] / "data" / "fashion-mnist"
 
 
 def test_dataset_registry_matches_the_committed_directories() -> None:
-    assert list(data.DATASETS) == ["mnist", "fashion-mnist", "cifar10"]
+    assert list(datasets.DATASETS) == ["mnist", "fashion-mnist", "cifar10"]
     root = Path(__file__).resolve().parents[1]
     for name in ("mnist", "fashion-mnist"):  # committed; cifar10 is placed by the user
-        info = data.dataset_info(name)
+        info = datasets.dataset_info(name)
         assert info.directory == Path("data") / name and (root / info.directory).is_dir()
         assert info.image_shape == (28, 28, 1) and (info.n_train, info.n_test) == (60000, 10000)
-    assert data.dataset_info("cifar10").image_shape == (32, 32, 3)
+    assert datasets.dataset_info("cifar10").image_shape == (32, 32, 3)
     with pytest.raises(DataError, match=r"unknown dataset 'svhn'.*mnist, fashion-mnist, cifar10"):
-        data.dataset_info("svhn")
+        datasets.dataset_info("svhn")
 
 
 def test_fashion_mnist_real_files_verify_and_load() -> None:

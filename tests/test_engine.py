@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lottery.arch import LAYER_SHAPES, LAYERS, glorot_normal_init, kernel_key
-from lottery.data import Split, load_split, prepare
-from lottery.masks import Mask, Weights, weights_hash
-from lottery.pruning import kernels_of, prune_magnitude
-from lottery.stopping import replay
-from lottery.training import Engine, NetResult, TrainConfig, eval_points, summarise
+from lottery.core.arch import LAYER_SHAPES, LAYERS, glorot_normal_init, kernel_key
+from lottery.core.masks import Mask, Weights, weights_hash
+from lottery.core.pruning import kernels_of, prune_magnitude
+from lottery.core.stopping import replay
+from lottery.data.load import Split, load_split, prepare
+from lottery.engine.training import Engine, NetResult, TrainConfig, eval_points, summarise
 
 ROOT = Path(__file__).resolve().parents[1]
 RATES = {"fc1": 0.2, "fc2": 0.2, "out": 0.1}
@@ -211,7 +211,7 @@ def test_adam_matches_keras_adam_bit_for_bit() -> None:
     """Our Adam does Keras 3's arithmetic: same variables after several steps, exactly."""
     import keras  # only here: the engine itself never imports Keras
 
-    from lottery.model import Adam, tf
+    from lottery.engine.mlp import Adam, tf
 
     rng = np.random.default_rng(3)
     start = [rng.standard_normal(s).astype(np.float32) for s in ((4, 3), (3,))]
@@ -421,8 +421,8 @@ def test_patience_and_test_every_must_be_multiples_of_eval_every(
 
 
 def test_glorot_init_of_any_architecture() -> None:
-    from lottery import arch
-    from lottery.arch import glorot_fans
+    from lottery.core import arch
+    from lottery.core.arch import glorot_fans
 
     lenet = glorot_normal_init(np.random.default_rng(11))
     explicit = glorot_normal_init(np.random.default_rng(11), arch.LENET)
@@ -455,8 +455,8 @@ def forward_numpy(
 
 def test_stacked_mlp_of_any_widths() -> None:
     """A 3072-40-20-10 MLP on 32x32x3 inputs: load, forward, a few Adam steps, export."""
-    from lottery import arch
-    from lottery.model import Adam, StackedMLP, tf
+    from lottery.core import arch
+    from lottery.engine.mlp import Adam, StackedMLP, tf
 
     net = arch.build("mlp", (32, 32, 3), [40, 20])
     rng = np.random.default_rng(5)
@@ -488,8 +488,8 @@ def test_stacked_mlp_of_any_widths() -> None:
 
 
 def test_stacked_mlp_default_and_refusals() -> None:
-    from lottery import arch
-    from lottery.model import StackedLeNet, StackedMLP
+    from lottery.core import arch
+    from lottery.engine.mlp import StackedLeNet, StackedMLP
 
     assert StackedLeNet is StackedMLP
     lenet = StackedMLP(1)

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lottery import lineage, masks
-from lottery.arch import LAYER_SHAPES
-from lottery.masks import Mask, MaskError
+from lottery.core import lineage, masks
+from lottery.core.arch import LAYER_SHAPES
+from lottery.core.masks import Mask, MaskError
 
 
 def random_mask(seed: int, keep: float = 0.5) -> Mask:

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lottery import masks
-from lottery.arch import LAYER_SHAPES, LAYERS, N_PRUNABLE, weight_shapes
-from lottery.masks import Mask, MaskError, Weights
+from lottery.core import masks
+from lottery.core.arch import LAYER_SHAPES, LAYERS, N_PRUNABLE, weight_shapes
+from lottery.core.masks import Mask, MaskError, Weights
 
 
 def random_mask(seed: int, keep: float = 0.5) -> Mask:
@@ -290,7 +290,7 @@ def test_load_mask_validates_content(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- other networks
 
-from lottery import arch as arch_mod  # noqa: E402
+from lottery.core import arch as arch_mod  # noqa: E402
 
 CONV2 = arch_mod.build("conv2", (32, 32, 3))
 SMALL_MLP = arch_mod.build("mlp", (28, 28, 1), [20])

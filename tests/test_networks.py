@@ -21,12 +21,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lottery import data, paths, plots, study
-from lottery.arch import Architecture, kernel_key
-from lottery.data import DataError
-from lottery.masks import Mask, load_mask, load_weights
-from lottery.params import Params, load_params
-from lottery.pruning import prune_count
+from lottery.core import datasets, paths
+from lottery.core.arch import Architecture, kernel_key
+from lottery.core.datasets import DataError
+from lottery.core.masks import Mask, load_mask, load_weights
+from lottery.core.params import Params, load_params
+from lottery.core.pruning import prune_count
+from lottery.data import load as data
+from lottery.report import figures as plots
+from lottery.study import prepare, train, visualise
 from tests.conftest import base_env, make_project, ran_stages, run
 from tests.test_audit import audit
 from tests.test_data import tiny_cifar, write_cifar_dir, write_idx
@@ -85,15 +88,15 @@ def stage_env(root: Path, store: str) -> Iterator[None]:
 def run_in_process(params: Params, root: Path, store: str) -> dict[str, Path]:
     """prepare, init, every training stage of `params` and visualise, in-process."""
     with stage_env(root, store):
-        study.prepare(params, root)
-        study.init(params, root)
-        for name in study.round_names(params):
-            study.train_stage(params, "ticket", name, root)
+        prepare.prepare(params, root)
+        prepare.init(params, root)
+        for name in visualise.round_names(params):
+            train.train_stage(params, "ticket", name, root)
         for name in params.pipeline.reinit_rounds:
-            study.train_stage(params, "reinit", name, root)
+            train.train_stage(params, "reinit", name, root)
         for name in params.pipeline.random_rounds:
-            study.train_stage(params, "random", name, root)
-        return study.visualise(params, root)
+            train.train_stage(params, "random", name, root)
+        return visualise.visualise(params, root)
 
 
 def mask_figure_names(figures: Any) -> set[str]:
@@ -167,7 +170,7 @@ def test_an_mlp_64_32_on_fashion_mnist_trains_prunes_and_draws_its_first_layer(
         stage_env(tmp_path, store),
         pytest.raises(DataError, match="28x28x1 images, conv2 on 32x32x3"),
     ):
-        study.train_stage(conv, "ticket", "r00", tmp_path)
+        train.train_stage(conv, "ticket", "r00", tmp_path)
 
 
 def small_idx_dataset(
@@ -225,7 +228,7 @@ def test_dvc_repro_trains_conv2_on_fashion_mnist_and_audits_clean(tmp_path: Path
 
 
 #: Every dataset with every network, each in its own small real data.
-COMBINATIONS = [(d, n) for d in data.DATASETS for n in ("mlp", "conv2", "conv4", "conv6")]
+COMBINATIONS = [(d, n) for d in datasets.DATASETS for n in ("mlp", "conv2", "conv4", "conv6")]
 
 
 def small_dataset(root: Path, dataset: str) -> int:
@@ -256,8 +259,8 @@ def test_every_dataset_with_every_network_trains_and_prunes_at_its_rates(
     net = params.architecture()
     assert net.input_shape == ((32, 32, 3) if dataset == "cifar10" else (28, 28, 1))
     with stage_env(tmp_path, store):
-        study.prepare(params, tmp_path)
-        study.init(params, tmp_path)
-        metrics = study.train_stage(params, "ticket", "r00", tmp_path)
+        prepare.prepare(params, tmp_path)
+        prepare.init(params, tmp_path)
+        metrics = train.train_stage(params, "ticket", "r00", tmp_path)
     assert_round_pruned_at_rates(paths.Layout(tmp_path), net, rates, 0)
     assert metrics["runs"]["t0"]["stop_iteration"] == 2

@@ -1,5 +1,5 @@
 """Bad params: `load_params` refuses them with a message naming the key, and every stage
-entry (`lottery.cli.stage_main`) turns that into one `error: ...` paragraph, exit code 2,
+entry (`lottery.study.entry.stage_main`) turns that into one `error: ...` paragraph, exit code 2,
 without calling the stage (so nothing is written)."""
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lottery.cli import stage_main
-from lottery.params import Params, ParamsError, generate_pipeline, load_params, parse_params
+from lottery.core.params import Params, ParamsError, generate_pipeline, load_params, parse_params
+from lottery.study.entry import stage_main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -579,16 +579,16 @@ def with_model(raw: dict[str, Any], network: str, hidden: list[int], **rates: fl
 def test_literals_are_the_registries() -> None:
     import typing
 
-    from lottery import arch, data
-    from lottery.params import DataParams, ModelParams
+    from lottery.core import arch, datasets
+    from lottery.core.params import DataParams, ModelParams
 
     hints = typing.get_type_hints(DataParams)
-    assert typing.get_args(hints["dataset"]) == tuple(data.DATASETS)
+    assert typing.get_args(hints["dataset"]) == tuple(datasets.DATASETS)
     assert typing.get_args(typing.get_type_hints(ModelParams)["network"]) == arch.NETWORKS
 
 
 def test_default_is_lenet_on_mnist_and_hashes_as_before(tmp_path: Path) -> None:
-    from lottery import arch
+    from lottery.core import arch
 
     p = load_params(ROOT / "params.yaml")
     assert (p.data.dataset, p.model.network, p.model.hidden) == ("mnist", "mlp", [300, 100])
@@ -746,7 +746,7 @@ def test_fashion_mnist_preset() -> None:
 
 
 def test_architecture_builder_refuses_bad_shapes_and_widths() -> None:
-    from lottery import arch
+    from lottery.core import arch
 
     with pytest.raises(
         ValueError, match=r"hidden widths must be positive integers, got \[300, 0\]"
@@ -765,7 +765,7 @@ def test_architecture_builder_refuses_bad_shapes_and_widths() -> None:
 
 
 def test_layer_rates_resolution_errors() -> None:
-    from lottery import arch
+    from lottery.core import arch
 
     conv2 = arch.build("conv2", (32, 32, 3))
     with pytest.raises(ValueError, match=r"rates for conv9, which conv2 on 32x32x3 does not have"):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lottery import paths
+from lottery.core import paths
 
 
 def test_round_names_round_trip() -> None:

@@ -10,9 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from lottery import patience
-from lottery.patience import RunCurve, evidence, outcome, smallest_safe_patience, stop_profile
-from lottery.stopping import Tracker, replay
+from lottery.analysis import patience
+from lottery.analysis.patience import (
+    RunCurve,
+    evidence,
+    outcome,
+    smallest_safe_patience,
+    stop_profile,
+)
+from lottery.core.stopping import Tracker, replay
 
 #: Evaluations every 100 iterations to a 1,000-iteration horizon.
 ITS = [float(i) for i in range(100, 1001, 100)]
@@ -104,7 +110,15 @@ def test_evidence_counts_changed_runs_per_condition() -> None:
 def test_the_evidence_command_on_a_real_study(tiny_study: Path, tmp_path: Path) -> None:
     """Runs on a study's real curves, writes its files, and recomputes from them alone."""
     out = tmp_path / "evidence"
-    cmd = [sys.executable, "-m", "lottery.patience", str(tiny_study), "--patience", "10", "20"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lottery.analysis.patience",
+        str(tiny_study),
+        "--patience",
+        "10",
+        "20",
+    ]
     first = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True, check=True)
     assert "| ticket | 20 |" in first.stdout
     doc = json.loads((out / "evidence.json").read_text())
@@ -115,14 +129,14 @@ def test_the_evidence_command_on_a_real_study(tiny_study: Path, tmp_path: Path) 
     assert {r["condition"] for r in doc["rows"]} == {"ticket", "reinit", "random"}
     assert (out / "params.yaml").read_text() == (tiny_study / "params.yaml").read_text()
     again = subprocess.run(
-        [sys.executable, "-m", "lottery.patience", str(out), "--patience", "10", "20"],
+        [sys.executable, "-m", "lottery.analysis.patience", str(out), "--patience", "10", "20"],
         capture_output=True,
         text=True,
         check=True,
     )
     assert again.stdout == first.stdout
     bad = subprocess.run(
-        [sys.executable, "-m", "lottery.patience", str(tmp_path / "nothing")],
+        [sys.executable, "-m", "lottery.analysis.patience", str(tmp_path / "nothing")],
         capture_output=True,
         text=True,
     )

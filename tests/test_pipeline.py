@@ -9,10 +9,10 @@ from typing import Any
 
 import yaml
 
-from lottery import paths
-from lottery.lineage import read_record as read_lineage
-from lottery.masks import load_mask, mask_hash
-from lottery.params import load_params
+from lottery.core import paths
+from lottery.core.lineage import read_record as read_lineage
+from lottery.core.masks import load_mask, mask_hash
+from lottery.core.params import load_params
 from tests.conftest import copy_study, ran_stages, run, write_params
 from tests.test_audit import audit, messages
 
@@ -216,8 +216,8 @@ def test_default_params_are_valid_and_sized_for_a_laptop() -> None:
     assert paper.train.iterations == 50_000 and paper.study.trials == 5
     assert paper.data.validation_size == 5000 and paper.controls.reinit_repeats == 3
     # Enough rounds to reach 3.6% of the weights remaining.
-    from lottery.arch import LAYER_SHAPES
-    from lottery.pruning import expected_remaining
+    from lottery.core.arch import LAYER_SHAPES
+    from lottery.core.pruning import expected_remaining
 
     kept = sum(
         expected_remaining(a * b, paper.prune.rates[n], paper.study.rounds)

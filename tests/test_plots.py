@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 from matplotlib.collections import PolyCollection
 
-from lottery import arch, paths, plots, report, results
-from lottery.arch import LAYER_SHAPES
+from lottery.analysis import results
+from lottery.core import arch, paths
+from lottery.core.arch import LAYER_SHAPES
+from lottery.report import figures as plots
+from lottery.report import text as report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -215,7 +218,7 @@ def test_censored_points_are_hollow_and_explained() -> None:
 
 
 def test_importing_plots_leaves_the_backend_alone() -> None:
-    """A notebook's backend survives `import lottery.plots`, and figures still render."""
+    """A notebook's backend survives `import lottery.report.figures`, and figures still render."""
     code = (
         "import matplotlib; matplotlib.use('pdf'); "
         "from lottery import plots; "

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lottery import pruning
-from lottery.arch import LAYER_SHAPES, LAYERS
-from lottery.masks import Mask, ones_mask
+from lottery.core import pruning
+from lottery.core.arch import LAYER_SHAPES, LAYERS
+from lottery.core.masks import Mask, ones_mask
 
 RATES = {"fc1": 0.2, "fc2": 0.2, "out": 0.1}
 NO_PRUNE = {"fc1": 0.0, "fc2": 0.0, "out": 0.0}
@@ -393,7 +393,7 @@ def test_property_one_round(seed: int, rate: float, keep: float, tie_levels: int
 
 # --------------------------------------------------------------------------- other networks
 
-from lottery import arch as arch_mod  # noqa: E402
+from lottery.core import arch as arch_mod  # noqa: E402
 
 CONV2 = arch_mod.build("conv2", (32, 32, 3))
 TYPE_RATES = {"conv": 0.1, "fc": 0.2, "out": 0.1}

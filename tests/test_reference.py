@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lottery import paths
-from lottery.masks import load_mask, load_weights, mask_hash, weights_hash
+from lottery.core import paths
+from lottery.core.masks import load_mask, load_weights, mask_hash, weights_hash
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "study_reference.json").read_text())
 # Run keys as the reference spells them: `t0`, and `t0r1` for trial 0's reinit repeat 1.

@@ -26,10 +26,10 @@ import numpy as np
 import pytest
 import yaml
 
-from lottery import masks
-from lottery.arch import LAYER_SHAPES, weight_shapes
-from lottery.io import sha256_file
-from lottery.masks import MaskError
+from lottery.core import masks
+from lottery.core.arch import LAYER_SHAPES, weight_shapes
+from lottery.core.io import sha256_file
+from lottery.core.masks import MaskError
 from tests.conftest import (
     ROOT,
     MlflowServer,
@@ -656,7 +656,7 @@ def last_line(text: str) -> str:
 
 
 def test_new_files_honour_the_umask_and_rewritten_files_keep_their_mode(tmp_path: Path) -> None:
-    from lottery import io
+    from lottery.core import io
 
     old = os.umask(0o027)
     try:
@@ -706,7 +706,7 @@ def test_params_yaml_is_read_as_dvc_reads_it(tmp_path: Path) -> None:
     """YAML 1.2 (DVC's ruamel): `1e-3` is a number; PyYAML's YAML 1.1 makes it a string."""
     from dvc.utils.serialize import parse_yaml
 
-    from lottery.params import load_params, read_yaml
+    from lottery.core.params import load_params, read_yaml
 
     text = (
         (ROOT / "params.yaml").read_text().replace("learning_rate: 0.0012", "learning_rate: 1e-3")
@@ -875,7 +875,7 @@ def test_sigterm_exits_143(bare_project: Path) -> None:
     """SIGTERM (a queue worker stopped, `kill`): one line, 143, after the stage's cleanup."""
     code = (
         "import sys, time\n"
-        "from lottery.errors import stage_main\n"
+        "from lottery.study.entry import stage_main\n"
         "def stage(params):\n"
         "    try:\n"
         "        print('ready', file=sys.stderr, flush=True)\n"

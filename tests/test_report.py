@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from lottery import inference, report, results, statistics
+from lottery.analysis import inference, results, statistics
+from lottery.report import text as report
 
 HORIZON = 10_000
 WINDOW = results.CensoringWindow(200, "a window of 200 iterations, for the tests")
@@ -631,21 +632,21 @@ def test_committed_result_is_regenerated_from_its_metrics(tmp_path: Path, name: 
 
 
 def test_report_module_help_and_a_bad_directory(tmp_path: Path) -> None:
-    """`python -m lottery.report --help` prints usage (no traceback, no `--help/` folder);
+    """`python -m lottery.report.text --help` prints usage (no traceback, no `--help/` folder);
     a directory that is not a kept study is one `error:` line."""
     import subprocess
     import sys
 
     help_ = subprocess.run(
-        [sys.executable, "-m", "lottery.report", "--help"],
+        [sys.executable, "-m", "lottery.report.text", "--help"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
     )
-    assert help_.returncode == 0 and "usage: python -m lottery.report" in help_.stdout
+    assert help_.returncode == 0 and "usage: python -m lottery.report.text" in help_.stdout
     assert not (tmp_path / "--help").exists()
     bad = subprocess.run(
-        [sys.executable, "-m", "lottery.report", "nowhere"],
+        [sys.executable, "-m", "lottery.report.text", "nowhere"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

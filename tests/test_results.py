@@ -13,7 +13,8 @@ import pytest
 import yaml
 from scipy import stats as sps
 
-from lottery import paths, results
+from lottery.analysis import results
+from lottery.core import paths
 
 
 def run(

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from lottery import statistics
+from lottery.analysis import statistics
 
 #: Student-t coverage per distribution and n, as measured (see the module doc).
 T_COVERAGE: dict[str, dict[int, float]] = {

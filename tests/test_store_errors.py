@@ -22,15 +22,15 @@ import yaml
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
-from lottery import tracking
+from lottery.tracking import store as tracking
 from tests.conftest import ROOT, base_env, make_project
 
 #: What a training stage does with the store: open it (experiment and parent run), start
 #: a child run, log params of `sys.argv[1]` x 5 kB, end it.
 RECORD = """
 import sys
-from lottery import tracking
-from lottery.errors import stage_main
+from lottery.tracking import store as tracking
+from lottery.study.entry import stage_main
 
 def stage(params):
     rec = tracking.StudyRecorder(params.study.name, params.study_hash(), params.as_dict())
@@ -46,8 +46,8 @@ stage_main(stage)
 WRITE = """
 import shutil, sys
 from pathlib import Path
-from lottery import io
-from lottery.errors import stage_main
+from lottery.core import io
+from lottery.study.entry import stage_main
 
 def stage(params):
     target, size = Path(sys.argv[1]), int(sys.argv[2])

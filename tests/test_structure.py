@@ -23,7 +23,7 @@ def long_functions(files: list[Path]) -> list[str]:
 
 
 def test_no_function_is_over_50_lines() -> None:
-    files = [p for d in ("lottery", "stages", "scripts") for p in sorted((ROOT / d).glob("*.py"))]
+    files = [p for d in ("lottery", "stages", "scripts") for p in sorted((ROOT / d).rglob("*.py"))]
     assert len(files) > 30
     assert long_functions(files) == []
 

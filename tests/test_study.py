@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import yaml
 
-from lottery import lineage, paths, study
-from lottery.arch import LAYERS, LENET, kernel_key
-from lottery.masks import (
+from lottery.core import lineage, paths
+from lottery.core.arch import LAYERS, LENET, kernel_key
+from lottery.core.masks import (
     density,
     load_mask,
     load_weights,
@@ -21,8 +21,9 @@ from lottery.masks import (
     ones_mask,
     weights_hash,
 )
-from lottery.params import Params, generate_pipeline, parse_params
-from lottery.pruning import cumulative_rate, prune_magnitude
+from lottery.core.params import Params, generate_pipeline, parse_params
+from lottery.core.pruning import cumulative_rate, prune_magnitude
+from lottery.study import common, nets, prepare, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,9 +51,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     os.environ["DVC_ROOT"] = str(root)  # the MLflow store: as DVC tells a stage its project
     try:
         params = tiny_params(prune={"rewind_iteration": 10})
-        study.prepare(params, root)
-        study.init(params, root)
-        study.train_stage(params, "ticket", "r00", root)
+        prepare.prepare(params, root)
+        prepare.init(params, root)
+        train.train_stage(params, "ticket", "r00", root)
         yield root
     finally:
         os.environ.pop("DVC_ROOT")
@@ -61,8 +62,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 def test_late_rewinding_saves_the_weights_at_iteration_j(project: Path) -> None:
     lay = paths.Layout(project)
-    from lottery.data import load_split
-    from lottery.training import Engine, TrainConfig
+    from lottery.data.load import load_split
+    from lottery.engine.training import Engine, TrainConfig
 
     theta0 = load_weights(lay.theta0_path(0))
     rewind = load_weights(lay.rewind_path(0))
@@ -71,13 +72,13 @@ def test_late_rewinding_saves_the_weights_at_iteration_j(project: Path) -> None:
     assert weights_hash(rewind) != weights_hash(theta0)
     # Training the dense net alone for j iterations with the same seed reproduces θ_j.
     params = tiny_params(prune={"rewind_iteration": 10})
-    net = study._nets(lay, params, "ticket", 0)[0]
+    net = nets.stage_nets(lay, params, "ticket", 0)[0]
     engine = Engine(load_split(lay.prepared_dir()), 1, TrainConfig(10, eval_every=10))
     (res,) = engine.train([net.init], [net.mask], [net.data_seed], progress=lambda s: None)
     for key, value in rewind.items():
         np.testing.assert_allclose(res.weights[key], value, atol=1e-6)
     # Later rounds start from θ_j, not θ0; the tickets' lineage still names θ0.
-    ticket = study._nets(lay, params, "ticket", 1)[0]
+    ticket = nets.stage_nets(lay, params, "ticket", 1)[0]
     assert weights_hash(ticket.init) == weights_hash(rewind)
     assert ticket.source.theta0_sha256 == weights_hash(theta0)
 
@@ -90,7 +91,7 @@ def test_iterative_prunes_the_survivors_of_the_round(project: Path) -> None:
         kernel_key(n): rng.normal(size=m.shape).astype(np.float32) for n, m in ones_mask().items()
     }
     mask = load_mask(lay.round_mask_path(1, 0))
-    got = study._next_mask(lay, params, 1, trained, mask, 0)
+    got = nets.next_mask(lay, params, 1, trained, mask, 0)
     want = prune_magnitude({n: trained[kernel_key(n)] for n in LAYERS}, mask, params.prune.rates)
     assert all(np.array_equal(got[n], want[n]) for n in LAYERS)
     assert all((got[n] <= mask[n]).all() for n in LAYERS)
@@ -102,7 +103,7 @@ def test_oneshot_prunes_the_dense_network_straight_to_round_k(project: Path) -> 
     dense = load_weights(lay.dense_trained_path(0))
     rng = np.random.default_rng(2)
     unrelated = {k: rng.normal(size=v.shape).astype(np.float32) for k, v in dense.items()}
-    got = study._next_mask(lay, params, 2, unrelated, load_mask(lay.round_mask_path(1, 0)), 0)
+    got = nets.next_mask(lay, params, 2, unrelated, load_mask(lay.round_mask_path(1, 0)), 0)
     rates = {n: cumulative_rate(r, 3) for n, r in params.prune.rates.items()}
     want = prune_magnitude({n: dense[kernel_key(n)] for n in LAYERS}, ones_mask(), rates)
     assert all(np.array_equal(got[n], want[n]) for n in LAYERS)
@@ -113,7 +114,7 @@ def test_global_scope_pools_layers_and_keeps_excluded_rates(project: Path) -> No
     lay = paths.Layout(project)
     params = tiny_params(prune={"scope": "global", "global_rate": 0.3, "global_exclude": ["out"]})
     trained = load_weights(lay.dense_trained_path(0))
-    got = study._next_mask(lay, params, 0, trained, ones_mask(), 0)
+    got = nets.next_mask(lay, params, 0, trained, ones_mask(), 0)
     pooled = sum(got[n].sum() for n in ("fc1", "fc2"))
     assert pooled == round(0.7 * (784 * 300 + 300 * 100))
     assert got["out"].sum() == 1000 - 100  # out keeps its own layer-wise rate, 0.1
@@ -128,12 +129,12 @@ def test_controls_use_the_rounds_mask_density_and_their_own_inits(project: Path)
     lay = paths.Layout(project)
     params = tiny_params(controls={"reinit_repeats": 3})
     ticket_mask = load_mask(lay.round_mask_path(1, 0))
-    rand = study._nets(lay, params, "random", 1)
+    rand = nets.stage_nets(lay, params, "random", 1)
     for net in rand:
         m = load_mask(lay.round_mask_path(1, net.trial))
         assert {n: int(net.mask[n].sum()) for n in LAYERS} == {n: int(m[n].sum()) for n in LAYERS}
         assert not np.array_equal(net.mask["fc1"], m["fc1"])
-    reinit = study._nets(lay, params, "reinit", 1)
+    reinit = nets.stage_nets(lay, params, "reinit", 1)
     assert [n.key for n in reinit] == [
         "t0-rep0",
         "t0-rep1",
@@ -148,7 +149,7 @@ def test_controls_use_the_rounds_mask_density_and_their_own_inits(project: Path)
         for n in reinit
     )
     # Random masks are reproducible from the seed.
-    again = study._nets(lay, params, "random", 1)
+    again = nets.stage_nets(lay, params, "random", 1)
     assert all(
         np.array_equal(a.mask["fc1"], b.mask["fc1"]) for a, b in zip(rand, again, strict=True)
     )
@@ -194,7 +195,7 @@ def test_a_stage_with_patience_records_where_and_why_each_run_stopped(
         prune={"rewind_iteration": 10},
         controls={"reinit_repeats": 2},
     )
-    metrics = study.train_stage(params, "reinit", "r01", copy)
+    metrics = train.train_stage(params, "reinit", "r01", copy)
     assert (metrics["patience"], metrics["iterations"], metrics["eval_every"]) == (40, 400, 10)
     runs = metrics["runs"].values()
     assert {r["stop_reason"] for r in runs} <= {"patience", "horizon"}
@@ -232,9 +233,9 @@ def test_a_fashion_mnist_study_prepares_its_own_split_and_trains(tmp_path: Path)
         params = tiny_params(
             data={"dataset": "fashion-mnist"}, study={"trials": 1}, train={"iterations": 20}
         )
-        manifest = study.prepare(params, tmp_path)
-        study.init(params, tmp_path)
-        out = study.train_stage(params, "ticket", "r00", tmp_path)
+        manifest = prepare.prepare(params, tmp_path)
+        prepare.init(params, tmp_path)
+        out = train.train_stage(params, "ticket", "r00", tmp_path)
     finally:
         os.environ.pop("DVC_ROOT")
         os.environ.update(saved)
@@ -260,7 +261,7 @@ def test_init_draws_theta0_and_m0_of_the_chosen_network(
 ) -> None:
     """Any network of params.yaml gets its own θ0 (the library's Glorot draw for its
     architecture) and an all-ones m_0 with its layers' shapes, lineage included."""
-    from lottery.arch import glorot_normal_init
+    from lottery.core.arch import glorot_normal_init
 
     rates = {"conv": 0.1, "fc": 0.2} if model["network"] == "conv2" else {"fc": 0.2}
     params = tiny_params(
@@ -268,11 +269,11 @@ def test_init_draws_theta0_and_m0_of_the_chosen_network(
     )
     net = params.architecture()
     assert net != LENET
-    study.init(params, tmp_path)
+    prepare.init(params, tmp_path)
     lay = paths.Layout(tmp_path)
     for t in range(params.study.trials):
         theta0 = load_weights(lay.theta0_path(t), arch=net)
-        want = glorot_normal_init(study.rng_for(params.study.seed, "theta0", t), net)
+        want = glorot_normal_init(common.rng_for(params.study.seed, "theta0", t), net)
         assert all(np.array_equal(theta0[k], want[k]) for k in net.weight_shapes())
         m0 = load_mask(lay.initial_mask_path(t), arch=net)
         assert {n: m.shape for n, m in m0.items()} == net.kernel_shapes

@@ -22,9 +22,10 @@ import yaml
 from mlflow import MlflowClient
 from mlflow.entities import Dataset, DatasetInput, InputTag
 
-from lottery import paths, tracking
-from lottery.masks import load_mask, mask_hash
-from lottery.params import load_params
+from lottery.core import paths
+from lottery.core.masks import load_mask, mask_hash
+from lottery.core.params import load_params
+from lottery.tracking import store as tracking
 from tests.conftest import (
     MlflowServer,
     base_env,
@@ -292,7 +293,7 @@ def test_curves_reach_mlflow_while_training_runs(sqlite_store: Path) -> None:
     curve is visible in the store before training ends."""
     from mlflow.entities import RunStatus
 
-    from lottery.tracking import LiveCurves
+    from lottery.tracking.store import LiveCurves
 
     client = MlflowClient(tracking_uri=f"sqlite:///{sqlite_store / 'mlflow.db'}")
     exp = client.create_experiment("live", artifact_location=(sqlite_store / "mlruns").as_uri())
@@ -524,7 +525,7 @@ def test_a_parent_of_earlier_code_is_kept(
 SPAWN_RUN = """
 import sys
 from mlflow import MlflowClient
-from lottery import tracking
+from lottery.tracking import store as tracking
 client = MlflowClient(tracking_uri=sys.argv[1])
 tags = {**tracking.owner_tags(), **dict(a.split("=", 1) for a in sys.argv[3:])}
 print(client.create_run(sys.argv[2], tags=tags).info.run_id, flush=True)
