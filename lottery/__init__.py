@@ -1,3 +1,7 @@
-"""lottery: a reproducible, auditable study of the Lottery Ticket Hypothesis."""
+"""lottery: a reproducible, auditable study of the Lottery Ticket Hypothesis.
 
-__version__ = "0.1.0"
+The packages, low to high (each imports only its own or lower ones): `core` (the vocabulary:
+architectures, masks, lineage, paths, params, errors, pruning, stopping, datasets and
+conditions), `data`, `engine` (TensorFlow), `tracking` (MLflow), `analysis`, `report`, `study`
+(one module per DVC stage), `audit`, `bench`, and the `lottery` command (`cli`).
+"""

@@ -14,8 +14,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from lottery.core.arch import LENET
 from lottery.core.masks import weights_hash
-from lottery.data.load import load_split, prepare
+from lottery.data.prepare import prepare
+from lottery.data.split import load_split
 from lottery.engine.training import Engine, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +43,9 @@ def main() -> None:
     c = CONFIG
     inits, masks, seeds = reference_inputs({"config": c})
     cfg = TrainConfig(int(c["iterations"]), eval_every=int(c["eval_every"]))  # type: ignore[call-overload]
-    results = Engine(split, len(seeds), cfg).train(inits, masks, seeds, progress=lambda _: None)
+    results = Engine(split, len(seeds), cfg, LENET).train(
+        inits, masks, seeds, progress=lambda _: None
+    )
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()

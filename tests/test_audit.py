@@ -230,10 +230,10 @@ ORPHAN = """
 import os, sys
 sys.path.insert(0, os.getcwd())
 from mlflow import MlflowClient
-from lottery.tracking import store as tracking
-client = MlflowClient(tracking_uri=tracking.tracking_uri())
+from lottery.tracking import owners, store
+client = MlflowClient(tracking_uri=store.tracking_uri())
 exp = client.get_experiment_by_name(sys.argv[1]).experiment_id
-tags = {**tracking.owner_tags(), "lottery.dvc_stage": sys.argv[2], **dict(
+tags = {**owners.owner_tags(), "lottery.dvc_stage": sys.argv[2], **dict(
     a.split("=", 1) for a in sys.argv[3:])}
 print(client.create_run(exp, run_name="orphan", tags=tags).info.run_id, flush=True)
 os._exit(0)  # the process ends, its run stays RUNNING: what a killed stage leaves
@@ -252,7 +252,7 @@ def test_orphaned_running_runs_are_reported_repaired_and_swept(study: Path) -> N
     training stage (of any params) mark it FAILED; live and other hosts' runs are kept."""
     import subprocess
 
-    from lottery.tracking.store import process_start
+    from lottery.tracking.owners import process_start
 
     client = mlflow_client(study)
     orphan = make_run(study, "ticket@r01")

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from mlflow import MlflowClient
 
-from lottery.audit.chain import expected_for
 from lottery.audit.links import Link
+from lottery.audit.places import expected_for
 from lottery.audit.study import check_pruned_from
 from lottery.core.params import Params, load_params
 from tests.conftest import ROOT, write_params

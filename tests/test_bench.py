@@ -1,5 +1,6 @@
 """The benchmark in-process on a tiny config: every figure, ratio and target is reported
-and consistent, and the paper estimate prices presets/paper.yaml."""
+and consistent, and the paper estimate prices presets/paper.yaml with the stops of a kept
+study of its protocol, against that study's measured wall-clock."""
 
 from __future__ import annotations
 
@@ -7,19 +8,21 @@ import contextlib
 import io
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lottery.bench import main as bench
+from lottery.bench.config import BenchConfig
 from lottery.core.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Real MNIST and the real engine and Keras, on windows of 10 iterations: two repeats
 #: (a median and its samples), one stacked K besides K = 1.
-TINY = bench.BenchConfig(
+TINY = BenchConfig(
     window=10,
     eval_every=10,
     repeats=2,
@@ -28,15 +31,47 @@ TINY = bench.BenchConfig(
     stack_sizes=(1, 2),
     stack_steps=5,
 )
+#: The kept study the bench finds (see `bench_root`) and its wall-clock record.
+STUDY = "paper-run"
+WALLCLOCK = {
+    "seconds": 4.5 * 3600,
+    "machine": "2-core test machine",
+    "commit": "0123456789abcdef0123456789abcdef01234567",
+    "started": "2026-12-01T08:00:00+00:00",
+    "finished": "2026-12-01T12:30:00+00:00",
+}
+
+
+def bench_root(dest: Path) -> Path:
+    """A project for the bench: the real data, presets and patience evidence (linked), and
+    under reports/results one kept study of the paper preset's protocol (the metrics of a
+    committed 50k study, with presets/paper.yaml as its params) that records a wall-clock."""
+    root = dest / "project"
+    results = root / "reports" / "results"
+    results.mkdir(parents=True)
+    for part in ("data", "presets", "reports/patience"):
+        (root / part).symlink_to(ROOT / part)
+    study = results / STUDY
+    shutil.copytree(
+        ROOT / "reports" / "results" / "lenet-5trials-50k" / "metrics", study / "metrics"
+    )
+    shutil.copyfile(ROOT / "presets" / "paper.yaml", study / "params.yaml")
+    (study / "wallclock.json").write_text(json.dumps(WALLCLOCK))
+    return root
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
-    """`bench.main` on the project (its presets and patience evidence), stdout captured."""
-    out = tmp_path_factory.mktemp("bench") / "bench.json"
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return bench_root(tmp_path_factory.mktemp("bench"))
+
+
+@pytest.fixture(scope="module")
+def report(project: Path) -> tuple[dict[str, Any], str]:
+    """`bench.main` on that project, stdout captured."""
+    out = project / "bench.json"
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        returned = bench.main(TINY, ROOT, out)
+        returned = bench.main(TINY, project, out)
     result: dict[str, Any] = json.loads(out.read_text())
     assert result == json.loads(json.dumps(returned))  # the file is what `main` returned
     return result, printed.getvalue()
@@ -70,18 +105,6 @@ def test_every_figure_is_positive(report: tuple[dict[str, Any], str]) -> None:
         # Testing only where a number needs it never costs more than testing every time.
         assert all(0 < v <= share + 1e-12 for v in at.values()), (name, at)
         assert all(v > 0 for v in e["unit_costs"].values()), name
-    paper = result["paper_estimate"]
-    assert paper["total_s"] > 0 and paper["preset"] == "paper.yaml"
-    preset = load_params(ROOT / "presets" / "paper.yaml").train
-    assert (paper["patience"], paper["iterations"]) == (preset.patience, preset.iterations)
-    # The patience evidence gives the new minima; a committed study of the preset's
-    # protocol, where there is one, gives the stops of every round.
-    evidence = str(ROOT / "reports" / "patience" / "curves.json")
-    study, fractions = bench.result_fractions(
-        ROOT / "reports" / "results", ROOT / "presets" / "paper.yaml"
-    )
-    source = f"{study} (stops), {evidence} (new minima)" if fractions else evidence
-    assert paper["profile"] == source
 
 
 def test_ratios_are_consistent_with_the_figures(report: tuple[dict[str, Any], str]) -> None:
@@ -161,64 +184,44 @@ def test_conv2_line_measures_each_stack_against_one_network_at_a_time(
     assert f"  K=2  {conv['net_it_per_s']['2']:7.2f} net-it/s  {ratios['2']:5.2f}x one" in stdout
 
 
-def test_paper_estimate_prices_the_preset_and_its_patience(tmp_path: Path) -> None:
-    """The estimate reads presets/paper.yaml; stopping earlier (a profile where every
-    network trains half the horizon) halves the training part, and patience 0 ignores it."""
-    import yaml
-
-    from lottery.bench.main import StopProfile, UnitCosts, paper_estimate
-    from lottery.cli import set_rounds
-
-    p = load_params(ROOT / "presets" / "paper.yaml")
-    costs = {k: UnitCosts(k, chunk_s=0.1 * k, val_s=0.02 * k, test_s=0.04 * k) for k in (1, 5, 10)}
-    startup = {"stage_overhead_s": 8.0, "compile_train_s": 1.0, "compile_eval_s": 0.5}
-    raw = yaml.safe_load((ROOT / "presets" / "paper.yaml").read_text())
-    raw["train"]["patience"] = 0
-    full_file = tmp_path / "full.yaml"
-    full_file.write_text(yaml.safe_dump(raw, sort_keys=False))
-    set_rounds(full_file, None)
-    raw["train"]["patience"] = 5000
-    half_file = tmp_path / "half.yaml"
-    half_file.write_text(yaml.safe_dump(raw, sort_keys=False))
-    set_rounds(half_file, None)
-    half = StopProfile("test", 5000, {"ticket": {0: [0.5, 0.5]}}, [[] for _ in range(5)])
-    full = paper_estimate(costs, startup, None, full_file)
-    cut = paper_estimate(costs, startup, half, half_file)
-    measured = paper_estimate(costs, startup, half, full_file)
-    assert full["conditions"]["ticket"]["stages"] == p.study.rounds + 1
-    assert full["conditions"]["reinit"]["k"] == p.study.trials * p.controls.reinit_repeats
-    # No evidence: 16 stages of (8 s + 500 chunks x (0.5 + 0.1) s + 500 tests x 0.2 s).
-    assert full["conditions"]["ticket"]["total_s"] == pytest.approx(16 * (8 + 300 + 100))
-    # Patience 0 with evidence: every iteration trained, tests on the grid only (10).
-    assert measured["conditions"]["ticket"]["total_s"] == pytest.approx(16 * (8 + 300 + 2))
-    # half the iterations, 3 rebuilds of the stack (5 -> 2) at 2 s each
-    assert cut["conditions"]["ticket"]["total_s"] == pytest.approx(16 * (8 + 150 + 2 + 6))
+def test_paper_estimate_prices_the_preset_with_the_kept_studys_stops(
+    report: tuple[dict[str, Any], str], project: Path
+) -> None:
+    """The stops of the kept study of the preset's protocol, the evidence's new minima; the
+    dense network and every ticket trained to the horizon (`prune.point: horizon`), so
+    their training alone costs at least every chunk of every stage at the measured unit
+    cost; the controls stop where they settle."""
+    result, stdout = report
+    paper = result["paper_estimate"]
+    preset = load_params(ROOT / "presets" / "paper.yaml")
+    t = preset.train
+    assert paper["preset"] == "paper.yaml" and paper["point"] == preset.prune.point == "horizon"
+    assert (paper["patience"], paper["iterations"]) == (t.patience, t.iterations)
+    evidence = project / "reports" / "patience" / "curves.json"
+    study = project / "reports" / "results" / STUDY
+    assert paper["profile"] == f"{study} (stops), {evidence} (new minima)"
+    # Tickets: K = trials, priced at the measured K = 3 engine's per-network cost.
+    unit = result["evaluation"]["engine_k3"]["unit_costs"]
+    chunk_s = unit["chunk_s"] * preset.study.trials / 3
+    ticket = paper["conditions"]["ticket"]
+    assert ticket["trains_to_horizon"] is True and ticket["stages"] == preset.study.rounds + 1
+    floor = ticket["stages"] * (t.iterations / t.eval_every) * chunk_s
+    assert ticket["total_s"] > floor
+    for control in ("reinit", "random"):
+        assert paper["conditions"][control]["trains_to_horizon"] is False
+    assert "stops when settled" in stdout and "trains to the horizon" in stdout
 
 
-def test_flops_per_net_iteration_counts_lenet_by_hand() -> None:
-    # LeNet-300-100: 784*300 + 300*100 + 100*10 = 266,200 multiply-adds per example.
-    from lottery.bench.main import flops_per_net_iteration
-
-    f = flops_per_net_iteration(batch_size=60, n_eval=15_000, eval_every=100)
-    assert f["forward"] == 2 * 60 * 266_200
-    # kernel gradients (= forward) + activation gradients of fc2 and out (not of the input)
-    assert f["backward"] == 2 * 60 * 266_200 + 2 * 60 * (300 * 100 + 100 * 10)
-    assert f["evaluation"] == 2 * 15_000 * 266_200 / 100
-    assert f["total"] == f["forward"] + f["backward"] + f["evaluation"]
-    assert 0.53 < f["evaluation"] / f["total"] < 0.55  # why evaluation can't be <= 25% of time
-
-
-def test_test_evaluations_are_the_union_over_a_stack() -> None:
-    """A stack tests where any of its networks reaches a new minimum, on the test_every
-    grid and at the horizon: measured on stacks of K evidence runs."""
-    from lottery.bench.main import StopProfile, test_evaluations
-
-    runs = [[100, 200, 300], [100, 200, 400], [100, 500], [100, 200]]
-    profile = StopProfile("test", 0, {"ticket": {0: [1.0]}}, runs)
-    # K=2: stacks {100,200,300,400} and {100,200,500}, plus the grid {500, 1000}.
-    assert test_evaluations(1000, 100, 500, 2, profile) == (6 + 4) / 2
-    # K=1: per run, with the grid.
-    assert test_evaluations(1000, 100, 500, 1, profile) == (5 + 5 + 3 + 4) / 4
-    # Never more than one per evaluation; without evidence, every evaluation.
-    assert test_evaluations(300, 100, 100, 4, profile) == 3
-    assert test_evaluations(1000, 100, 500, 2, None) == 10
+def test_paper_estimate_is_set_against_the_measured_wallclock(
+    report: tuple[dict[str, Any], str], project: Path
+) -> None:
+    result, stdout = report
+    paper = result["paper_estimate"]
+    ratio = paper["total_s"] / WALLCLOCK["seconds"]
+    study = str(project / "reports" / "results" / STUDY)
+    assert paper["measured"] == {**WALLCLOCK, "study": study, "estimate_over_measured": ratio}
+    line = next(ln for ln in stdout.splitlines() if ln.startswith("  measured: "))
+    assert line.startswith(
+        f"  measured: 4.50 h on 2-core test machine ({study}, commit 0123456789ab"
+    )
+    assert line.endswith(f"estimate/measured {ratio:.2f}")

@@ -4,11 +4,11 @@ backup; CRLF line ends stay CRLF)."""
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from lottery import __version__
 from tests.conftest import ROOT, make_project, run
 
 
@@ -19,7 +19,8 @@ def project(tmp_path: Path) -> Path:
 
 def test_version_and_help_speak_to_a_user() -> None:
     proc = run(ROOT, "lottery", "--version")
-    assert proc.stdout.strip() == f"lottery {__version__}"
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert proc.stdout.strip() == f"lottery {version}"
     text = run(ROOT, "lottery", "--help").stdout
     for internal in ("stage_main", "lottery.errors", "entry point", "`COMMANDS`"):
         assert internal not in text, internal

@@ -14,7 +14,8 @@ import pytest
 from lottery.core import arch
 from lottery.core.arch import Architecture, kernel_key
 from lottery.core.masks import Mask, MaskError, Weights
-from lottery.data.load import Split, load_split, prepare
+from lottery.data.prepare import prepare
+from lottery.data.split import Split, load_split
 from lottery.engine import conv as convnet
 from lottery.engine.conv import StackedConvNet, glorot_normal_init
 from lottery.engine.mlp import Adam, tf
@@ -251,7 +252,7 @@ def small_split(tmp_path_factory: pytest.TempPathFactory) -> Split:
 
 def test_engine_trains_a_conv2_stack_on_mnist(small_split: Split) -> None:
     cfg = TrainConfig(iterations=20, batch_size=20, learning_rate=2e-3, eval_every=5)
-    engine = Engine(small_split, 2, cfg, architecture=MNIST_CONV2)
+    engine = Engine(small_split, 2, cfg, arch=MNIST_CONV2)
     assert isinstance(engine.model, StackedConvNet)
     inits = [glorot_normal_init(np.random.default_rng([8, k]), MNIST_CONV2) for k in range(2)]
     masks = [random_mask(MNIST_CONV2, 20 + k) for k in range(2)]
@@ -271,7 +272,7 @@ def test_engine_trains_a_conv2_stack_on_mnist(small_split: Split) -> None:
 
 def test_engine_refuses_images_of_another_shape(small_split: Split) -> None:
     with pytest.raises(ValueError, match=r"conv2 on 32x32x3 .* 3072 .* 784"):
-        Engine(small_split, 2, TrainConfig(iterations=5), architecture=CIFAR_CONV2)
+        Engine(small_split, 2, TrainConfig(iterations=5), arch=CIFAR_CONV2)
 
 
 def test_engine_trajectory_is_the_same_whatever_its_neighbours(small_split: Split) -> None:
@@ -282,7 +283,7 @@ def test_engine_trajectory_is_the_same_whatever_its_neighbours(small_split: Spli
     masks = [random_mask(MNIST_CONV2, 30 + k) for k in range(4)]
     runs = []
     for ids in ([0, 1], [0, 2, 3], [0]):
-        engine = Engine(small_split, len(ids), cfg, architecture=MNIST_CONV2)
+        engine = Engine(small_split, len(ids), cfg, arch=MNIST_CONV2)
         picked = [inits[i] for i in ids], [masks[i] for i in ids], [5 + i for i in ids]
         runs.append(engine.train(*picked, progress=lambda _: None))
     (ref, beside), (other, *_), (alone,) = runs

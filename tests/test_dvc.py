@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 
 from lottery.analysis import results
-from lottery.report import figures as plots
+from lottery.report import dvc_tables
 from tests.conftest import ROOT, copy_study, ran_stages, run, write_params
 from tests.importgraph import PACKAGE, import_closure
 
@@ -232,13 +232,13 @@ def test_curve_table_averages_each_evaluation_over_the_runs_evaluated_there() ->
             for r in m["runs"].values()
         ]
     )
-    rows = plots.dvc_curve_rows(curves, runs)["curves.json"]
+    rows = dvc_tables.dvc_curve_rows(curves, runs)["curves.json"]
     assert [r["condition"] for r in rows][:1] == ["ticket"]  # conditions in study order
     assert all(set(r) == set(rows[0]) for r in rows)  # DVC reads a list of same-keyed rows
     ticket = [r for r in rows if r["condition"] == "ticket"]
     # 251 evaluations: every 3rd (84 rows) plus the last; at most DVC_CURVE_POINTS.
     assert [r["iteration"] for r in ticket[:3]] == [10, 40, 70] and ticket[-1]["iteration"] == 2510
-    assert len(ticket) == 85 <= plots.DVC_CURVE_POINTS
+    assert len(ticket) == 85 <= dvc_tables.DVC_CURVE_POINTS
     first, late = ticket[0], ticket[-1]
     assert (first["n_runs"], first["val_loss"], first["train_loss"]) == (2, 2.5, 1.5)
     assert (late["n_runs"], late["val_loss"]) == (1, 2.0)  # t1 stopped at iteration 1200

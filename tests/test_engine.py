@@ -11,12 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lottery.core.arch import LAYER_SHAPES, LAYERS, glorot_normal_init, kernel_key
+from lottery.core.arch import LAYER_SHAPES, LAYERS, LENET, glorot_normal_init, kernel_key
 from lottery.core.masks import Mask, Weights, weights_hash
 from lottery.core.pruning import kernels_of, prune_magnitude
 from lottery.core.stopping import replay
-from lottery.data.load import Split, load_split, prepare
-from lottery.engine.training import Engine, NetResult, TrainConfig, eval_points, summarise
+from lottery.data.prepare import prepare
+from lottery.data.split import Split, load_split
+from lottery.engine.config import eval_points
+from lottery.engine.training import Engine, NetResult, TrainConfig, summarise
 
 ROOT = Path(__file__).resolve().parents[1]
 RATES = {"fc1": 0.2, "fc2": 0.2, "out": 0.1}
@@ -59,7 +61,7 @@ def assert_same(a: NetResult, b: NetResult) -> None:
 @pytest.fixture(scope="module")
 def stacked(split: Split) -> tuple[Engine, list[NetResult]]:
     """K = 3 networks (~20% random masks) trained together for 30 iterations."""
-    engine = Engine(split, K, CFG)
+    engine = Engine(split, K, CFG, LENET)
     return engine, engine.train(*inputs(K), progress=quiet)
 
 
@@ -82,7 +84,7 @@ def test_masked_weights_stay_exactly_zero(stacked: tuple[Engine, list[NetResult]
 def test_stacked_equals_single(split: Split, stacked: tuple[Engine, list[NetResult]]) -> None:
     _, together = stacked
     inits, masks, seeds = inputs(K)
-    single = Engine(split, 1, CFG)
+    single = Engine(split, 1, CFG, LENET)
     for k in range(K):
         (alone,) = single.train([inits[k]], [masks[k]], [seeds[k]], progress=quiet)
         for key, w in together[k].weights.items():
@@ -102,7 +104,7 @@ def test_same_inputs_give_bit_identical_results(
 ) -> None:
     _, first = stacked
     inits, masks, seeds = inputs(K)
-    second = Engine(split, K, CFG).train(inits, masks, seeds, progress=quiet)
+    second = Engine(split, K, CFG, LENET).train(inits, masks, seeds, progress=quiet)
     for a, b in zip(first, second, strict=True):
         assert_same(a, b)
         mask_a = prune_magnitude(kernels_of(a.weights), masks[0], RATES)
@@ -166,8 +168,8 @@ def rewound(split: Split) -> tuple[NetResult, NetResult]:
     10, 7 steps), and the same network trained 7 iterations only."""
     inits, masks, seeds = inputs(1)
     cfg = TrainConfig(iterations=27, eval_every=10, rewind_iteration=7)
-    (full,) = Engine(split, 1, cfg).train(inits, masks, seeds, progress=quiet)
-    (short,) = Engine(split, 1, TrainConfig(iterations=7, eval_every=10)).train(
+    (full,) = Engine(split, 1, cfg, LENET).train(inits, masks, seeds, progress=quiet)
+    (short,) = Engine(split, 1, TrainConfig(iterations=7, eval_every=10), LENET).train(
         inits, masks, seeds, progress=quiet
     )
     return full, short
@@ -200,7 +202,7 @@ def test_snapshot_equals_training_that_many_iterations(
 def test_snapshot_at_zero_is_the_masked_init(split: Split) -> None:
     inits, masks, seeds = inputs(1)
     cfg = TrainConfig(iterations=3, eval_every=10, rewind_iteration=0)
-    (res,) = Engine(split, 1, cfg).train(inits, masks, seeds, progress=quiet)
+    (res,) = Engine(split, 1, cfg, LENET).train(inits, masks, seeds, progress=quiet)
     assert res.rewind is not None
     for layer in LAYERS:
         expected = inits[0][kernel_key(layer)] * masks[0][layer]
@@ -239,7 +241,9 @@ def test_a_training_process_does_not_import_keras() -> None:
 
     code = (
         "import sys\n"
-        "from lottery import study, tracking, training\n"
+        "from lottery.study import train\n"
+        "from lottery.tracking import recorder\n"
+        "from lottery.engine import training\n"
         "print(sorted(m for m in ('keras', 'sklearn', 'matplotlib.pyplot') if m in sys.modules))\n"
         "import keras\n"
         "print(keras.layers.Dense.__name__)\n"
@@ -275,7 +279,7 @@ def test_patience_zero_is_bit_identical_to_the_reference_engine(
     c = ref["config"]
     cfg = TrainConfig(c["iterations"], eval_every=c["eval_every"], test_every=test_every)
     inits, masks, seeds = reference_inputs(ref)
-    results = Engine(split, len(seeds), cfg).train(inits, masks, seeds, progress=quiet)
+    results = Engine(split, len(seeds), cfg, LENET).train(inits, masks, seeds, progress=quiet)
     for res, old in zip(results, ref["networks"], strict=True):
         assert weights_hash(res.weights) == old["weights_sha256"]
         assert res.curves["val_loss"] == old["curves"]["val_loss"]
@@ -308,7 +312,7 @@ def patient_inputs() -> tuple[list[Weights], list[Mask], list[int]]:
 
 @pytest.fixture(scope="module")
 def patient(split: Split) -> list[NetResult]:
-    return Engine(split, 4, PATIENT).train(*patient_inputs(), progress=quiet)
+    return Engine(split, 4, PATIENT, LENET).train(*patient_inputs(), progress=quiet)
 
 
 def test_patience_stops_each_network_after_its_best_evaluation(
@@ -342,7 +346,7 @@ def test_a_trajectory_does_not_depend_on_its_neighbours_or_when_they_stop(
     the same weights, curves and early stop, bit for bit."""
     inits, masks, seeds = patient_inputs()
     for group in groups:
-        engine = Engine(split, len(group), PATIENT)
+        engine = Engine(split, len(group), PATIENT, LENET)
         results = engine.train(
             [inits[i] for i in group],
             [masks[i] for i in group],
@@ -385,7 +389,7 @@ def test_each_networks_evaluation_is_the_same_whatever_its_stack(
     _, masks, _ = patient_inputs()
 
     def evaluate(group: list[int]) -> dict[str, list[tuple[float, float]]]:
-        engine = Engine(small, len(group), PATIENT)
+        engine = Engine(small, len(group), PATIENT, LENET)
         engine.model.load([patient[i].weights for i in group], [masks[i] for i in group])
         out = {}
         for which in ("val", "test"):
@@ -406,7 +410,7 @@ def test_a_network_that_would_stop_before_the_snapshot_is_refused(split: Split) 
     )
     inits, masks, seeds = patient_inputs()
     with pytest.raises(ValueError, match="before the rewind iteration"):
-        Engine(split, 2, cfg).train(inits[:2], masks[:2], seeds[:2], progress=quiet)
+        Engine(split, 2, cfg, LENET).train(inits[:2], masks[:2], seeds[:2], progress=quiet)
 
 
 @pytest.mark.parametrize("bad", [{"patience": 15}, {"test_every": 25}, {"test_every": 0}])
@@ -414,7 +418,7 @@ def test_patience_and_test_every_must_be_multiples_of_eval_every(
     split: Split, bad: dict[str, Any]
 ) -> None:
     with pytest.raises(ValueError, match="multiple of eval_every"):
-        Engine(split, 1, TrainConfig(iterations=100, eval_every=10, **bad))
+        Engine(split, 1, TrainConfig(iterations=100, eval_every=10, **bad), LENET)
 
 
 # ---------------------------------------------------------------- any architecture (model.py)
@@ -487,12 +491,11 @@ def test_stacked_mlp_of_any_widths() -> None:
             assert not np.array_equal(kernel[m], inits[k][kernel_key(name)][m]), name
 
 
-def test_stacked_mlp_default_and_refusals() -> None:
+def test_stacked_mlp_shapes_and_refusals() -> None:
     from lottery.core import arch
-    from lottery.engine.mlp import StackedLeNet, StackedMLP
+    from lottery.engine.mlp import StackedMLP
 
-    assert StackedLeNet is StackedMLP
-    lenet = StackedMLP(1)
+    lenet = StackedMLP(1, arch.LENET)
     assert lenet.arch == arch.LENET
     assert [v.shape.as_list() for v in lenet.trainable] == [
         [1, 784, 300],
@@ -520,12 +523,12 @@ def test_a_network_is_bit_identical_in_a_stack_of_any_size(
     different results at 1, 2-5 and 6+ (its `stable=False` formulation still does)."""
     cfg = TrainConfig(iterations=100, eval_every=50)
     inits, masks, seeds = inputs(max(sizes))
-    alone = Engine(split, 1, cfg).train(inits[:1], masks[:1], seeds[:1], progress=quiet)[0]
+    alone = Engine(split, 1, cfg, LENET).train(inits[:1], masks[:1], seeds[:1], progress=quiet)[0]
     for k in sizes:
-        res = Engine(split, k, cfg).train(inits[:k], masks[:k], seeds[:k], progress=quiet)[0]
+        res = Engine(split, k, cfg, LENET).train(inits[:k], masks[:k], seeds[:k], progress=quiet)[0]
         assert_same(res, alone)
     if sizes[0] == 1:  # the earlier formulation fails this test: the test can fail
-        old = Engine(split, 2, cfg, stable=False)
+        old = Engine(split, 2, cfg, LENET, stable=False)
         res = old.train(inits[:2], masks[:2], seeds[:2], progress=quiet)[0]
         assert weights_hash(res.weights) != weights_hash(alone.weights)
 
@@ -537,9 +540,11 @@ def test_horizon_networks_train_on_when_their_early_stop_settles(
     weights are those of the full horizon, bit for bit, evaluated once more at the end."""
     full_cfg = replace(PATIENT, patience=0)
     inits, masks, seeds = patient_inputs()
-    full = Engine(split, 4, full_cfg).train(inits, masks, seeds, progress=quiet)
+    full = Engine(split, 4, full_cfg, LENET).train(inits, masks, seeds, progress=quiet)
     flags = [True, False, True, True]
-    mixed = Engine(split, 4, PATIENT).train(inits, masks, seeds, progress=quiet, to_horizon=flags)
+    mixed = Engine(split, 4, PATIENT, LENET).train(
+        inits, masks, seeds, progress=quiet, to_horizon=flags
+    )
     settled = 0
     for res, ref, short, flag in zip(mixed, full, patient, flags, strict=True):
         if not flag:  # a control: stops by patience exactly as without the flag
@@ -570,7 +575,7 @@ def test_keep_best_returns_the_weights_at_the_minimum(
     """keep="best" (Keras' restore_best_weights): each network returns its weights at its
     minimum validation loss, the same bits as training it that many iterations."""
     inits, masks, seeds = patient_inputs()
-    best = Engine(split, 4, replace(PATIENT, keep="best")).train(
+    best = Engine(split, 4, replace(PATIENT, keep="best"), LENET).train(
         inits, masks, seeds, progress=quiet
     )
     for res, ref in zip(best, patient, strict=True):
@@ -578,7 +583,7 @@ def test_keep_best_returns_the_weights_at_the_minimum(
         assert res.weights_iteration == res.early_stop_iteration == ref.early_stop_iteration
     i = 1
     short = replace(PATIENT, iterations=best[i].early_stop_iteration, patience=0)
-    (upto,) = Engine(split, 1, short).train(
+    (upto,) = Engine(split, 1, short, LENET).train(
         inits[i : i + 1], masks[i : i + 1], seeds[i : i + 1], progress=quiet
     )
     assert weights_hash(best[i].weights) == weights_hash(upto.weights)

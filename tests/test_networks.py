@@ -27,8 +27,8 @@ from lottery.core.datasets import DataError
 from lottery.core.masks import Mask, load_mask, load_weights
 from lottery.core.params import Params, load_params
 from lottery.core.pruning import prune_count
-from lottery.data import load as data
-from lottery.report import figures as plots
+from lottery.data import checksums, idx
+from lottery.report import canvas
 from lottery.study import prepare, train, visualise
 from tests.conftest import base_env, make_project, ran_stages, run
 from tests.test_audit import audit
@@ -134,7 +134,7 @@ def test_conv2_on_a_tiny_cifar10_trains_prunes_and_draws_each_conv_layer(
     want = {paths.layer_mask_figure_name(k, c) for k in range(2) for c in ("conv1", "conv2")}
     assert mask_figure_names(figures) == want
     for name in want:
-        assert_png(figures[name], plots.CONV_FIGSIZE)
+        assert_png(figures[name], canvas.CONV_FIGSIZE)
 
 
 def test_an_mlp_64_32_on_fashion_mnist_trains_prunes_and_draws_its_first_layer(
@@ -158,8 +158,8 @@ def test_an_mlp_64_32_on_fashion_mnist_trains_prunes_and_draws_its_first_layer(
     # 784 inputs of a one-channel image: the fc1 mask and the pixel map, every round.
     assert mask_figure_names(figures) == {n for k in range(2) for n in paths.mask_figure_names(k)}
     fc1_mask, pixel_map = paths.mask_figure_names(1)
-    assert_png(figures[fc1_mask], plots.MASK_FIGSIZE)
-    assert_png(figures[pixel_map], plots.PIXEL_FIGSIZE)
+    assert_png(figures[fc1_mask], canvas.MASK_FIGSIZE)
+    assert_png(figures[pixel_map], canvas.PIXEL_FIGSIZE)
     # A network for other images is refused on this split before anything trains.
     conv = tiny_params(
         data={"dataset": "cifar10"},
@@ -182,13 +182,13 @@ def small_idx_dataset(
     src = ROOT / "data" / dataset
     dest.mkdir(parents=True)
     lines = []
-    for role, name in data.MNIST_FILES.items():
+    for role, name in idx.MNIST_FILES.items():
         images = role.endswith("images")
-        arr = data.read_idx(src / name, "images" if images else "labels")
+        arr = idx.read_idx(src / name, "images" if images else "labels")
         arr = arr[: n_train if role.startswith("train") else n_test]
         write_idx(dest / name, 0x803 if images else 0x801, arr.shape, arr.tobytes())
         lines.append(f"{hashlib.sha256((dest / name).read_bytes()).hexdigest()}  {name}\n")
-    (dest / data.CHECKSUMS_FILE).write_text("".join(lines))
+    (dest / checksums.CHECKSUMS_FILE).write_text("".join(lines))
     return dest
 
 
@@ -223,7 +223,7 @@ def test_dvc_repro_trains_conv2_on_fashion_mnist_and_audits_clean(tmp_path: Path
     assert sorted(p.name for p in figures.iterdir()) == sorted(
         f"{paths.round_name(k)}_{c}_mask.png" for k in range(2) for c in ("conv1", "conv2")
     )
-    assert_png(figures / "r01_conv2_mask.png", plots.CONV_FIGSIZE)
+    assert_png(figures / "r01_conv2_mask.png", canvas.CONV_FIGSIZE)
     assert "conv2 mask, fraction of each kernel kept" in lay.report_path().read_text()
 
 

@@ -71,7 +71,7 @@ def test_a_layout_hangs_every_path_off_its_root(tmp_path: Path) -> None:
         ),
         lay.metrics_path("random", "r03"): paths.metrics_path("random", "r03"),
         lay.report_path(): paths.report_path(),
-        lay.mnist_dir: Path("data/mnist"),
+        lay.dataset_dir("mnist"): Path("data/mnist"),
     }
     for path, rel in built.items():
         assert path == tmp_path / rel and not rel.is_absolute()

@@ -111,9 +111,8 @@ def test_the_evidence_command_on_a_real_study(tiny_study: Path, tmp_path: Path) 
     """Runs on a study's real curves, writes its files, and recomputes from them alone."""
     out = tmp_path / "evidence"
     cmd = [
-        sys.executable,
-        "-m",
-        "lottery.analysis.patience",
+        str(Path(sys.executable).with_name("lottery")),
+        "patience",
         str(tiny_study),
         "--patience",
         "10",
@@ -129,14 +128,14 @@ def test_the_evidence_command_on_a_real_study(tiny_study: Path, tmp_path: Path) 
     assert {r["condition"] for r in doc["rows"]} == {"ticket", "reinit", "random"}
     assert (out / "params.yaml").read_text() == (tiny_study / "params.yaml").read_text()
     again = subprocess.run(
-        [sys.executable, "-m", "lottery.analysis.patience", str(out), "--patience", "10", "20"],
+        [*cmd[:2], str(out), "--patience", "10", "20"],
         capture_output=True,
         text=True,
         check=True,
     )
     assert again.stdout == first.stdout
     bad = subprocess.run(
-        [sys.executable, "-m", "lottery.analysis.patience", str(tmp_path / "nothing")],
+        [*cmd[:2], str(tmp_path / "nothing")],
         capture_output=True,
         text=True,
     )

@@ -146,6 +146,37 @@ def test_more_rounds_and_a_params_change_rerun_exactly_the_affected_stages(
     assert "controls.reinit_repeats" in params_diff.stdout
 
 
+def test_code_edits_stale_only_the_stages_that_import_them(
+    tiny_study: Path, tmp_path: Path
+) -> None:
+    """A stage's code deps are its import closure, and the closures are narrow: an edit to
+    report, figure, analysis, audit, bench or CLI code stales no training stage (DVC's own
+    answer, `dvc status`); an edit to the engine stales every training stage and nothing
+    else."""
+    study = copy_study(tiny_study, tmp_path / "study")
+    lib = study / "lottery"
+    originals = {p: p.read_bytes() for p in lib.rglob("*.py")}
+
+    def stale_after(*files: Path) -> set[str]:
+        for f, text in originals.items():
+            f.write_bytes(text)
+        for f in files:
+            f.write_bytes(originals[f] + b"\n# edited\n")
+        return stale(study)
+
+    upper = [
+        p
+        for p in originals
+        if p.parent.name in ("analysis", "report", "audit", "bench") or p.name == "cli.py"
+    ]
+    assert len(upper) > 15
+    assert stale_after(*upper) == {"visualise", "report"}
+    assert stale_after(lib / "report" / "text.py") == {"report"}
+    assert stale_after(lib / "report" / "figures.py") == {"visualise", "report"}
+    assert stale_after(lib / "engine" / "training.py") == set(TRAIN_STAGES)
+    assert stale_after() == set()
+
+
 def run_records(study: Path) -> dict[tuple[str, str, str], Any]:
     """Every run's record, by (condition, round, run key): its metrics entry, its curves,
     and the hashes of its mask and weights files."""

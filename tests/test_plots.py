@@ -15,7 +15,10 @@ from matplotlib.collections import PolyCollection
 from lottery.analysis import results
 from lottery.core import arch, paths
 from lottery.core.arch import LAYER_SHAPES
+from lottery.core.conditions import REGISTRY
+from lottery.report import canvas, dvc_tables
 from lottery.report import figures as plots
+from lottery.report import mask_figures as mask_plots
 from lottery.report import text as report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -31,7 +34,7 @@ def png_size(path: Path) -> tuple[int, int]:
 
 def assert_png(path: Path, figsize: tuple[float, float]) -> None:
     assert path.is_file()
-    assert png_size(path) == (round(figsize[0] * plots.DPI), round(figsize[1] * plots.DPI))
+    assert png_size(path) == (round(figsize[0] * canvas.DPI), round(figsize[1] * canvas.DPI))
     # Atomic writes leave no temporary siblings behind.
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
 
@@ -108,7 +111,7 @@ def test_pixel_counts_on_hand_made_mask() -> None:
     mask[0, :5] = True  # pixel (0, 0): 5 connections
     mask[3 * 28 + 4, [1, 7]] = True  # pixel (3, 4): 2
     mask[783, :] = True  # pixel (27, 27): all 300
-    counts = plots.pixel_counts(mask)
+    counts = mask_plots.pixel_counts(mask)
     assert counts.shape == (28, 28)
     assert counts[0, 0] == 5 and counts[3, 4] == 2 and counts[27, 27] == 300
     assert counts.sum() == 5 + 2 + 300 == mask.sum()
@@ -117,19 +120,19 @@ def test_pixel_counts_on_hand_made_mask() -> None:
 
 def test_pixel_counts_match_per_pixel_sums() -> None:
     mask = fc1_random(0, 0.3)
-    counts = plots.pixel_counts(mask)
+    counts = mask_plots.pixel_counts(mask)
     assert counts.sum() == mask.sum()
     for i in (0, 27, 28, 400, 783):
         assert counts[i // 28, i % 28] == mask[i].sum()
     # 0/1 integer masks are accepted and give the same counts.
-    np.testing.assert_array_equal(plots.pixel_counts(mask.astype(np.int8)), counts)
+    np.testing.assert_array_equal(mask_plots.pixel_counts(mask.astype(np.int8)), counts)
 
 
 def test_pixel_counts_rejects_bad_masks() -> None:
     with pytest.raises(ValueError, match="shape"):
-        plots.pixel_counts(np.ones((300, 100), dtype=bool))
+        mask_plots.pixel_counts(np.ones((300, 100), dtype=bool))
     with pytest.raises(ValueError, match="0/1"):
-        plots.pixel_counts(np.full((784, 300), 0.5))
+        mask_plots.pixel_counts(np.full((784, 300), 0.5))
 
 
 # ------------------------------------------------------------------------- figures
@@ -138,11 +141,11 @@ def test_pixel_counts_rejects_bad_masks() -> None:
 def test_mask_figures_are_pngs_of_the_documented_size(tmp_path: Path) -> None:
     mask = np.zeros((784, 300), dtype=bool)
     mask[:392] = True  # top half kept
-    p1 = plots.first_layer_mask_image(mask, tmp_path / "sub" / "mask.png", "mask")
-    p2 = plots.pixel_connection_map(mask, tmp_path / "map.png", "map")
+    p1 = mask_plots.first_layer_mask_image(mask, tmp_path / "sub" / "mask.png", "mask")
+    p2 = mask_plots.pixel_connection_map(mask, tmp_path / "map.png", "map")
     assert p1 == tmp_path / "sub" / "mask.png"
-    assert_png(p1, plots.MASK_FIGSIZE)
-    assert_png(p2, plots.PIXEL_FIGSIZE)
+    assert_png(p1, canvas.MASK_FIGSIZE)
+    assert_png(p2, canvas.PIXEL_FIGSIZE)
     # The two colours really are drawn: the kept colour and the pruned colour both appear.
     import matplotlib.image as mpimg
 
@@ -163,12 +166,15 @@ def test_accuracy_plot_has_one_line_and_band_per_condition(tmp_path: Path) -> No
     assert left > 100 > right  # reversed: 100% on the left
     labels = ax.get_legend_handles_labels()[1]
     assert [lbl.split()[0] for lbl in labels] == ["winning", "reinit", "random-prune"]
+    # Legends and colours are the condition registry's.
+    assert labels == [c.legend for c in REGISTRY.values()]
+    assert [ln.get_color() for ln in ax.get_lines()] == [c.colour for c in REGISTRY.values()]
     # The ticket line goes through the mean accuracy (in %) of each round.
     xs, ys = ax.get_lines()[0].get_data()
     np.testing.assert_allclose(np.asarray(xs), [100.0, 80.0, 64.0, 51.2])
     np.testing.assert_allclose(np.asarray(ys), [98.1, 98.4, 98.4, 98.4])
-    assert_png(plots.accuracy_vs_remaining(m, tmp_path / "acc.png"), plots.LINE_FIGSIZE)
-    assert_png(plots.early_stop_vs_remaining(m, tmp_path / "es.png"), plots.LINE_FIGSIZE)
+    assert_png(plots.accuracy_vs_remaining(m, tmp_path / "acc.png"), canvas.LINE_FIGSIZE)
+    assert_png(plots.early_stop_vs_remaining(m, tmp_path / "es.png"), canvas.LINE_FIGSIZE)
 
 
 def test_single_condition_single_run_draws_no_band(tmp_path: Path) -> None:
@@ -177,10 +183,10 @@ def test_single_condition_single_run_draws_no_band(tmp_path: Path) -> None:
         ax = fig.axes[0]
         assert len(ax.get_lines()) == 1
         assert not [c for c in ax.collections if isinstance(c, PolyCollection)]
-    assert_png(plots.accuracy_vs_remaining(m, tmp_path / "a.png"), plots.LINE_FIGSIZE)
+    assert_png(plots.accuracy_vs_remaining(m, tmp_path / "a.png"), canvas.LINE_FIGSIZE)
     # A single point (round 0 only) and no metrics at all still give a figure.
-    assert_png(plots.accuracy_vs_remaining(m[:1], tmp_path / "b.png"), plots.LINE_FIGSIZE)
-    assert_png(plots.early_stop_vs_remaining([], tmp_path / "c.png"), plots.LINE_FIGSIZE)
+    assert_png(plots.accuracy_vs_remaining(m[:1], tmp_path / "b.png"), canvas.LINE_FIGSIZE)
+    assert_png(plots.early_stop_vs_remaining([], tmp_path / "c.png"), canvas.LINE_FIGSIZE)
 
 
 def test_condition_series_statistics() -> None:
@@ -218,10 +224,12 @@ def test_censored_points_are_hollow_and_explained() -> None:
 
 
 def test_importing_plots_leaves_the_backend_alone() -> None:
-    """A notebook's backend survives `import lottery.report.figures`, and figures still render."""
+    """A notebook's backend survives importing the report package's figure modules, and
+    figures still render."""
     code = (
         "import matplotlib; matplotlib.use('pdf'); "
-        "from lottery import plots; "
+        "from lottery.report import regenerate; "
+        "from lottery.report import figures as plots; "
         "assert matplotlib.get_backend() == 'pdf', matplotlib.get_backend(); "
         "import io; buf = io.BytesIO(); "
         "plots.accuracy_figure([]).savefig(buf, format='png'); "
@@ -236,19 +244,19 @@ def test_importing_plots_leaves_the_backend_alone() -> None:
 
 def test_density_by_round(tmp_path: Path) -> None:
     dens = {k: {"fc1": 0.8**k, "fc2": 0.8**k, "out": 0.9**k, "overall": 0.805**k} for k in range(4)}
-    fig = plots.density_by_round_figure(dens)
+    fig = mask_plots.density_by_round_figure(dens)
     ax = fig.axes[0]
     assert ax.get_yscale() == "log"
     assert ax.get_legend_handles_labels()[1] == ["fc1", "fc2", "out", "overall"]
     np.testing.assert_allclose(np.asarray(ax.get_lines()[2].get_ydata()), [100, 90, 81, 72.9])
-    assert_png(plots.layer_density_by_round(dens, tmp_path / "d.png"), plots.LINE_FIGSIZE)
+    assert_png(mask_plots.layer_density_by_round(dens, tmp_path / "d.png"), canvas.LINE_FIGSIZE)
 
 
 def test_densities_from_masks_average_trials() -> None:
     a = {name: np.ones(shape, dtype=bool) for name, shape in LAYER_SHAPES.items()}
     b = {name: np.zeros(shape, dtype=bool) for name, shape in LAYER_SHAPES.items()}
     b["fc1"][:392] = True  # half of fc1
-    d = plots.densities_from_masks({1: {0: a, 1: b}})
+    d = mask_plots.densities_from_masks({1: {0: a, 1: b}})
     assert d[1]["fc1"] == pytest.approx(0.75)
     assert d[1]["out"] == pytest.approx(0.5)
     assert d[1]["overall"] == pytest.approx((1.0 + 392 * 300 / 266_200) / 2)
@@ -261,14 +269,14 @@ def test_conv_channel_density_on_hand_made_mask() -> None:
     mask = np.zeros((3, 3, 2, 4), dtype=bool)
     mask[:, :, 0, 1] = True  # the whole kernel of input channel 0 -> output channel 1
     mask[0, 2, 1, 3] = True  # one of the nine weights of 1 -> 3
-    d = plots.conv_channel_density(mask)
+    d = mask_plots.conv_channel_density(mask)
     assert d.shape == (2, 4)
     assert d[0, 1] == 1.0 and d[1, 3] == pytest.approx(1 / 9)
     assert d.sum() == pytest.approx(1 + 1 / 9)
     with pytest.raises(ValueError, match="shape"):
-        plots.conv_channel_density(np.ones((784, 300), dtype=bool))
+        mask_plots.conv_channel_density(np.ones((784, 300), dtype=bool))
     with pytest.raises(ValueError, match="0/1"):
-        plots.conv_channel_density(np.full((3, 3, 1, 2), 0.5))
+        mask_plots.conv_channel_density(np.full((3, 3, 1, 2), 0.5))
 
 
 def test_mask_figures_follow_the_network(tmp_path: Path) -> None:
@@ -277,23 +285,23 @@ def test_mask_figures_follow_the_network(tmp_path: Path) -> None:
     conv = arch.build("conv4", (32, 32, 3))
     rng = np.random.default_rng(0)
     masks = {n: rng.random(s) < 0.5 for n, s in conv.kernel_shapes.items()}
-    out = plots.mask_figures(masks, 2, 0, conv, tmp_path / "conv")
+    out = mask_plots.mask_figures(masks, 2, 0, conv, tmp_path / "conv")
     assert set(out) == {f"masks/r02_conv{i}_mask" for i in range(1, 5)}
     for name, path in out.items():
         assert path == tmp_path / "conv" / f"{name}.png"
-        assert_png(path, plots.CONV_FIGSIZE)
+        assert_png(path, canvas.CONV_FIGSIZE)
         assert paths.parse_mask_figure(name) == (2, f"{name[-10:-5]}_mask")
     assert report.figure_caption("masks/r02_conv3_mask") == (
         "Round 2: conv3 mask, fraction of each kernel kept per channel pair"
     )
     colour = arch.build("mlp", (32, 32, 3), (64,))
     masks = {n: np.ones(s, dtype=bool) for n, s in colour.kernel_shapes.items()}
-    out = plots.mask_figures(masks, 1, 0, colour, tmp_path / "mlp")
+    out = mask_plots.mask_figures(masks, 1, 0, colour, tmp_path / "mlp")
     assert set(out) == {"masks/r01_fc1_mask"}  # 3072 inputs of three channels: no pixel map
-    assert_png(out["masks/r01_fc1_mask"], plots.MASK_FIGSIZE)
+    assert_png(out["masks/r01_fc1_mask"], canvas.MASK_FIGSIZE)
     narrow = arch.build("mlp", (28, 28, 1), (64, 32))
     masks = {n: np.ones(s, dtype=bool) for n, s in narrow.kernel_shapes.items()}
-    assert set(plots.mask_figures(masks, 0, 0, narrow, tmp_path / "n")) == set(
+    assert set(mask_plots.mask_figures(masks, 0, 0, narrow, tmp_path / "n")) == set(
         paths.mask_figure_names(0)
     )
 
@@ -301,7 +309,7 @@ def test_mask_figures_follow_the_network(tmp_path: Path) -> None:
 def test_density_by_round_keeps_the_networks_layer_order() -> None:
     layers = ["conv1", "conv2", "fc1", "fc2", "out"]
     dens = {k: {**{n: 0.9**k for n in layers}, "overall": 0.9**k} for k in range(3)}
-    labels = plots.density_by_round_figure(dens).axes[0].get_legend_handles_labels()[1]
+    labels = mask_plots.density_by_round_figure(dens).axes[0].get_legend_handles_labels()[1]
     assert labels == [*layers, "overall"]
 
 
@@ -356,7 +364,7 @@ def test_learning_curves_lines_bands_and_legend(tmp_path: Path) -> None:
     single = plots.learning_curves_figure({0: curves(0, n_runs=1)}, by_round)
     assert not [c for c in single.axes[0].collections if isinstance(c, PolyCollection)]
     path = plots.learning_curves(cur, by_round, tmp_path / "lc.png")
-    assert_png(path, plots.LINE_FIGSIZE)
+    assert_png(path, canvas.LINE_FIGSIZE)
 
 
 # ------------------------------------------------------------------------ dvc plots
@@ -364,7 +372,7 @@ def test_learning_curves_lines_bands_and_legend(tmp_path: Path) -> None:
 
 def test_dvc_rows_cover_every_condition_and_round(tmp_path: Path) -> None:
     m = study_metrics()
-    tables = plots.dvc_plot_rows(m)
+    tables = dvc_tables.dvc_plot_rows(m)
     assert list(tables) == ["accuracy_ticket.json", "accuracy_reinit.json", "accuracy_random.json"]
     got = {(r["condition"], r["round"]) for rows in tables.values() for r in rows}
     assert got == {(x["condition"], x["round"]) for x in m}
@@ -385,12 +393,12 @@ def test_dvc_rows_cover_every_condition_and_round(tmp_path: Path) -> None:
     assert reinit["ticket_minus_control_pp"] == pytest.approx(1.65)
     assert reinit["ticket_minus_control_pp_ci_low"] is None
 
-    paths = plots.write_dvc_plot_tables(tables, tmp_path / "plots")
+    paths = dvc_tables.write_dvc_plot_tables(tables, tmp_path / "plots")
     for name, path in paths.items():
         loaded = json.loads(path.read_text())
         assert isinstance(loaded, list) and loaded == tables[name]
     with pytest.raises(ValueError, match="JSON"):
-        plots.write_dvc_plot_tables({"accuracy.csv": []}, tmp_path / "plots")
+        dvc_tables.write_dvc_plot_tables({"accuracy.csv": []}, tmp_path / "plots")
 
 
 # ------------------------------------------------------------------------ render_all
@@ -400,7 +408,7 @@ def test_render_all_writes_every_figure(tmp_path: Path) -> None:
     masks = {0: {0: full_mask(0, 1.0)}, 1: {1: full_mask(2, 0.5), 0: full_mask(1, 0.8)}}
     m = study_metrics()
     cur = {"ticket": {k: curves(k, 2) for k in range(4)}}
-    out = plots.render_all(masks, m, cur, tmp_path / "figs")
+    out = plots.render_all(masks, m, cur, tmp_path / "figs", arch.LENET)
     expected = {
         "accuracy_vs_remaining",
         "early_stop_vs_remaining",
@@ -415,11 +423,11 @@ def test_render_all_writes_every_figure(tmp_path: Path) -> None:
     for name, path in out.items():
         assert path == tmp_path / "figs" / f"{name}.png"
         if name.endswith("fc1_mask"):
-            assert_png(path, plots.MASK_FIGSIZE)
+            assert_png(path, canvas.MASK_FIGSIZE)
         elif name.endswith("pixel_map"):
-            assert_png(path, plots.PIXEL_FIGSIZE)
+            assert_png(path, canvas.PIXEL_FIGSIZE)
         else:
-            assert_png(path, plots.LINE_FIGSIZE)
+            assert_png(path, canvas.LINE_FIGSIZE)
     # The mask figures show trial 0 (the lowest id), not the first key of the mapping.
     import matplotlib.pyplot as plt
 
@@ -427,7 +435,7 @@ def test_render_all_writes_every_figure(tmp_path: Path) -> None:
 
 
 def test_render_all_with_no_data_still_writes_summary_figures(tmp_path: Path) -> None:
-    out = plots.render_all({}, [], {}, tmp_path)
+    out = plots.render_all({}, [], {}, tmp_path, arch.LENET)
     assert set(out) == set(plots.SUMMARY_FIGURES)
     for path in out.values():
-        assert_png(path, plots.LINE_FIGSIZE)
+        assert_png(path, canvas.LINE_FIGSIZE)

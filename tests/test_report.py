@@ -8,9 +8,12 @@ iterations (`WINDOW`) unless a test says otherwise.
 
 from __future__ import annotations
 
+import errno
 import json
 import random
+import resource
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,9 @@ import pytest
 import yaml
 
 from lottery.analysis import inference, results, statistics
+from lottery.report import dvc_tables, regenerate, tables
 from lottery.report import text as report
+from lottery.report.claims import summary_claims
 
 HORIZON = 10_000
 WINDOW = results.CensoringWindow(200, "a window of 200 iterations, for the tests")
@@ -87,17 +92,17 @@ def study() -> list[dict[str, Any]]:
     ]
 
 
-def summary(data: Any, **kw: Any) -> report.Summary:
-    return report.compute_summary(data, window=kw.pop("window", WINDOW), **kw)
+def summary(data: Any, **kw: Any) -> inference.Summary:
+    return inference.compute_summary(data, window=kw.pop("window", WINDOW), **kw)
 
 
 def claims(data: Any, **kw: Any) -> list[str]:
-    return report.summary_claims(summary(data, **kw))
+    return summary_claims(summary(data, **kw))
 
 
 def table(data: Any, window: results.CensoringWindow = WINDOW) -> list[str]:
     runs = results.censor(results.runs_frame(data), window)
-    return report.markdown_table(report.cells(runs)).strip().splitlines()
+    return tables.markdown_table(inference.cells(runs)).strip().splitlines()
 
 
 # --------------------------------------------------------------------------- table
@@ -154,9 +159,9 @@ def test_the_default_window_is_the_patience_evidences() -> None:
     evidence) after its minimum: reinit round 3's run at 9000 of 10,000 too."""
     w = results.default_window()
     assert w.iterations is not None and 1000 < w.iterations < HORIZON - 1000
-    s = report.compute_summary(study())
+    s = inference.compute_summary(study())
     assert s.window == w and s.n_censored == 3
-    assert report.summary_claims(s)[0].startswith(
+    assert summary_claims(s)[0].startswith(
         f"3 of 18 runs are censored: they stopped less than {w.iterations:,} iterations"
     )
     # Without evidence the narrowest rule: the last two evaluations of a run at its horizon.
@@ -229,7 +234,7 @@ def test_best_ticket_is_picked_on_validation_not_test() -> None:
     assert s.best is not None and s.best.ticket.round == 1 and s.best.test_best.round == 2
     assert s.best.pick.runner_up is not None and s.best.pick.runner_up.round == 2
     assert s.best.pick.margin == pytest.approx(0.005) and s.best.pick.clear
-    assert report.summary_claims(s)[2] == (
+    assert summary_claims(s)[2] == (
         "Chosen by mean validation accuracy at early stop, the best ticket is round 1 (80.0% "
         "of weights remaining), with 99.00% on validation; runner-up: round 2, 75 validation "
         "examples of 15,000 (3 runs × 5,000) behind; 100% of 10,000 bootstrap resamples of "
@@ -257,7 +262,7 @@ def test_a_pick_most_resamples_do_not_share_is_no_clear_best() -> None:
     assert b is not None and b.ticket.round == 1 and not b.pick.clear
     share = b.pick.shares
     assert share is not None and 0.2 < share[1] < 0.8 and share[1] + share[2] == pytest.approx(1)
-    text = report.summary_claims(s)[2]
+    text = summary_claims(s)[2]
     assert "runner-up: round 2, 2 validation examples of 25,000 (5 runs × 5,000) behind" in text
     assert (
         f"{round(100 * share[1])}% of 10,000 bootstrap resamples of the trials pick round 1: "
@@ -271,7 +276,7 @@ def test_floor_reads_the_match_verdicts() -> None:
     assert [m.verdict for m in s.matches] == ["matches", "matches", "undetermined"]
     assert s.floor is not None and s.floor.ticket.round == 2 and not s.floor.is_sparsest_run
     assert not s.floor.exact
-    assert report.summary_claims(s)[3] == (
+    assert summary_claims(s)[3] == (
         "Tickets match dense (ticket − dense test accuracy at early stop, 95% interval above "
         "−0.25 pp, the match margin) down to at least 64.0%: round 2 has 98.70% vs 98.00%, "
         "ticket − dense = +0.70 pp (95% interval +0.45 to +0.95, 3 trials). Sparser: round 3 "
@@ -280,7 +285,7 @@ def test_floor_reads_the_match_verdicts() -> None:
     # A margin of 0.6 pp lets round 3 (interval -0.55 to +0.95) match: the sparsest round.
     s = summary(study(), margin_pp=0.6)
     assert s.floor is not None and s.floor.ticket.round == 3 and s.floor.is_sparsest_run
-    assert "down to at least 51.2% (the sparsest round run)" in report.summary_claims(s)[3]
+    assert "down to at least 51.2% (the sparsest round run)" in summary_claims(s)[3]
     with pytest.raises(ValueError):
         summary(study(), margin_pp=-1)
 
@@ -290,7 +295,7 @@ def test_floor_where_the_sparser_rounds_fall_short() -> None:
     s = summary(m)
     assert s.floor is not None and s.floor.ticket.round == 2 and s.floor.exact
     assert s.floor.sparser_rounds == (3,) and s.matches[2].verdict == "falls short"
-    floor = next(c for c in report.summary_claims(s) if c.startswith("Tickets match"))
+    floor = next(c for c in summary_claims(s) if c.startswith("Tickets match"))
     assert floor == (
         "Tickets match dense (ticket − dense test accuracy at early stop, 95% interval above "
         "−0.25 pp, the match margin) down to 64.0%: round 2 has 98.70% vs 98.00%, ticket − "
@@ -323,7 +328,7 @@ def test_no_ticket_matches_dense() -> None:
     ]
     s = summary(m)
     assert s.floor is None
-    c = report.summary_claims(s)
+    c = summary_claims(s)
     assert (
         "No pruned ticket matches dense (ticket − dense test accuracy at early stop, 95% "
         "interval above −0.25 pp, the match margin): round 1 is undetermined; round 2 falls "
@@ -361,8 +366,8 @@ def test_gaps_are_holm_adjusted_per_control() -> None:
     ps = [statistics.t_pvalue(d) for d in diffs.values()]
     assert g1.p_holm is not None and g1.p_holm > 0.05
     assert g1.p_holm == pytest.approx(statistics.holm(ps)[0])
-    assert g1.family == 3 and report.gap_sign(g1) == 0
-    text = next(c for c in report.summary_claims(s) if c.startswith("Round 1 "))
+    assert g1.family == 3 and inference.gap_sign(g1) == 0
+    text = next(c for c in summary_claims(s) if c.startswith("Round 1 "))
     assert f"; Holm p {g1.p_holm:.3f} over 3 rounds): no clear difference." in text
 
 
@@ -390,7 +395,7 @@ def test_an_interval_whose_printed_end_is_zero_is_no_clear_difference() -> None:
     g = s.gaps[0]
     assert g.p_holm is not None and g.p_holm < 0.05  # real by the test ...
     assert g.difference.ci_low is not None and round(g.difference.ci_low, 2) == 0.0
-    text = "\n".join(report.summary_claims(s))  # ... but not as printed
+    text = "\n".join(summary_claims(s))  # ... but not as printed
     assert (
         "ticket − reinit = +0.25 pp (95% interval +0.00 to +0.50, 3 trials; Holm p 0.049 over "
         "1 round): no clear difference."
@@ -436,14 +441,14 @@ def test_ties_pick_the_sparsest_and_say_so() -> None:
     assert s.earliest.tied_rounds == (1,) and s.earliest.pick.margin == 0.0
     assert s.best is not None and s.best.ticket.round == 2 and s.best.tied_rounds == (1,)
     assert s.best.pick.shares is None  # one trial: no resampling
-    assert sum("tied with round 1" in c for c in report.summary_claims(s)) == 2
+    assert sum("tied with round 1" in c for c in summary_claims(s)) == 2
 
 
 def test_only_round_zero_and_nothing() -> None:
     m = [metrics("ticket", 0, 100.0, [1000, 1200], [0.98, 0.982])]
     s = summary(m)
     assert s.tickets == () and s.earliest is None and s.best is None and s.gaps == ()
-    assert report.summary_claims(s)[1] == (
+    assert summary_claims(s)[1] == (
         "Only the dense network (round 0) has been trained: mean early-stop iteration 1100, "
         "mean test accuracy at early stop 98.10%; there are no pruned tickets to compare."
     )
@@ -455,13 +460,13 @@ def test_missing_dense_round() -> None:
     s = summary(m)
     assert s.dense is None and s.earliest is not None and s.earliest.vs_dense is None
     assert s.matches == () and s.floor is None
-    text = "\n".join(report.summary_claims(s))
+    text = "\n".join(summary_claims(s))
     assert "dense network (round 0) is missing" in text
     assert "ticket − reinit = +1.00 pp (1 trial: no interval possible)" in text
 
 
 def test_the_margin_comes_from_the_params() -> None:
-    assert report.match_margin({}) == report.DEFAULT_MARGIN_PP
+    assert report.match_margin({}) == inference.DEFAULT_MARGIN_PP
     assert report.match_margin({"report": {"match_margin_pp": 0.6}}) == 0.6
     assert report.validation_size({"data": {"validation_size": 5000}}) == 5000
     assert report.validation_size({}) is None
@@ -475,8 +480,8 @@ def test_the_margin_comes_from_the_params() -> None:
 
 def test_summary_json_carries_the_same_facts() -> None:
     s = summary(study())
-    all_cells = report.cells(results.censor(results.runs_frame(study()), WINDOW))
-    out = report.summary_json(s, all_cells)
+    all_cells = inference.cells(results.censor(results.runs_frame(study()), WINDOW))
+    out = dvc_tables.summary_json(s, all_cells)
     assert out["runs"] == 18 and out["censored_runs"] == 2
     assert out["best_ticket_round"] == 1 and out["test_best_ticket_round"] == 2
     assert out["best_ticket_gain_pp"]["mean"] == pytest.approx(0.4)
@@ -487,7 +492,7 @@ def test_summary_json_carries_the_same_facts() -> None:
     compact = out["by_round"]["reinit_r03"]
     assert set(compact) == {"early_stop", "test_acc"}
     assert "cells" not in out and "ticket_minus_control_pp" not in out
-    stats = report.statistics_json(s, all_cells)
+    stats = dvc_tables.statistics_json(s, all_cells)
     cell = stats["cells"]["reinit"]["r03"]
     assert cell["n_censored"] == 2 and cell["early_stop_iteration"]["min"] == 9000
     assert cell["early_stop_iteration"]["mean"] == compact["early_stop"]
@@ -500,11 +505,12 @@ def test_summary_json_carries_the_same_facts() -> None:
     assert stats["picks"]["best_ticket"]["runner_up_round"] == 2
     assert stats["picks"]["earliest_stop"]["share"] == 1.0
     assert stats["method"]["censoring_window"] == 200
-    assert stats["method"]["match_margin_pp"] == report.DEFAULT_MARGIN_PP
+    assert stats["method"]["match_margin_pp"] == inference.DEFAULT_MARGIN_PP
     json.dumps(out)  # plain JSON
     json.dumps(stats)
     two = summary(one_and_two_trials())
-    assert report.summary_json(two, report.cells(one_and_two_trials()))["best_ticket_gain_pp"] == {
+    two_cells = inference.cells(one_and_two_trials())
+    assert dvc_tables.summary_json(two, two_cells)["best_ticket_gain_pp"] == {
         "mean": pytest.approx(0.4),
         "ci_low": None,
         "ci_high": None,
@@ -556,12 +562,25 @@ def test_the_preamble_states_the_method_its_coverage_the_margin_and_the_window()
 
 
 def test_write_report_is_atomic(tmp_path: Path) -> None:
+    """A write cut off midway (the file-size limit stops it after 4 KiB of 100 KiB, as a
+    full disk would) leaves the old report whole and no temporary file; the error names
+    the report."""
     path = tmp_path / "out" / "report.md"
-    assert report.write_report(path, "# hello\n") == path
-    assert path.read_text() == "# hello\n"
-    report.write_report(path, "# again\n")
-    assert path.read_text() == "# again\n"
+    assert report.write_report(path, "# old\n") == path
+    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG, not a kill
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, old_limit[1]))
+    try:
+        with pytest.raises(OSError) as cut:
+            report.write_report(path, "x" * 100_000)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert path.read_text() == "# old\n"
     assert sorted(p.name for p in path.parent.iterdir()) == ["report.md"]
+    assert cut.value.errno == errno.EFBIG and cut.value.filename == str(path)
+    report.write_report(path, "# new\n")  # and a write that completes replaces it
+    assert path.read_text() == "# new\n"
 
 
 # ------------------------------------------------------------ the committed result
@@ -614,39 +633,39 @@ def test_every_committed_result_is_listed() -> None:
 
 @pytest.mark.parametrize("name", sorted(RESULT_PHRASES))
 def test_committed_result_is_regenerated_from_its_metrics(tmp_path: Path, name: str) -> None:
-    """The committed report, summary.json and plots are exactly what its metrics give."""
+    """The committed report, summary.json, statistics.json and plots tables are, byte for
+    byte, what its metrics give. (The redrawn figures are left out: a PNG's bytes may
+    differ with the platform's matplotlib build.)"""
     result = RESULTS / name
     copy = tmp_path / "result"
     shutil.copytree(result, copy)
-    report.regenerate(copy)
-    assert (copy / "report.md").read_text() == (result / "report.md").read_text()
-    for name_ in ("summary.json", report.STATISTICS_FILE):
-        assert json.loads((copy / name_).read_text()) == json.loads((result / name_).read_text())
-    for table in sorted((result / "plots").glob("*.json")):
-        assert json.loads((copy / "plots" / table.name).read_text()) == json.loads(
-            table.read_text()
-        )
-    text = (copy / "report.md").read_text()
+    regenerate.regenerate(copy)
+    written = ["report.md", "summary.json", dvc_tables.STATISTICS_FILE]
+    written += [f"plots/{t.name}" for t in sorted((result / "plots").glob("accuracy_*.json"))]
+    assert len(written) == 6
+    for file in written:
+        assert (copy / file).read_bytes() == (result / file).read_bytes(), file
+    regenerated = (copy / "report.md").read_text()
     for phrase in RESULT_PHRASES[name]:
-        assert phrase in text
+        assert phrase in regenerated
 
 
 def test_report_module_help_and_a_bad_directory(tmp_path: Path) -> None:
-    """`python -m lottery.report.text --help` prints usage (no traceback, no `--help/` folder);
-    a directory that is not a kept study is one `error:` line."""
+    """`lottery report --help` prints usage (no traceback, no
+    `--help/` folder); a directory that is not a kept study is one `error:` line."""
     import subprocess
     import sys
 
     help_ = subprocess.run(
-        [sys.executable, "-m", "lottery.report.text", "--help"],
+        [str(Path(sys.executable).with_name("lottery")), "report", "--help"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
     )
-    assert help_.returncode == 0 and "usage: python -m lottery.report.text" in help_.stdout
+    assert help_.returncode == 0 and "usage: lottery report" in help_.stdout
     assert not (tmp_path / "--help").exists()
     bad = subprocess.run(
-        [sys.executable, "-m", "lottery.report.text", "nowhere"],
+        [str(Path(sys.executable).with_name("lottery")), "report", "nowhere"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

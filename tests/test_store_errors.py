@@ -22,18 +22,18 @@ import yaml
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
-from lottery.tracking import store as tracking
+from lottery.tracking import recorder, store
 from tests.conftest import ROOT, base_env, make_project
 
 #: What a training stage does with the store: open it (experiment and parent run), start
 #: a child run, log params of `sys.argv[1]` x 5 kB, end it.
 RECORD = """
 import sys
-from lottery.tracking import store as tracking
+from lottery.tracking.recorder import StudyRecorder
 from lottery.study.entry import stage_main
 
 def stage(params):
-    rec = tracking.StudyRecorder(params.study.name, params.study_hash(), params.as_dict())
+    rec = StudyRecorder(params.study.name, params.study_hash(), params.as_dict())
     run_id = rec.start_child("probe", {"lottery.dvc_stage": "probe"})
     rec.log_params(run_id, {f"p{i}": "x" * 5000 for i in range(int(sys.argv[1]))})
     rec.end(run_id, True)
@@ -156,8 +156,8 @@ def test_a_mistyped_or_unsupported_tracking_uri(project: Path, uri: str, expecte
 
 def test_a_study_name_mlflow_refuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    with pytest.raises(tracking.TrackingError, match=r"study\.name is 501 characters long"):
-        tracking.StudyRecorder("n" * 501, "0" * 64, {"study": {"rounds": 1}})
+    with pytest.raises(store.TrackingError, match=r"study\.name is 501 characters long"):
+        recorder.StudyRecorder("n" * 501, "0" * 64, {"study": {"rounds": 1}})
 
 
 def make_store(project: Path, db: Path) -> None:

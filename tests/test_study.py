@@ -62,7 +62,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 def test_late_rewinding_saves_the_weights_at_iteration_j(project: Path) -> None:
     lay = paths.Layout(project)
-    from lottery.data.load import load_split
+    from lottery.data.split import load_split
     from lottery.engine.training import Engine, TrainConfig
 
     theta0 = load_weights(lay.theta0_path(0))
@@ -73,7 +73,7 @@ def test_late_rewinding_saves_the_weights_at_iteration_j(project: Path) -> None:
     # Training the dense net alone for j iterations with the same seed reproduces θ_j.
     params = tiny_params(prune={"rewind_iteration": 10})
     net = nets.stage_nets(lay, params, "ticket", 0)[0]
-    engine = Engine(load_split(lay.prepared_dir()), 1, TrainConfig(10, eval_every=10))
+    engine = Engine(load_split(lay.prepared_dir()), 1, TrainConfig(10, eval_every=10), LENET)
     (res,) = engine.train([net.init], [net.mask], [net.data_seed], progress=lambda s: None)
     for key, value in rewind.items():
         np.testing.assert_allclose(res.weights[key], value, atol=1e-6)

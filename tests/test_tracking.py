@@ -25,8 +25,10 @@ from mlflow.entities import Dataset, DatasetInput, InputTag
 from lottery.core import paths
 from lottery.core.masks import load_mask, mask_hash
 from lottery.core.params import load_params
-from lottery.tracking import store as tracking
+from lottery.tracking import owners, recorder, store
+from lottery.tracking.parents import study_key
 from tests.conftest import (
+    ROOT,
     MlflowServer,
     base_env,
     copy_study,
@@ -293,7 +295,7 @@ def test_curves_reach_mlflow_while_training_runs(sqlite_store: Path) -> None:
     curve is visible in the store before training ends."""
     from mlflow.entities import RunStatus
 
-    from lottery.tracking.store import LiveCurves
+    from lottery.tracking.curves import LiveCurves
 
     client = MlflowClient(tracking_uri=f"sqlite:///{sqlite_store / 'mlflow.db'}")
     exp = client.create_experiment("live", artifact_location=(sqlite_store / "mlruns").as_uri())
@@ -331,7 +333,7 @@ def test_stages_logging_one_dataset_at_once_all_get_it(sqlite_store: Path) -> No
         ) -> None:
             barrier.wait()
             try:
-                tracking.log_inputs(client, run_id, inputs)
+                recorder.log_inputs(client, run_id, inputs)
             except Exception as exc:  # collected: the assertion names it
                 errors.append(repr(exc))
 
@@ -418,9 +420,9 @@ def test_a_server_restart_during_training_loses_nothing(restartable: Restartable
     """The server stops for a few seconds while a network trains: training goes on, its
     curves wait in memory, the last send waits for the server, nothing is lost; a server
     gone for longer than OUTAGE_S ends the stage with one line."""
-    recorder = tracking.StudyRecorder("outage", "ab" * 32, study_params())
-    run_id = recorder.start_child("net", {"lottery.dvc_stage": "dense"})
-    live = recorder.live_curves([run_id], every_s=0.0)
+    rec = recorder.StudyRecorder("outage", "ab" * 32, study_params())
+    run_id = rec.start_child("net", {"lottery.dvc_stage": "dense"})
+    live = rec.live_curves([run_id], every_s=0.0)
     for it in range(1, 4):
         live(it * 10, {0: {"val_loss": 1.0 / it}})
     restartable.stop()
@@ -433,8 +435,8 @@ def test_a_server_restart_during_training_loses_nothing(restartable: Restartable
     for it in range(9, 11):
         live(it * 10, {0: {"val_loss": 1.0 / it}})
     live.flush()  # waits until the server is back
-    recorder.log_summary(run_id, {"stop_iteration": 100.0})
-    recorder.end(run_id, ok=True)
+    rec.log_summary(run_id, {"stop_iteration": 100.0})
+    rec.end(run_id, ok=True)
     client = MlflowClient(tracking_uri=restartable.url)
     history = client.get_metric_history(run_id, "val_loss")
     assert [m.step for m in history] == list(range(10, 110, 10))
@@ -443,13 +445,13 @@ def test_a_server_restart_during_training_loses_nothing(restartable: Restartable
 
     # A server that stays away: after OUTAGE_S one line naming the server and the fix.
     restartable.stop()
-    tracking_outage = tracking.OUTAGE_S
-    tracking.OUTAGE_S = 2.0
+    outage = store.OUTAGE_S
+    store.OUTAGE_S = 2.0
     try:
-        with pytest.raises(tracking.TrackingError) as info:
-            recorder.log_summary(run_id, {"x": 1.0})
+        with pytest.raises(store.TrackingError) as info:
+            rec.log_summary(run_id, {"x": 1.0})
     finally:
-        tracking.OUTAGE_S = tracking_outage
+        store.OUTAGE_S = outage
     message = str(info.value)
     assert "\n" not in message
     assert f"the MLflow tracking store at {restartable.url} has not answered for" in message
@@ -476,9 +478,9 @@ def test_one_parent_per_study_named_after_it_and_its_experiment(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("DVC_ROOT", str(sqlite_store))
     monkeypatch.delenv("DVC_EXP_NAME", raising=False)
-    first = tracking.StudyRecorder("parents", "1" * 64, study_params(rounds=2))
+    first = recorder.StudyRecorder("parents", "1" * 64, study_params(rounds=2))
     monkeypatch.setenv("DVC_EXP_NAME", "lean-pika")
-    grown = tracking.StudyRecorder("parents", "2" * 64, study_params(rounds=5))
+    grown = recorder.StudyRecorder("parents", "2" * 64, study_params(rounds=5))
     assert grown.parent_id == first.parent_id
     client = MlflowClient(tracking_uri=uri)
     (parent,) = parents(client, "parents")
@@ -490,7 +492,7 @@ def test_one_parent_per_study_named_after_it_and_its_experiment(
     assert not any(k.startswith("pipeline.") or k == "study.rounds" for k in parent.data.params)
 
     monkeypatch.setenv("DVC_EXP_NAME", "sharp-lynx")
-    other = tracking.StudyRecorder("parents", "3" * 64, study_params(rounds=5, lr=0.002))
+    other = recorder.StudyRecorder("parents", "3" * 64, study_params(rounds=5, lr=0.002))
     assert other.parent_id != first.parent_id
     names = {r.info.run_name: r.data.tags for r in parents(client, "parents")}
     assert set(names) == {"parents (lean-pika)", "parents (sharp-lynx)"}
@@ -512,11 +514,11 @@ def test_a_parent_of_earlier_code_is_kept(
         run_name="study-4444444444",
         tags={"lottery.kind": "study", "lottery.study_hash": "4" * 64},
     ).info.run_id
-    recorder = tracking.StudyRecorder("legacy", "4" * 64, study_params())
-    assert recorder.parent_id == old
+    rec = recorder.StudyRecorder("legacy", "4" * 64, study_params())
+    assert rec.parent_id == old
     (parent,) = parents(client, "legacy")
     assert parent.info.run_name == "legacy"
-    assert parent.data.tags["lottery.study_key"] == tracking.study_key(study_params())
+    assert parent.data.tags["lottery.study_key"] == study_key(study_params())
 
 
 # ---------------------------------------------------------------- (g) whose run is it
@@ -525,9 +527,9 @@ def test_a_parent_of_earlier_code_is_kept(
 SPAWN_RUN = """
 import sys
 from mlflow import MlflowClient
-from lottery.tracking import store as tracking
+from lottery.tracking import owners
 client = MlflowClient(tracking_uri=sys.argv[1])
-tags = {**tracking.owner_tags(), **dict(a.split("=", 1) for a in sys.argv[3:])}
+tags = {**owners.owner_tags(), **dict(a.split("=", 1) for a in sys.argv[3:])}
 print(client.create_run(sys.argv[2], tags=tags).info.run_id, flush=True)
 """
 
@@ -537,7 +539,7 @@ def spawn_run(uri: str, experiment: str, *tags: str) -> str:
     which has ended by the time this returns."""
     proc = subprocess.run(
         [sys.executable, "-c", SPAWN_RUN, uri, experiment, *tags],
-        cwd=Path(tracking.__file__).parents[1],
+        cwd=ROOT,
         env=base_env(),
         capture_output=True,
         text=True,
@@ -557,14 +559,14 @@ def test_runs_of_another_boot_or_pid_namespace_are_never_swept(sqlite_store: Pat
     gone = spawn_run(uri, exp)
     other_boot = spawn_run(uri, exp, "lottery.boot_id=00000000-0000-0000-0000-000000000000")
     other_ns = spawn_run(uri, exp, "lottery.pid_ns=pid:[1]")
-    swept = tracking.fail_orphans(client, "this test")
+    swept = owners.fail_orphans(client, "this test")
     assert gone in swept and other_boot not in swept and other_ns not in swept
-    assert tracking.boot_id() and tracking.pid_namespace()  # this test's premise: Linux
+    assert owners.boot_id() and owners.pid_namespace()  # this test's premise: Linux
     assert client.get_run(other_boot).info.status == "RUNNING"
     tags = client.get_run(other_ns).data.tags
-    assert tracking.owner_state(tags) == "elsewhere"
-    assert "another PID namespace" in tracking.where(tags)
-    assert "another boot" in tracking.where(client.get_run(other_boot).data.tags)
+    assert owners.owner_state(tags) == "elsewhere"
+    assert "another PID namespace" in owners.where(tags)
+    assert "another boot" in owners.where(client.get_run(other_boot).data.tags)
 
 
 UNSHARE_PID = ["unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount-proc"]
@@ -593,15 +595,15 @@ def test_a_live_run_in_another_pid_namespace_is_left_alone(sqlite_store: Path) -
     code = (
         "import sys, time\n"
         "from mlflow import MlflowClient\n"
-        "from lottery import tracking\n"
+        "from lottery.tracking import owners\n"
         "client = MlflowClient(tracking_uri=sys.argv[1])\n"
-        "run = client.create_run(sys.argv[2], tags=tracking.owner_tags())\n"
+        "run = client.create_run(sys.argv[2], tags=owners.owner_tags())\n"
         "print(run.info.run_id, flush=True)\n"
         "time.sleep(120)\n"
     )
     proc = subprocess.Popen(
         [*UNSHARE_PID, sys.executable, "-c", code, uri, exp],
-        cwd=Path(tracking.__file__).parents[1],
+        cwd=ROOT,
         env=base_env(),
         stdout=subprocess.PIPE,
         text=True,
@@ -613,9 +615,9 @@ def test_a_live_run_in_another_pid_namespace_is_left_alone(sqlite_store: Path) -
         assert len(run_id) == 32, run_id
         tags = client.get_run(run_id).data.tags
         assert tags["lottery.pid"] == "1"  # its pid in its own namespace
-        assert run_id not in tracking.fail_orphans(client, "this test")
+        assert run_id not in owners.fail_orphans(client, "this test")
         assert client.get_run(run_id).info.status == "RUNNING"
-        assert tracking.owner_state(tags) == "elsewhere"
+        assert owners.owner_state(tags) == "elsewhere"
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)

@@ -1,222 +1,84 @@
 """The report's facts: cells, picks among rounds, match verdicts and ticket − control gaps.
 
-`compute_summary` derives them from a runs frame (`lottery.results`); `lottery.report`
-renders them as sentences and `summary_json` / `statistics_json` as numbers. The rules:
+`compute_summary` derives them from a runs frame (`lottery.analysis.results`);
+`lottery.report` renders them as sentences and `summary_json` / `statistics_json` as
+numbers. The rules:
 
-- **Censoring** under a window W (`results.CensoringWindow`, from the patience evidence):
+- **Censoring** under a window W (`censoring.CensoringWindow`, from the patience evidence):
   a run stopped less than W iterations after its minimum validation loss is censored.
 - **Intervals** are Student-t over trial means; differences are paired by trial
-  (`lottery.statistics` for the coverage that chose the method).
+  (`lottery.analysis.statistics` for the coverage that chose the method; `cells`).
 - **Picks** (the best ticket on validation accuracy, the earliest-stopping ticket) carry
   their runner-up, the margin, and the share of bootstrap resamples of the trials that
-  pick the same round (`Pick`); below `CLEAR_SHARE` there is no clear pick.
+  pick the same round (`lottery.analysis.picks`); below `CLEAR_SHARE` there is no clear
+  pick.
 - **Match** with a margin M (pp): a ticket matches dense when its ticket − dense interval
   lies above −M, falls short when it lies below −M, and is undetermined otherwise.
 - **Gaps** (ticket − reinit, ticket − random) are one family of tests per control, over
   the rounds, with Holm's adjustment; a gap is called real when its adjusted p is below
   `ALPHA` and its interval, as printed, excludes 0.
+
+The cells' and picks' names used by the report modules are gathered here too (`__all__`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from lottery.analysis import results, statistics
-from lottery.analysis.results import CensoringWindow, Difference, Stats
+from lottery.analysis import statistics
+from lottery.analysis.cells import (
+    ACC,
+    ACC_STOP,
+    EPS,
+    ES,
+    VAL_ACC,
+    Cell,
+    Difference,
+    cells,
+    paired_difference,
+)
+from lottery.analysis.censoring import CensoringWindow, censor
+from lottery.analysis.frames import as_runs
+from lottery.analysis.patience import default_window
+from lottery.analysis.picks import CLEAR_SHARE, BestTicket, EarliestStop, Pick, best, earliest
+from lottery.core.conditions import TICKET
 
-ES = "early_stop_iteration"
-ACC = "test_accuracy_at_early_stop"
-ACC_STOP = "test_accuracy_at_stop"
-VAL_ACC = "val_accuracy_at_early_stop"
-#: The `Cell` attribute holding each metric's statistics.
-_STAT = {ES: "early_stop", ACC: "accuracy", VAL_ACC: "val_accuracy", ACC_STOP: "accuracy_at_stop"}
+__all__ = [
+    "ACC",
+    "ACC_STOP",
+    "ALPHA",
+    "CLEAR_SHARE",
+    "DEFAULT_MARGIN_PP",
+    "ES",
+    "FALLS_SHORT",
+    "MATCHES",
+    "UNDETERMINED",
+    "VAL_ACC",
+    "BestTicket",
+    "Cell",
+    "ControlGap",
+    "EarliestStop",
+    "Floor",
+    "Match",
+    "Pick",
+    "Summary",
+    "cells",
+    "compute_summary",
+    "gap_sign",
+    "match_verdict",
+]
+
 #: Default match margin (pp): about one trial-to-trial standard deviation of the dense
 #: LeNet's test accuracy in the committed studies (0.17–0.27 pp), i.e. a ticket this close
 #: to dense is as close as another dense trial typically is (25 of 10,000 test examples).
 DEFAULT_MARGIN_PP = 0.25
-#: A pick chosen by fewer bootstrap resamples than this is "no clear best".
-CLEAR_SHARE = 0.8
-#: Rounds a pick's sentence names as contenders: picked by at least this share.
-CONTENDER_SHARE = 0.05
 #: Family-wise error rate of the gap families (Holm).
 ALPHA = 0.05
 MATCHES, FALLS_SHORT, UNDETERMINED = "matches", "falls short", "undetermined"
-#: Guard against float noise when comparing means that should be equal.
-_EPS = 1e-9
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One (condition, round): its statistics over trial means (accuracies as fractions)."""
-
-    condition: str
-    round: int
-    percent_remaining: float
-    n_runs: int
-    n_trials: int
-    n_censored: int
-    early_stop: Stats
-    accuracy: Stats  # test accuracy at early stop
-    accuracy_at_stop: Stats  # test accuracy when training stopped
-    val_accuracy: Stats  # validation accuracy at early stop
-
-    @property
-    def censored(self) -> bool:
-        return self.n_censored > 0
-
-
-def cells(data: pd.DataFrame | Sequence[Mapping[str, Any]]) -> list[Cell]:
-    """Every (condition, round), ordered by condition then round."""
-    table = results.cell_table(data, (ES, ACC, ACC_STOP, VAL_ACC))
-    out = [
-        Cell(
-            condition=str(row["condition"]),
-            round=int(row["round"]),
-            percent_remaining=float(row["percent_remaining"]),
-            n_runs=int(row["n_runs"]),
-            n_trials=int(row["n_trials"]),
-            n_censored=int(row["n_censored"]),
-            early_stop=results.cell_stats(row, ES),
-            accuracy=results.cell_stats(row, ACC),
-            accuracy_at_stop=results.cell_stats(row, ACC_STOP),
-            val_accuracy=results.cell_stats(row, VAL_ACC),
-        )
-        for row in table.to_dict("records")
-    ]
-    return sorted(out, key=lambda c: (results.condition_rank(c.condition), c.round))
-
-
-# --------------------------------------------------------------------------- picks
-
-
-@dataclass(frozen=True)
-class Pick:
-    """A round picked among the pruned tickets, and how close the pick was."""
-
-    ticket: Cell
-    tied_rounds: tuple[int, ...]  # other rounds with the same mean (the sparsest is picked)
-    runner_up: Cell | None
-    margin: float  # |pick − runner-up| of the picked mean (fraction or iterations)
-    shares: dict[int, float] | None  # round -> share of bootstrap resamples picking it
-
-    @property
-    def share(self) -> float | None:
-        return None if self.shares is None else self.shares.get(self.ticket.round, 0.0)
-
-    @property
-    def clear(self) -> bool:
-        """Picked by at least `CLEAR_SHARE` of the resamples (False without them)."""
-        return self.share is not None and self.share >= CLEAR_SHARE - _EPS
-
-    def contenders(self) -> list[tuple[int, float]]:
-        """(round, share) picked by at least `CONTENDER_SHARE`, most picked first."""
-        shares = self.shares or {}
-        return sorted(
-            ((r, s) for r, s in shares.items() if s >= CONTENDER_SHARE - _EPS),
-            key=lambda x: (-x[1], x[0]),
-        )
-
-
-def _sparsest(candidates: Sequence[Cell]) -> Cell:
-    """Fewest weights remaining; the later round on equal %."""
-    return min(candidates, key=lambda c: (c.percent_remaining, -c.round))
-
-
-def _top(tickets: Sequence[Cell], value: Callable[[Cell], float]) -> tuple[Cell, list[Cell]]:
-    top = max(value(c) for c in tickets)
-    tied = [c for c in tickets if abs(value(c) - top) <= _EPS]
-    return _sparsest(tied), tied
-
-
-def per_trial_matrix(runs: pd.DataFrame, key: str, tickets: Sequence[Cell]) -> np.ndarray:
-    """(trials, tickets): `key`'s trial means, over the trials every ticket round has."""
-    per_trial = results.trial_values(runs, key)
-    cols = [per_trial.loc[("ticket", c.round)] for c in tickets]
-    common = sorted(set.intersection(*(set(c.index) for c in cols)))
-    return np.array([[float(c.loc[t]) for c in cols] for t in common]).reshape(len(common), -1)
-
-
-def pick(runs: pd.DataFrame, tickets: Sequence[Cell], key: str, highest: bool) -> Pick:
-    """The ticket with the highest (`highest`) or lowest mean of `key`, its ties, its
-    runner-up and the bootstrap shares of each round (`statistics.pick_shares`)."""
-    sign = 1.0 if highest else -1.0
-
-    def value(c: Cell) -> float:
-        return sign * float(getattr(c, _STAT[key]).mean)
-
-    chosen, tied = _top(tickets, value)
-    others = [c for c in tickets if c.round != chosen.round]
-    runner = _top(others, value)[0] if others else None
-    margin = 0.0 if runner is None else abs(value(chosen) - value(runner))
-    ordered = sorted(tickets, key=lambda c: (-c.percent_remaining, c.round))  # densest first
-    shares = statistics.pick_shares(per_trial_matrix(runs, key, ordered), highest)
-    return Pick(
-        chosen,
-        tuple(c.round for c in tied if c.round != chosen.round),
-        runner,
-        margin,
-        None
-        if shares is None
-        else {c.round: float(s) for c, s in zip(ordered, shares, strict=True)},
-    )
-
-
-class _Picked:
-    """A selection's chosen ticket and its ties, read through its `pick`."""
-
-    pick: Pick
-
-    @property
-    def ticket(self) -> Cell:
-        return self.pick.ticket
-
-    @property
-    def tied_rounds(self) -> tuple[int, ...]:
-        return self.pick.tied_rounds
-
-
-@dataclass(frozen=True)
-class EarliestStop(_Picked):
-    """The pruned ticket round with the smallest mean early-stop iteration."""
-
-    pick: Pick
-    factor_vs_dense: float | None  # dense_es / ticket_es; None without dense or if es == 0
-    vs_dense: Difference | None  # dense − ticket early-stop iteration, paired by trial
-
-
-@dataclass(frozen=True)
-class BestTicket(_Picked):
-    """The pruned ticket round with the highest mean validation accuracy at early stop."""
-
-    pick: Pick
-    vs_dense: Difference | None  # ticket − dense test accuracy at early stop, pp
-    test_best: Cell  # the round a pick on test accuracy would have chosen
-
-
-def _earliest(runs: pd.DataFrame, tickets: Sequence[Cell], dense: Cell | None) -> EarliestStop:
-    p = pick(runs, tickets, ES, highest=False)
-    factor = vs = None
-    if dense is not None:
-        if p.ticket.early_stop.mean > 0:
-            factor = dense.early_stop.mean / p.ticket.early_stop.mean
-        vs = results.paired_difference(runs, ES, ("ticket", 0), ("ticket", p.ticket.round))
-    return EarliestStop(p, factor, vs)
-
-
-def _best(runs: pd.DataFrame, tickets: Sequence[Cell], dense: Cell | None) -> BestTicket:
-    p = pick(runs, tickets, VAL_ACC, highest=True)
-    test_best, _ = _top(tickets, lambda c: c.accuracy.mean)
-    vs = None
-    if dense is not None:
-        vs = results.paired_difference(
-            runs, ACC, ("ticket", p.ticket.round), ("ticket", 0), scale=100.0
-        )
-    return BestTicket(p, vs, test_best)
 
 
 # --------------------------------------------------------------------------- match
@@ -239,9 +101,9 @@ def match_verdict(d: Difference | None, margin_pp: float, decimals: int = 2) -> 
     """Against −margin, with the interval's ends as printed (`decimals`)."""
     if d is None or d.ci_low is None or d.ci_high is None:
         return None
-    if round(d.ci_low, decimals) > -margin_pp + _EPS:
+    if round(d.ci_low, decimals) > -margin_pp + EPS:
         return MATCHES
-    if round(d.ci_high, decimals) < -margin_pp - _EPS:
+    if round(d.ci_high, decimals) < -margin_pp - EPS:
         return FALLS_SHORT
     return UNDETERMINED
 
@@ -273,7 +135,7 @@ class Floor:
 def _matches(runs: pd.DataFrame, tickets: Sequence[Cell], margin_pp: float) -> tuple[Match, ...]:
     out = []
     for t in tickets:
-        d = results.paired_difference(runs, ACC, ("ticket", t.round), ("ticket", 0), scale=100.0)
+        d = paired_difference(runs, ACC, (TICKET.name, t.round), (TICKET.name, 0), scale=100.0)
         out.append(Match(t, d, match_verdict(d, margin_pp)))
     return tuple(out)
 
@@ -327,9 +189,8 @@ def _gaps(
             control = next((c for c in cond_cells if c.round == t.round), None)
             if control is None:
                 continue
-            diff = results.paired_difference(
-                runs, ACC, ("ticket", t.round), (cond, t.round), scale=100.0
-            )
+            ticket_cell, control_cell = (TICKET.name, t.round), (cond, t.round)
+            diff = paired_difference(runs, ACC, ticket_cell, control_cell, scale=100.0)
             if diff is not None:
                 gap = ControlGap(t.round, t.percent_remaining, control, diff, t)
                 by_control.setdefault(cond, []).append(gap)
@@ -383,30 +244,30 @@ def compute_summary(
 ) -> Summary:
     """The facts behind the summary sentences (see the dataclasses for the definitions).
 
-    `data` is a runs frame (`lottery.results`) or metrics dicts; its runs are censored
-    under `window` (default: `results.default_window()`, the patience evidence's). Ties
+    `data` is a runs frame (`lottery.analysis.results`) or metrics dicts; its runs are censored
+    under `window` (default: `patience.default_window()`, the patience evidence's). Ties
     (equal means) are broken towards the sparsest round, and the other tied rounds are
     recorded.
     """
     if margin_pp < 0:
         raise ValueError(f"margin_pp must be >= 0, got {margin_pp}")
-    window = results.default_window() if window is None else window
-    runs = results.censor(results.as_runs(data), window)
+    window = default_window() if window is None else window
+    runs = censor(as_runs(data), window)
     all_cells = cells(runs)
-    ticket = {c.round: c for c in all_cells if c.condition == "ticket"}
+    ticket = {c.round: c for c in all_cells if c.condition == TICKET.name}
     dense = ticket.get(0)
     tickets = tuple(ticket[r] for r in sorted(ticket) if r >= 1)
     controls: dict[str, tuple[Cell, ...]] = {}
     for c in all_cells:
-        if c.condition != "ticket":
+        if c.condition != TICKET.name:
             controls[c.condition] = (*controls.get(c.condition, ()), c)
     matches = _matches(runs, tickets, margin_pp) if dense is not None else ()
     return Summary(
         dense=dense,
         tickets=tickets,
         controls=controls,
-        earliest=_earliest(runs, tickets, dense) if tickets else None,
-        best=_best(runs, tickets, dense) if tickets else None,
+        earliest=earliest(runs, tickets, dense) if tickets else None,
+        best=best(runs, tickets, dense) if tickets else None,
         margin_pp=margin_pp,
         matches=matches,
         floor=_floor(matches),

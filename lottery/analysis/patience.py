@@ -1,23 +1,27 @@
 """Evidence for `train.patience`: what stopping early would have changed, measured.
 
 A study trained with patience 0 (every network to the horizon) holds each network's
-full validation curve. Replaying the stopping rule of `lottery.stopping` on it gives,
+full validation curve. Replaying the stopping rule of `lottery.core.stopping` on it gives,
 exactly, the early-stop iteration and test accuracy that patience P would have produced
 (the engine evaluates the test set at every new minimum of the validation loss, so the
 test accuracy at any replayed early stop is on the curve). Per condition and P this
 module reports the fraction of runs whose early-stop iteration and test accuracy at
 early stop are unchanged, and the fraction of training iterations P would have saved.
 
-    python -m lottery.analysis.patience STUDY_DIR [--patience 2500 5000 10000] [--out DIR]
+    lottery patience STUDY_DIR [--patience 2500 5000 10000] [--out DIR]
 
 reads a finished study (its metrics/ and curves) or a directory this command wrote
 before (its `curves.json`), and writes `evidence.json`, `evidence.md` and a compact
 `curves.json` (enough to recompute everything) to DIR.
+
+The committed evidence (`reports/patience/curves.json`) also sets the reports' censoring
+window (`evidence_window`, `default_window`; the rule is `lottery.analysis.censoring`'s).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import math
 import shutil
@@ -27,6 +31,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from lottery.analysis.censoring import CensoringWindow
+from lottery.analysis.frames import load_metrics
+from lottery.analysis.legacy import tested_iterations
 from lottery.core import conditions, io, paths
 from lottery.core.errors import UserError
 from lottery.core.paths import round_name
@@ -34,6 +41,8 @@ from lottery.core.stopping import Tracker, replay
 
 DEFAULT_PATIENCES = (2500, 5000, 10000)
 CURVES_FILE = "curves.json"
+#: This checkout's committed patience evidence: the reports' censoring window's.
+EVIDENCE = paths.Layout(Path(__file__).resolve().parents[2]).patience_dir() / CURVES_FILE
 
 
 @dataclass(frozen=True)
@@ -166,8 +175,6 @@ def stop_profile(curves: Sequence[RunCurve], patience: int) -> dict[str, dict[in
 
 def from_study(root: Path) -> list[RunCurve]:
     """Every run's curve of a finished study (it must have trained with patience 0)."""
-    from lottery.analysis.results import load_metrics
-
     out = []
     for m in load_metrics(root):
         if int(m.get("patience") or 0):
@@ -187,7 +194,7 @@ def from_study(root: Path) -> list[RunCurve]:
                     horizon=int(m["iterations"]),
                     iteration=run["iteration"],
                     val_loss=run["val_loss"],
-                    test_iteration=run.get("test_iteration", run["iteration"]),
+                    test_iteration=tested_iterations(run),
                     test_accuracy=run["test_accuracy"],
                 )
             )
@@ -196,6 +203,39 @@ def from_study(root: Path) -> list[RunCurve]:
 
 def from_file(path: Path) -> list[RunCurve]:
     return [RunCurve(**c) for c in io.read_json(path)["runs"]]
+
+
+# ------------------------------------------------------------- the censoring window
+
+
+def evidence_window(path: str | Path = EVIDENCE) -> CensoringWindow:
+    """W from a patience evidence file (this module's curves.json): the longest wait
+    between two successive new minima of the validation loss over its runs, recomputed
+    from their curves. Without the file, the last-two-evaluations rule (and says so)."""
+    path = Path(path)
+    if not path.is_file():
+        return CensoringWindow(
+            None,
+            f"no patience evidence was found ({path.name} of `lottery patience`), so the "
+            "narrowest rule applies: the minimum in the last "
+            "two evaluations of a run that reached its horizon",
+        )
+    curves = from_file(path)
+    wait, longest = max((smallest_safe_patience(c), i) for i, c in enumerate(curves))
+    c = curves[longest]
+    horizons = "/".join(f"{h:,}" for h in sorted({x.horizon for x in curves}))
+    return CensoringWindow(
+        wait,
+        f"the longest wait between two successive new minima of the validation loss among "
+        f"the {len(curves)} full-horizon runs ({horizons} iterations, patience 0) of the "
+        f"patience evidence (`reports/patience/{path.name}`; {c.condition} round {c.round})",
+    )
+
+
+@functools.cache
+def default_window() -> CensoringWindow:
+    """The reports' censoring window: `evidence_window` of this checkout's evidence."""
+    return evidence_window(EVIDENCE)
 
 
 def markdown(rows: Sequence[Row], source: str) -> str:
@@ -250,7 +290,7 @@ def write(curves: Sequence[RunCurve], patiences: Sequence[int], out: Path, sourc
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m lottery.analysis.patience", description=__doc__)
+    ap = argparse.ArgumentParser(prog="lottery patience", description=__doc__)
     ap.add_argument("study", type=Path, help="a finished study, or a directory written before")
     ap.add_argument("--patience", type=int, nargs="+", default=list(DEFAULT_PATIENCES))
     ap.add_argument("--out", type=Path, help="where to write (default: the study directory)")
@@ -275,7 +315,3 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     print(markdown(evidence(curves, args.patience), source), end="")
-
-
-if __name__ == "__main__":
-    main()

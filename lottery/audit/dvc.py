@@ -16,10 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lottery.audit.links import Link, Problem, add_problem
+from lottery.audit.links import Link, Problem, add_problems
 from lottery.core.errors import UserError
 from lottery.core.params import read_yaml
 
@@ -30,6 +31,7 @@ _RESTORE = (
 
 
 def md5_file(path: Path) -> str:
+    """The md5 of a file's bytes, as DVC records it in dvc.lock."""
     h = hashlib.md5(usedforsecurity=False)  # DVC's content hash, not a security measure
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -60,83 +62,88 @@ def flat_keys(params: Mapping[str, Any], prefix: str = "") -> list[str]:
     return out
 
 
-class DvcLock:
-    """The outputs dvc.lock records, checked file by file (each file once)."""
+@dataclass
+class LockRecord:
+    """What dvc.lock records: every output with an md5, and each stage's params keys."""
 
-    def __init__(self, root: Path, general: list[Problem]) -> None:
+    outs: list[tuple[str, str, str]] = field(default_factory=list)  # (stage, out path, md5)
+    params: dict[str, list[str]] = field(default_factory=dict)  # stage -> dotted param keys
+
+
+def read_lock(root: Path, general: list[Problem]) -> LockRecord:
+    """The record of `root/dvc.lock`; a missing or empty one is a problem in `general`, one
+    that is not DVC's YAML a `UserError`."""
+    lock = root / "dvc.lock"
+    if not lock.is_file():
+        general.append(
+            Problem("dvc.lock", "dvc", "no dvc.lock: the study has not been run with `dvc repro`")
+        )
+        return LockRecord()
+    try:
+        data = read_yaml(lock.read_text())
+    except Exception as exc:  # ruamel's YAMLError, a decoding error
+        raise UserError(f"{lock}: not valid YAML ({_yaml_problem(exc)}); {_RESTORE}.") from None
+    record = parse_lock(lock, data)
+    if not record.outs:
+        general.append(
+            Problem(
+                "dvc.lock",
+                "dvc",
+                "dvc.lock records no stage output (it is empty): no file of the study can "
+                "be checked against it; `git checkout dvc.lock` restores the recorded one, "
+                "`dvc repro` records the study anew",
+            )
+        )
+    return record
+
+
+def parse_lock(lock: Path, data: Any) -> LockRecord:
+    """The record of a parsed dvc.lock (`data` None: an empty file); a `UserError` naming
+    `lock` when its structure is not DVC's."""
+
+    def wrong(what: str) -> UserError:
+        return UserError(f"{lock}: not a DVC lock file ({what}); {_RESTORE}.")
+
+    record = LockRecord()
+    if data is None:
+        return record
+    if not isinstance(data, Mapping):
+        raise wrong(f"its top level is a {type(data).__name__}, not a mapping")
+    stages = data.get("stages") or {}
+    if not isinstance(stages, Mapping):
+        raise wrong("`stages` is not a mapping of stage names")
+    for stage, entry in stages.items():
+        if not isinstance(entry, Mapping):
+            raise wrong(f"stage {stage} is not a mapping")
+        recorded = entry.get("params") or {}
+        if isinstance(recorded, Mapping):
+            record.params[str(stage)] = [
+                k
+                for values in recorded.values()
+                if isinstance(values, Mapping)
+                for k in flat_keys(values)
+            ]
+        stage_outs = entry.get("outs") or []
+        if not isinstance(stage_outs, list):
+            raise wrong(f"the outs of stage {stage} are not a list")
+        for out in stage_outs:
+            if not isinstance(out, Mapping) or "path" not in out:
+                raise wrong(f"an output of stage {stage} has no path")
+            if "md5" in out:
+                record.outs.append((str(stage), str(out["path"]).rstrip("/"), str(out["md5"])))
+    return record
+
+
+class DvcCache:
+    """DVC's own view of the project at `root`: its local cache (wherever `dvc cache dir`
+    put it), the `.dir` manifests in it, whether a remote is set, and a directory output's
+    hash as DVC computes it. Outside a DVC project there is no cache and no remote."""
+
+    def __init__(self, root: Path) -> None:
         self.root = root
-        self.general = general
-        self.params: dict[str, list[str]] = {}  # stage -> the params it depends on
-        self._outs = self._read_lock()
         self._manifests: dict[str, dict[str, str] | None] = {}
         self._dir_md5: dict[str, str | None] = {}
-        self._checked: dict[str, str | None] = {}
         self._repo_state: tuple[Any, bool] | None = None  # (local cache, a remote is set)
-        self._unmanifested: dict[str, str] = {}  # output -> stage, differing, no manifest
-        self._unmanifested_problem: Problem | None = None
-
-    def _read_lock(self) -> list[tuple[str, str, str]]:
-        """(stage, out path, md5) of every output dvc.lock records."""
-        lock = self.root / "dvc.lock"
-        if not lock.is_file():
-            self.general.append(
-                Problem(
-                    "dvc.lock", "dvc", "no dvc.lock: the study has not been run with `dvc repro`"
-                )
-            )
-            return []
-        try:
-            data = read_yaml(lock.read_text())
-        except Exception as exc:  # ruamel's YAMLError, a decoding error
-            raise UserError(f"{lock}: not valid YAML ({_yaml_problem(exc)}); {_RESTORE}.") from None
-        outs = self._outputs(lock, data)
-        if not outs:
-            self.general.append(
-                Problem(
-                    "dvc.lock",
-                    "dvc",
-                    "dvc.lock records no stage output (it is empty): no file of the study can "
-                    "be checked against it; `git checkout dvc.lock` restores the recorded one, "
-                    "`dvc repro` records the study anew",
-                )
-            )
-        return outs
-
-    def _outputs(self, lock: Path, data: Any) -> list[tuple[str, str, str]]:
-        """The outputs of a parsed dvc.lock (None: an empty file), each stage's params
-        recorded in `self.params`; a `UserError` when its structure is not DVC's."""
-
-        def wrong(what: str) -> UserError:
-            return UserError(f"{lock}: not a DVC lock file ({what}); {_RESTORE}.")
-
-        if data is None:
-            return []
-        if not isinstance(data, Mapping):
-            raise wrong(f"its top level is a {type(data).__name__}, not a mapping")
-        stages = data.get("stages") or {}
-        if not isinstance(stages, Mapping):
-            raise wrong("`stages` is not a mapping of stage names")
-        outs = []
-        for stage, entry in stages.items():
-            if not isinstance(entry, Mapping):
-                raise wrong(f"stage {stage} is not a mapping")
-            recorded = entry.get("params") or {}
-            if isinstance(recorded, Mapping):
-                self.params[str(stage)] = [
-                    k
-                    for values in recorded.values()
-                    if isinstance(values, Mapping)
-                    for k in flat_keys(values)
-                ]
-            stage_outs = entry.get("outs") or []
-            if not isinstance(stage_outs, list):
-                raise wrong(f"the outs of stage {stage} are not a list")
-            for out in stage_outs:
-                if not isinstance(out, Mapping) or "path" not in out:
-                    raise wrong(f"an output of stage {stage} has no path")
-                if "md5" in out:
-                    outs.append((str(stage), str(out["path"]).rstrip("/"), str(out["md5"])))
-        return outs
 
     def _repo(self) -> tuple[Any, bool] | None:
         """DVC's local cache and whether a remote is configured (None: no DVC project)."""
@@ -152,19 +159,19 @@ class DvcLock:
                 return None
         return self._repo_state
 
-    def _manifest_path(self, md5: str) -> Path | None:
-        """Where DVC's cache keeps the object `md5` (None when this is no DVC project)."""
+    def has_remote(self) -> bool:
+        """Whether the project configures a DVC remote (to fetch manifests from)."""
         state = self._repo()
-        return None if state is None else Path(state[0].oid_to_path(md5))
+        return state is not None and state[1]
 
-    def _manifest(self, md5: str) -> dict[str, str] | None:
+    def manifest(self, md5: str) -> dict[str, str] | None:
         """relpath -> md5 of a directory output, from its `.dir` manifest in the DVC cache."""
         if md5 not in self._manifests:
-            f = self._manifest_path(md5)
+            state = self._repo()
             try:
-                if f is None:
+                if state is None:
                     raise OSError("no DVC cache")
-                entries = json.loads(f.read_text())
+                entries = json.loads(Path(state[0].oid_to_path(md5)).read_text())
                 self._manifests[md5] = {str(e["relpath"]): str(e["md5"]) for e in entries}
             except (OSError, ValueError, KeyError, TypeError):
                 self._manifests[md5] = None
@@ -188,14 +195,58 @@ class DvcLock:
                 self._dir_md5[out] = None
         return self._dir_md5[out]
 
+
+class DvcLock:
+    """The outputs dvc.lock records, checked file by file (each file once); what it cannot
+    check file by file (no dvc.lock, directory outputs without a manifest) goes to `general`."""
+
+    def __init__(self, root: Path, general: list[Problem]) -> None:
+        self.root = root
+        self.general = general
+        record = read_lock(root, general)
+        self.params = record.params  # stage -> the params it depends on
+        self._outs = record.outs
+        self.cache = DvcCache(root)
+        self._checked: dict[str, str | None] = {}
+        self._unmanifested: dict[str, str] = {}  # output -> stage, differing, no manifest
+        self._unmanifested_problem: Problem | None = None
+
+    def check(self, link: Link, rel: str) -> str | None:
+        """Compare a file's md5 with dvc.lock; return the stage whose output holds it.
+
+        Each file is checked once; its problems go to the first link that reads it."""
+        if rel not in self._checked:
+            stage, found = self.findings(rel)
+            self._checked[rel] = stage
+            add_problems(link, "dvc", found)
+        return self._checked[rel]
+
+    def findings(self, rel: str) -> tuple[str | None, list[str]]:
+        """The stage whose output holds `rel` (None: none) and where the file disagrees with
+        what dvc.lock records for it."""
+        if not self._outs:
+            return None, []
+        for stage, out, md5 in self._outs:
+            if rel != out and not rel.startswith(out + "/"):
+                continue
+            if not md5.endswith(".dir"):
+                return stage, _file_problems(self.root, rel, out, stage, md5)
+            manifest = self.cache.manifest(md5)
+            if manifest is not None:
+                recorded = manifest.get(rel[len(out) + 1 :])
+                return stage, _file_problems(self.root, rel, out, stage, recorded)
+            if self.cache.dir_md5(out) != md5:
+                self._no_manifest(out, stage)
+            return stage, []  # the same tree: every file of it agrees with dvc.lock
+        return None, [f"{rel} is not an output of any stage in dvc.lock"]
+
     def _no_manifest(self, out: str, stage: str) -> None:
         """A directory output that differs from dvc.lock and has no manifest in the cache
         to say which file: named once, in one problem for all such outputs."""
         self._unmanifested[out] = stage
-        state = self._repo()
         fetch = (
             "`dvc fetch` gets the manifests from the remote, then the audit names each file"
-            if state is not None and state[1]
+            if self.cache.has_remote()
             else "no DVC remote is configured to fetch the manifests from, which name each "
             "file: `dvc status` lists what changed, `dvc repro -f -s STAGE` recomputes it"
         )
@@ -210,47 +261,20 @@ class DvcLock:
         else:
             self._unmanifested_problem.message = message
 
-    def check(self, link: Link, rel: str) -> str | None:
-        """Compare a file's md5 with dvc.lock; return the stage whose output holds it.
 
-        Each file is checked once; its problems go to the first link that reads it."""
-        if rel not in self._checked:
-            self._checked[rel] = self._check(link, rel)
-        return self._checked[rel]
-
-    def _check(self, link: Link, rel: str) -> str | None:
-        if not self._outs:
-            return None
-        for stage, out, md5 in self._outs:
-            if rel != out and not rel.startswith(out + "/"):
-                continue
-            if md5.endswith(".dir"):
-                manifest = self._manifest(md5)
-                if manifest is None:
-                    if self.dir_md5(out) != md5:
-                        self._no_manifest(out, stage)
-                    return stage  # the same tree: every file of it agrees with dvc.lock
-                recorded = manifest.get(rel[len(out) + 1 :])
-            else:
-                recorded = md5
-            path = self.root / rel
-            if recorded is None:
-                add_problem(
-                    link, "dvc", f"{rel} is not among the files dvc.lock records for stage {stage}"
-                )
-            elif not path.is_file():
-                add_problem(link, "dvc", f"{rel} is missing (dvc.lock records md5 {recorded})")
-            else:
-                actual = md5_file(path)
-                if actual != recorded:
-                    add_problem(
-                        link,
-                        "dvc",
-                        f"{rel} has md5 {actual}, dvc.lock (stage {stage}) records {recorded}: "
-                        "the file changed after the stage ran; `dvc checkout --force "
-                        f"{out}` restores the recorded version (discarding the change), "
-                        f"`dvc repro -f -s {stage}` recomputes it",
-                    )
-            return stage
-        add_problem(link, "dvc", f"{rel} is not an output of any stage in dvc.lock")
-        return None
+def _file_problems(root: Path, rel: str, out: str, stage: str, recorded: str | None) -> list[str]:
+    """File `rel` of output `out` of `stage` against the md5 dvc.lock records for it."""
+    path = root / rel
+    if recorded is None:
+        return [f"{rel} is not among the files dvc.lock records for stage {stage}"]
+    if not path.is_file():
+        return [f"{rel} is missing (dvc.lock records md5 {recorded})"]
+    actual = md5_file(path)
+    if actual == recorded:
+        return []
+    return [
+        f"{rel} has md5 {actual}, dvc.lock (stage {stage}) records {recorded}: "
+        "the file changed after the stage ran; `dvc checkout --force "
+        f"{out}` restores the recorded version (discarding the change), "
+        f"`dvc repro -f -s {stage}` recomputes it"
+    ]

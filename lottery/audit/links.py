@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
@@ -53,3 +54,9 @@ def add_problem(link: Link, check: str, message: str) -> None:
     # `dvc checkout <file>` refuses to replace a modified file: the fix needs --force.
     message = re.sub(r"`dvc checkout (?!--force)", "`dvc checkout --force ", message)
     link.problems.append(Problem(link.path, check, message))
+
+
+def add_problems(link: Link, check: str, messages: Iterable[str]) -> None:
+    """Record each of `messages` (a check's findings) on `link`, as `add_problem` does."""
+    for message in messages:
+        add_problem(link, check, message)

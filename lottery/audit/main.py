@@ -31,9 +31,9 @@ Other finished runs of the same stage with the same result hash are reproduction
 forced rerun makes new runs with the same hashes): reported, not errors.
 Exit status: 0 when everything agrees, 1 naming each disagreement otherwise.
 
-The checks live in one module each: `audit_chain` (files and lineage), `audit_dvc`,
-`audit_mlflow`, `audit_study`; `audit_links` holds what they record, `audit_render` the
-text output.
+The checks live in one module each: `chain` (the walk, files and lineage), `dvc`,
+`mlflow_runs`, `orphans` (the RUNNING runs), `study`; `links` holds what they record,
+`places` what a mask's place implies, `render` the text output.
 """
 
 from __future__ import annotations
@@ -45,7 +45,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from lottery.audit.chain import Auditor, study_masks
+from lottery.audit.chain import Auditor
+from lottery.audit.orphans import OrphanSweep
+from lottery.audit.places import study_masks
 from lottery.audit.render import render
 from lottery.core import paths
 from lottery.core.errors import UserError
@@ -106,7 +108,7 @@ def _result(auditor: Auditor, targets: list[str], root: Path, running: Any) -> d
     return {
         "ok": not problems,
         "root": str(root),
-        "tracking_uri": auditor.uri,
+        "tracking_uri": auditor.store.uri,
         "targets": targets,
         "chains": {rel: auditor.chain(rel) for rel in targets},
         "links": [
@@ -133,12 +135,12 @@ def audit(
     params = load_params(root / params_file)
     targets = targets_of(target, params, root)
     auditor = Auditor(root, tracking_uri(), params.architecture(), params)
-    running = auditor.runs.running(repair) if auditor.runs.client() is not None else []
+    running = OrphanSweep(auditor.store, auditor.general).running(repair)
     try:
         for rel in targets:
             auditor.mask(rel)
     finally:
-        auditor.runs.cleanup()
+        auditor.cleanup()
     return _result(auditor, targets, root, running), auditor
 
 
@@ -149,6 +151,7 @@ def main(
     root: Path,
     repair: bool = False,
 ) -> int:
+    """`lottery audit`: print the audit (text, or JSON with `as_json`); its exit status."""
     result, auditor = audit(target, params_file, root, repair)
     if as_json:
         print(json.dumps(result, indent=2, ensure_ascii=False))

@@ -6,6 +6,7 @@ from typing import Any
 
 from lottery.audit.chain import Auditor
 from lottery.audit.links import Link
+from lottery.core.conditions import CONTROLS
 
 
 def _line(link: Link) -> str:
@@ -39,7 +40,8 @@ def render(result: dict[str, Any], auditor: Auditor) -> str:
 
     def order(rel: str) -> tuple[int, int, str]:
         lk = links[rel]
-        return (lk.round or 0, {"reinit": 0, "random": 1}.get(lk.condition or "", 2), rel)
+        rank = CONTROLS.index(lk.condition) if lk.condition in CONTROLS else len(CONTROLS)
+        return (lk.round or 0, rank, rel)
 
     lines = [f"audit of {len(result['targets'])} mask(s) in {result['root']}"]
     lines.append(f"MLflow: {result['tracking_uri']}")

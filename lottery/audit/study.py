@@ -21,14 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from lottery.audit.links import Expected, Link, add_problem
+from lottery.audit.places import prunes
 from lottery.core import paths
+from lottery.core.conditions import TICKET
 from lottery.core.lineage import tag
 from lottery.core.params import Params
 
 
 def flat_params(params: Params) -> dict[str, str]:
     """params.yaml as the MLflow params a run logs (`train.learning_rate` -> "0.0012")."""
-    from lottery.tracking.store import flatten
+    from lottery.tracking.context import flatten
 
     return flatten(params.as_dict())
 
@@ -85,7 +87,7 @@ def _int(value: Any) -> int | None:
 def early_stop_iteration(root: Path, run_round: int, trial: int) -> int | str:
     """The early-stop iteration of ticket round `run_round`'s run of `trial`, from the
     stage's metrics file; a string saying why not when it cannot be read."""
-    rel = paths.metrics_path("ticket", paths.round_name(run_round)).as_posix()
+    rel = paths.metrics_path(TICKET.directory, paths.round_name(run_round)).as_posix()
     key = paths.run_key(trial)
     try:
         data = json.loads((root / rel).read_text())
@@ -108,7 +110,7 @@ def check_pruned_from(
 ) -> None:
     """The weights a ticket's pruned mask was cut from, against params.yaml, the stage's
     metrics and the MLflow run (only ticket masks of round >= 1: the next masks)."""
-    if exp is None or exp.condition != "ticket" or exp.run_round is None:
+    if exp is None or not prunes(exp.condition) or exp.run_round is None:
         return
     point = getattr(params.prune, "point", None)
     if point is None:
@@ -178,7 +180,7 @@ def _check_point(
         if isinstance(want, str):
             add_problem(link, "lineage", f"cannot check {side}'s pruned_from: {want}")
         elif got_iteration != want:
-            rel = paths.metrics_path("ticket", paths.round_name(run_round)).as_posix()
+            rel = paths.metrics_path(TICKET.directory, paths.round_name(run_round)).as_posix()
             add_problem(
                 link,
                 "lineage",

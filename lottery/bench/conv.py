@@ -17,7 +17,7 @@ import numpy as np
 
 from lottery.core import arch
 from lottery.core.masks import Mask
-from lottery.data.load import Split
+from lottery.data.split import Split
 
 if TYPE_CHECKING:  # TensorFlow is imported when a measurement runs, not with `render`
     from lottery.engine.training import Engine
@@ -28,6 +28,7 @@ NETWORK, INPUT_SHAPE = "conv2", (32, 32, 3)
 
 
 def random_split(net: arch.Architecture, n_train: int, seed: int = 0) -> Split:
+    """A split of random images and labels in the network's shape (speed ignores them)."""
     rng = np.random.default_rng(seed)
 
     def part(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -39,9 +40,10 @@ def random_split(net: arch.Architecture, n_train: int, seed: int = 0) -> Split:
 
 
 def engine_for(split: Split, net: arch.Architecture, k: int) -> Engine:
+    """An engine of K conv networks, each with its own init and half-density mask."""
     from lottery.engine.training import Engine, TrainConfig
 
-    engine = Engine(split, k, TrainConfig(iterations=1, batch_size=BATCH), architecture=net)
+    engine = Engine(split, k, TrainConfig(iterations=1, batch_size=BATCH), arch=net)
     rng = np.random.default_rng(k)
     masks: list[Mask] = [
         {name: rng.random(shape) < DENSITY for name, shape in net.kernel_shapes.items()}
@@ -88,6 +90,7 @@ def measure(stacks: tuple[int, ...], steps: int, repeats: int) -> dict[str, Any]
 
 
 def render(conv: dict[str, Any]) -> list[str]:
+    """The Conv-2 lines of the bench's summary."""
     shape = "x".join(str(d) for d in conv["input_shape"])
     rates, ratios = conv["net_it_per_s"], conv["vs_one_at_a_time"]
     return [

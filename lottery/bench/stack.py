@@ -3,10 +3,11 @@ earlier batched one, per stack size K, measured side by side.
 
 Both train LeNet-300-100 on the real split, batch 60. The batched step summed each batch
 (the bias gradients, the loss) over the whole (K, B, F) tensor, so XLA blocked those sums,
-and rounded them, by K; the stable step (`model.StackedMLP(stable=True)`, the engine's)
-takes every batch sum per network, as a batched GEMM with a ones matrix. Per K, both
-engines are compiled and warmed up, then timed in turns, `repeats` times, on training
-chunks of `steps` iterations (no evaluation); the medians and their ratio are reported.
+and rounded them, by K; the stable step (the engine's: `lottery.engine.mlp.StackedMLP` with
+`stable=True`) takes every batch sum per network, as a batched GEMM with a ones matrix.
+Per K, both engines are compiled and warmed up, then timed in turns, `repeats` times, on
+training chunks of `steps` iterations (no evaluation); the medians and their ratio are
+reported.
 Bits: network 0 (the same θ, mask and batches at every K) is trained 20 iterations in
 each stack, and its weights' SHA-256 per K shows which formulation depends on the stack.
 """
@@ -20,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lottery.core import arch
+from lottery.core.arch import LENET
 from lottery.core.masks import Mask, weights_hash
-from lottery.data.load import Split
+from lottery.data.split import Split
 
 if TYPE_CHECKING:  # TensorFlow is imported when a measurement runs, not with `render`
     from lottery.engine.training import Engine
@@ -34,9 +36,10 @@ TARGET_RATIO = 1.1
 
 
 def engine_for(split: Split, k: int, stable: bool) -> Engine:
+    """An engine of K LeNet-300-100 networks with the stable or the batched step."""
     from lottery.engine.training import Engine, TrainConfig
 
-    engine = Engine(split, k, TrainConfig(iterations=1, batch_size=BATCH), stable=stable)
+    engine = Engine(split, k, TrainConfig(iterations=1, batch_size=BATCH), LENET, stable=stable)
     masks: list[Mask] = [
         {
             name: np.random.default_rng([5, i]).random(shape) < DENSITY
@@ -58,12 +61,14 @@ def batches(n_train: int, k: int, steps: int, seed: int) -> np.ndarray:
 
 
 def ms_per_net_iteration(engine: Engine, idx: np.ndarray) -> float:
+    """One timed training chunk, in milliseconds per network-iteration."""
     start = time.perf_counter()
     engine.train_chunk(idx)
     return 1000 * (time.perf_counter() - start) / (idx.shape[0] * idx.shape[1])
 
 
 def network0_hash(split: Split, k: int, stable: bool) -> str:
+    """Network 0's weights after BITS_STEPS iterations in a stack of K (SHA-256 prefix)."""
     engine = engine_for(split, k, stable)
     engine.train_chunk(batches(engine.n_train, k, BITS_STEPS, seed=1))
     return weights_hash(engine.model.export()[0])[:16]
@@ -109,6 +114,7 @@ def targets(stack: dict[str, Any]) -> list[tuple[str, float, float]]:
 
 
 def render(stack: dict[str, Any]) -> list[str]:
+    """The stack lines of the bench's summary."""
     lines = [
         "",
         f"training step, LeNet-300-100, batch {stack['batch_size']}, {stack['density']:.0%} "

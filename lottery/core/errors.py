@@ -119,7 +119,7 @@ def _quiet_stdout() -> None:
 
 def _explain_runs(reason: str) -> list[str]:
     """Mark the MLflow runs this process left open FAILED with `reason` (if it made any)."""
-    tracking = sys.modules.get("lottery.tracking.store")  # loaded only by stages that record
+    tracking = sys.modules.get("lottery.tracking.recorder")  # loaded only by stages that record
     if tracking is None:
         return []
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: finish this

@@ -22,6 +22,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from lottery.core.errors import UserError
+
 #: What marks the project root, as DVC finds it: the directory holding `.dvc/`.
 ROOT_MARKERS = (".dvc", "dvc.yaml")
 
@@ -139,3 +141,20 @@ def find_root(start: str | Path | None = None) -> Path | None:
         if all((d / m).exists() for m in ROOT_MARKERS):
             return d
     return None
+
+
+def project_root(required: bool = False) -> Path:
+    """The project this process works in: `find_root` of `DVC_ROOT` (DVC sets it for a
+    stage, also in `dvc exp run --temp` / `--queue` workspaces), else of the current
+    directory. Outside any project: that directory itself or, when `required` (a command
+    that must run in a project), a UserError saying how to get into one."""
+    start = Path(os.environ.get("DVC_ROOT") or os.getcwd()).resolve()
+    root = find_root(start)
+    if root is not None:
+        return root
+    if required:
+        raise UserError(
+            f"{start} is not inside a lottery project (no directory at or above it "
+            "holds .dvc/ and dvc.yaml); cd into the project and rerun."
+        )
+    return start

@@ -107,11 +107,6 @@ class Layout:
 
     root: Path = Path()
 
-    @property
-    def mnist_dir(self) -> Path:
-        """The committed MNIST IDX files and their checksums."""
-        return self.dataset_dir("mnist")
-
     def dataset_dir(self, dataset: str) -> Path:
         """Where dataset `dataset` (`data.dataset` in params.yaml) is read from: `data/NAME`."""
         return self.root / "data" / dataset

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lottery.core.arch import LENET, Architecture, bias_key, kernel_key
+from lottery.core.arch import Architecture, bias_key, kernel_key
 from lottery.core.masks import Mask, Weights
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -119,18 +119,18 @@ def mean_each(values: tf.Tensor) -> tf.Tensor:
 class StackedMLP(tf.Module):  # type: ignore[misc]
     """K masked MLPs of one dense `Architecture`: Dense -> ReLU -> ... -> Dense (logits).
 
-    The default is LeNet-300-100: Dense 300 -> ReLU -> Dense 100 -> ReLU -> Dense 10.
+    LeNet-300-100 (`arch.LENET`) is Dense 300 -> ReLU -> Dense 100 -> ReLU -> Dense 10.
     `stable=False` builds the earlier formulation, whose batch sums run over the whole
     stack (a network's last bits then depend on K): `lottery bench` times it side by side.
     """
 
-    def __init__(self, n_networks: int, arch: Architecture = LENET, stable: bool = True) -> None:
+    def __init__(self, n_networks: int, arch: Architecture, stable: bool = True) -> None:
         super().__init__(name="stacked_lenet")
         convs = [layer.name for layer in arch.layers if layer.kind != "dense"]
         if convs:
             raise ValueError(
                 f"StackedMLP builds dense networks only; {arch.describe()} has the conv layers "
-                f"{', '.join(convs)} (see lottery.convnet)"
+                f"{', '.join(convs)} (see lottery.engine.conv)"
             )
         self.n_networks = n_networks
         self.arch = arch
@@ -207,10 +207,6 @@ def export_stack(layers: Iterable[tuple[str, Any]], n_networks: int) -> list[Wei
             out[k][kernel_key(name)] = kernel[k].copy()
             out[k][bias_key(name)] = bias[k].copy()
     return out
-
-
-#: The name the training engine knows it by (K LeNet-300-100 networks by default).
-StackedLeNet = StackedMLP
 
 
 class Adam(tf.Module):  # type: ignore[misc]

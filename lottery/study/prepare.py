@@ -16,7 +16,7 @@ from lottery.core.masks import (
     weights_hash,
 )
 from lottery.core.params import Params
-from lottery.data.load import prepare as prepare_data
+from lottery.data.prepare import prepare as prepare_data
 from lottery.study.common import log, rng_for
 
 # ---------------------------------------------------------------- prepare and init

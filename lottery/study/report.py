@@ -8,7 +8,7 @@ from pathlib import Path
 from lottery.core import io, paths
 from lottery.core.params import Params
 from lottery.study.common import log
-from lottery.study.visualise import load_curves, load_metrics
+from lottery.study.visualise import stages
 
 
 def _artifact_dir(top: str, rel: Path) -> str:
@@ -17,20 +17,18 @@ def _artifact_dir(top: str, rel: Path) -> str:
 
 def report(params: Params, root: Path) -> Path:
     """The Markdown report, the DVC plots tables and the top-level summary metrics."""
-    import pandas as pd
-
-    from lottery.analysis import results
-    from lottery.report import figures as plots
+    from lottery.analysis import frames
+    from lottery.report import dvc_tables
     from lottery.report import text as rep
-    from lottery.tracking import store as tracking
+    from lottery.tracking.context import git_revision
 
     lay = paths.Layout(root)
-    metrics = load_metrics(params, root)
-    runs = results.runs_frame(metrics)
+    metrics = frames.load_metrics(root, stages(params))
+    runs = frames.runs_frame(metrics)
     figures = rep.figure_order(lay.figures_dir())
     settings = {k: v for k, v in params.as_dict().items() if k != "pipeline"}
     text = rep.render_report(
-        runs, figures, settings, params.study_hash(), tracking.git_revision(), lay.reports.resolve()
+        runs, figures, settings, params.study_hash(), git_revision(), lay.reports.resolve()
     )
     rep.write_outputs(
         runs,
@@ -40,11 +38,8 @@ def report(params: Params, root: Path) -> Path:
         lay.plots_dir(),
         lay.summary_metrics_path(),
     )
-    curves = load_curves(params, root)
-    frames = [results.curves_frame(curves[m["condition"]][m["round"]], m) for m in metrics]
-    plots.write_dvc_plot_tables(
-        plots.dvc_curve_rows(pd.concat(frames, ignore_index=True), runs), lay.plots_dir()
-    )
+    curves = frames.load_curves(root, stages(params))
+    dvc_tables.write_dvc_plot_tables(dvc_tables.dvc_curve_rows(curves, runs), lay.plots_dir())
     _record_report(lay, params, figures)
     log(f"wrote {paths.report_path()} ({len(metrics)} metrics files, {len(figures)} figures)")
     return lay.report_path()
@@ -52,9 +47,9 @@ def report(params: Params, root: Path) -> Path:
 
 def _record_report(lay: paths.Layout, params: Params, figures: dict[str, Path]) -> None:
     """The study's parent run holds the headline numbers, the report and the figures."""
-    from lottery.tracking import store as tracking
+    from lottery.tracking.recorder import StudyRecorder
 
-    recorder = tracking.StudyRecorder(params.study.name, params.study_hash(), params.as_dict())
+    recorder = StudyRecorder(params.study.name, params.study_hash(), params.as_dict())
     summary = io.read_json(lay.summary_metrics_path())
     headline = {
         k: float(v)

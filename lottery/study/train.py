@@ -31,7 +31,7 @@ from lottery.core.masks import (
     percent_remaining,
 )
 from lottery.core.params import Params
-from lottery.data.load import Split, load_split
+from lottery.data.split import Split, load_split
 from lottery.study.common import dvc_stage_name, log
 from lottery.study.nets import Net, Stage, stage_nets
 from lottery.study.outputs import StageOutputs, write_outputs
@@ -101,17 +101,17 @@ def _setting(params: Params, device: str, n_nets: int) -> dict[str, str]:
 
 def _logged_params(params: Params) -> dict[str, Any]:
     """The params every run logs: all but the generated pipeline lists."""
-    from lottery.tracking import store as tracking
+    from lottery.tracking.context import flatten
 
-    flat = tracking.flatten(params.as_dict())
+    flat = flatten(params.as_dict())
     return {k: v for k, v in flat.items() if not k.startswith("pipeline.")}
 
 
 def _open_recorder(params: Params, stage: str) -> Any:
     """The study's MLflow recorder, with the runs of a killed earlier attempt marked FAILED."""
-    from lottery.tracking import store as tracking
+    from lottery.tracking.recorder import StudyRecorder
 
-    recorder = tracking.StudyRecorder(params.study.name, params.study_hash(), params.as_dict())
+    recorder = StudyRecorder(params.study.name, params.study_hash(), params.as_dict())
     stale = recorder.fail_stale_runs(stage)
     if stale:
         log(f"marked {len(stale)} run(s) of a killed earlier attempt as FAILED: {', '.join(stale)}")
@@ -134,12 +134,10 @@ def _start_runs(
 def train_stage(params: Params, condition: str, name: str, root: Path) -> dict[str, Any]:
     """Train every network of one (condition, round) stage and write its outputs."""
     from lottery.engine.training import Engine, device_name
-    from lottery.tracking import store as tracking
+    from lottery.tracking.context import git_revision
 
     lay = paths.Layout(root)
-    st = Stage(
-        lay, params, condition, name, dvc_stage_name(condition, name), tracking.git_revision()
-    )
+    st = Stage(lay, params, condition, name, dvc_stage_name(condition, name), git_revision())
     recorder = _open_recorder(params, st.dvc_stage)
     split, split_sha = _stage_split(lay, params.architecture())  # before any run starts
     nets = stage_nets(lay, params, condition, st.rnd)
@@ -154,7 +152,7 @@ def train_stage(params: Params, condition: str, name: str, root: Path) -> dict[s
     try:
         started = time.perf_counter()
         cfg = _train_config(params, condition, st.rnd)
-        engine = Engine(split, len(nets), cfg, architecture=nets[0].arch)
+        engine = Engine(split, len(nets), cfg, arch=nets[0].arch)
         live = recorder.live_curves([run_ids[n.key] for n in nets])  # curves while it trains
         results = engine.train(
             [n.init for n in nets],

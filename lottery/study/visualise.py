@@ -1,16 +1,19 @@
-"""Stage `visualise`: the figures, from the masks, the metrics and the curves."""
+"""Stage `visualise`: the figures, from the masks, the metrics and the curves; and the
+pipeline's stages whose metrics the figures and the report read (`stages`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from lottery.core import io, paths
-from lottery.core.masks import (
-    load_mask,
-)
+from lottery.core import paths
+from lottery.core.conditions import RANDOM, REINIT, TICKET
+from lottery.core.masks import load_mask
 from lottery.core.params import Params
 from lottery.study.common import log
+
+if TYPE_CHECKING:
+    from lottery.analysis.frames import Stage
 
 # ---------------------------------------------------------------- figures and report
 
@@ -19,35 +22,17 @@ def round_names(params: Params) -> list[str]:
     return [paths.round_name(0), *params.pipeline.rounds]
 
 
-def load_metrics(params: Params, root: Path) -> list[dict[str, Any]]:
-    """The metrics files of the pipeline's stages, in today's schema (`lottery.results`)."""
-    from lottery.analysis import results
-
-    lay = paths.Layout(root)
-    defaults = {
-        "eval_every": params.train.eval_every,
-        "iterations": params.train.iterations,
-        "patience": int(getattr(params.train, "patience", 0) or 0),
-    }
-    names = [("ticket", n) for n in round_names(params)]
-    names += [("reinit", n) for n in params.pipeline.reinit_rounds]
-    names += [("random", n) for n in params.pipeline.random_rounds]
-    return [
-        results.normalise(io.read_json(lay.metrics_path(cond, n)), defaults) for cond, n in names
-    ]
-
-
-def load_curves(params: Params, root: Path) -> dict[str, dict[int, dict[str, Any]]]:
-    lay = paths.Layout(root)
-    curves: dict[str, dict[int, dict[str, Any]]] = {}
-    for m in load_metrics(params, root):
-        curves.setdefault(m["condition"], {})[m["round"]] = io.read_json(
-            lay.curves_path(m["condition"], paths.round_name(int(m["round"])))
-        )
-    return curves
+def stages(params: Params) -> list[Stage]:
+    """(condition, round name) of every stage of the pipeline that writes a metrics file:
+    the ticket rounds from r00, then the reinit and the random-prune rounds."""
+    out = [(TICKET.name, n) for n in round_names(params)]
+    out += [(REINIT.name, n) for n in params.pipeline.reinit_rounds]
+    out += [(RANDOM.name, n) for n in params.pipeline.random_rounds]
+    return out
 
 
 def visualise(params: Params, root: Path) -> dict[str, Path]:
+    from lottery.analysis import frames
     from lottery.report import figures as plots
 
     lay, net = paths.Layout(root), params.architecture()
@@ -56,8 +41,8 @@ def visualise(params: Params, root: Path) -> dict[str, Path]:
         k: {t: load_mask(lay.round_mask_path(k, t), arch=net) for t in range(params.study.trials)}
         for k in rounds
     }
-    figures = plots.render_all(
-        masks, load_metrics(params, root), load_curves(params, root), lay.figures_dir(), net
-    )
+    metrics = frames.load_metrics(root, stages(params))
+    curves = frames.read_curves(root, metrics)
+    figures = plots.render_all(masks, metrics, curves, lay.figures_dir(), net)
     log(f"wrote {len(figures)} figures to {paths.figures_dir()}")
     return figures
