@@ -10,7 +10,7 @@ lottery bench            the training-engine benchmark (docs/speed.md)
 
 `lottery --help` speaks to a user (`DESCRIPTION`, `EPILOG`); the stage scripts' entry
 point is `lottery.study.entry.stage_main`. Every command ends with one line and a conventional
-exit status (`lottery.errors.guarded`: 0 done, 1 a failed check or an OS error, 2 a usage
+exit status (`lottery.core.errors.guarded`: 0 done, 1 a failed check or an OS error, 2 a usage
 or input error, 130 Ctrl-C, 143 SIGTERM, 141 a closed output pipe). Commands find the
 project root from any subdirectory, as git and DVC do. A new subcommand is one
 `_add_NAME(sub)` function registered in `COMMANDS`, importing what it runs inside its

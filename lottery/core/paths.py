@@ -132,7 +132,7 @@ class Layout:
         return self.presets_dir / f"{name}.yaml"
 
     def patience_dir(self) -> Path:
-        """The committed patience evidence (`lottery.patience`)."""
+        """The committed patience evidence (`lottery patience`)."""
         return self.reports / "patience"
 
     def benchmark_path(self) -> Path:

@@ -5,7 +5,7 @@ one on ties). With `patience` P > 0 a network stops at the first evaluation that
 P or more iterations after its best one; with P = 0 it trains to the horizon (the
 paper's protocol). The training engine applies this rule online, evaluation by
 evaluation (`Tracker`); `replay` applies the same rule to a finished full-horizon curve,
-which is how `lottery.patience` shows what a patience would have changed.
+which is how `lottery patience` shows what a patience would have changed.
 """
 
 from __future__ import annotations

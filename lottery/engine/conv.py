@@ -1,6 +1,6 @@
 """Conv-2/4/6 holding K independent networks side by side (the conv twin of `StackedMLP`).
 
-`StackedConvNet(K, arch)` offers the training engine what `model.StackedMLP` does:
+`StackedConvNet(K, arch)` offers the training engine what `mlp.StackedMLP` does:
 `trainable`, `__call__` on the K networks' own training batches, `logits_each` on one
 shared evaluation batch, `load`, `export`, and `layers` (every masked layer in forward
 order, each with `kernel`, `bias` and `mask` variables whose axis 0 is the network: what
@@ -85,7 +85,7 @@ class StackedConvNet(tf.Module):  # type: ignore[misc]
         if architecture.layers[0].kind != "conv":
             raise ValueError(
                 f"StackedConvNet builds conv networks; {architecture.describe()} starts "
-                f"with a dense layer (use lottery.model.StackedMLP)"
+                f"with a dense layer (use lottery.engine.mlp.StackedMLP)"
             )
         self.n_networks = n_networks
         self.arch = architecture

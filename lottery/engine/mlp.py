@@ -6,7 +6,7 @@ shape (K, fan_out) and a non-trainable 0/1 mask of the kernel's shape. The forwa
 uses `kernel * mask`, so the gradient of every pruned weight is exactly zero and Adam
 never regrows it (no per-batch `set_weights`, no `kernel_constraint`). K = 1 is a plain
 masked MLP; K > 1 trains trials and controls together in one step. Convolutional
-networks are built in `lottery.convnet`.
+networks are built in `lottery.engine.conv`.
 
 Plain `tf.Module`s and `tf.Variable`s, not Keras layers: a training stage never imports
 Keras, which saves ~7 s of every stage's start on 2 cores (see `_import_tensorflow`).

@@ -2,14 +2,14 @@
 
 Every network k has its own initial weights, mask and data order (its own seed); they
 share nothing but the matrix multiplications. The K networks are copies of one
-`Architecture` (`stacked_model`): LeNet-300-100 by default, any MLP (`model.StackedMLP`),
-or Conv-2/4/6 (`convnet.StackedConvNet`, which reshapes the flat images itself). Training
+`Architecture` (`stacked_model`): LeNet-300-100, any MLP (`mlp.StackedMLP`),
+or Conv-2/4/6 (`conv.StackedConvNet`, which reshapes the flat images itself). Training
 runs in chunks of `eval_every` iterations inside one `tf.function` (no Python per step);
 after each chunk the networks are evaluated on the validation set, each network as its own
 chain of GEMMs (or convolutions), so a network's numbers do not depend on what else is in
 its stack.
 
-Early stopping (`lottery.stopping`): the early-stop iteration is the evaluation with the
+Early stopping (`lottery.core.stopping`): the early-stop iteration is the evaluation with the
 minimum validation loss; the reported accuracy is the test accuracy there. The test set
 is evaluated only where a number needs it: at an evaluation where some network of the
 stack reaches a new minimum validation loss, where some network stops, and every
@@ -80,7 +80,7 @@ def stacked_model(
     n_networks: int, architecture: Architecture, stable: bool = True
 ) -> StackedMLP | StackedConvNet:
     """K networks of `architecture`: `StackedMLP` for dense ones, `StackedConvNet` for conv
-    (always stack-stable; `stable` picks the MLP's formulation, see `model.StackedMLP`)."""
+    (always stack-stable; `stable` picks the MLP's formulation, see `mlp.StackedMLP`)."""
     if architecture.layers[0].kind == "conv":
         return StackedConvNet(n_networks, architecture)
     return StackedMLP(n_networks, architecture, stable=stable)
@@ -175,7 +175,7 @@ def train_steps(
 class Engine:
     """Holds the data on the device and the compiled steps for a stack of K networks.
 
-    `stable=False` trains with the earlier batched formulation (see `model.StackedMLP`),
+    `stable=False` trains with the earlier batched formulation (see `mlp.StackedMLP`),
     whose last bits depend on the stack size: only `lottery bench` uses it, for the price.
     """
 
@@ -211,7 +211,7 @@ class Engine:
         )
         idx_spec = tf.TensorSpec([None, n, self.cfg.batch_size], tf.int32)
         # XLA (jit_compile) fuses the step: ~1.5-2x faster on CPU, deterministic run to run
-        # (not for conv stacks: XLA's CPU convolutions are far slower, see convnet.XLA).
+        # (not for conv stacks: XLA's CPU convolutions are far slower, see conv.XLA).
         self._jit = JIT and (CONV_XLA or not isinstance(self.model, StackedConvNet))
         self._train_chunk = tf.function(
             lambda idx: train_steps(self.model, self.optimizer, self.data, idx),
