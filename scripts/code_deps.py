@@ -1,7 +1,7 @@
 """Rewrite each dvc.yaml stage's code deps as the import closure of its script.
 
 Run it after moving an import: `.venv/bin/python scripts/code_deps.py` (from the project
-root). tests/test_dvc.py checks that the deps equal the closures; this writes them, keeping
+root). tests/study/test_dvc.py checks that the deps equal the closures; this writes them, keeping
 every other line of dvc.yaml (comments, data deps, params, outs) as it is.
 """
 

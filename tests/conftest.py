@@ -49,26 +49,33 @@ TINY: dict[str, Any] = {
 }
 
 
-#: Test files that run first, longest first. `make test` hands whole files to pytest-xdist
-#: workers in collection order (`--dist loadscope --no-loadscope-reorder`): a long file that
-#: does not need `tiny_study` (test_engine) comes second, so a second worker has work while
-#: the first builds the study. The rest follow in their usual order.
+#: Test files that run first, longest first, by path relative to tests/ (two packages may
+#: each have a test_dvc.py). `make test` hands whole files to pytest-xdist workers in
+#: collection order (`--dist loadscope --no-loadscope-reorder`): a long file that does not
+#: need `tiny_study` (engine/test_engine.py) comes second, so a second worker has work while
+#: the first builds the study. The reliability tests (a killed stage, parallel experiments,
+#: the entry points, a DVC remote) come third. The rest follow in their usual order.
 FIRST = [
-    "test_audit",
-    "test_engine",
-    "test_reliability",
-    "test_networks",
-    "test_pipeline",
-    "test_tracking",
-    "test_convnet",
-    "test_bench",
-    "test_study",
+    "audit/test_audit.py",
+    "engine/test_engine.py",
+    "study/test_interruption.py",
+    "study/test_parallel.py",
+    "test_entry_points.py",
+    "study/test_remote.py",
+    "engine/test_networks.py",
+    "study/test_pipeline.py",
+    "tracking/test_tracking.py",
+    "engine/test_convnet.py",
+    "bench/test_bench.py",
+    "study/test_study.py",
 ]
+TESTS = Path(__file__).resolve().parent
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     def rank(item: pytest.Item) -> int:
-        name = item.path.stem
+        path = item.path.resolve()
+        name = path.relative_to(TESTS).as_posix() if path.is_relative_to(TESTS) else ""
         return FIRST.index(name) if name in FIRST else len(FIRST)
 
     items.sort(key=rank)
@@ -118,7 +125,7 @@ def deep_update(d: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]
 
 
 def write_params(project: Path, changes: Mapping[str, Any]) -> None:
-    """Apply `changes` to params.yaml and regenerate its pipeline section."""
+    """Apply `changes` to params.yaml and write dvc.yaml's round lists to match."""
     from lottery.cli import set_rounds
 
     path = project / "params.yaml"
@@ -159,6 +166,12 @@ def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (each worker's own base directory is a child of it, `popen-gwN`)."""
     base = tmp_path_factory.getbasetemp()
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="module")
+def bare_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project with tiny params in a git repo, never run (one per test module)."""
+    return make_project(tmp_path_factory.mktemp("bare") / "project")
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,7 @@ CONFIG = {
 
 
 def main() -> None:
-    from tests.test_engine import reference_inputs
+    from tests.helpers import reference_inputs
 
     with tempfile.TemporaryDirectory() as tmp:
         prepare(ROOT / "data" / "mnist", Path(tmp), validation_size=5000, stratified=True, seed=0)
@@ -51,7 +51,7 @@ def main() -> None:
     ).stdout.strip()
     networks = [
         {
-            "weights_sha256": weights_hash(r.weights),
+            "weights_sha256": weights_hash(r.weights, arch=LENET),
             "early_stop_iteration": r.early_stop_iteration,
             "summary": {
                 **{k: r.summary[k] for k in ("early_stop_iteration", "val_loss_at_early_stop")},

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lottery.core import paths
+from lottery.core.arch import LENET
 from lottery.core.masks import load_mask, load_weights, mask_hash, weights_hash
 from tests.conftest import make_project, run
 
@@ -60,11 +61,11 @@ def main() -> None:
         run(study, "dvc", "repro")
         art = study / "artifacts"
         masks = {
-            old_path(p.relative_to(study)): mask_hash(load_mask(p))
+            old_path(p.relative_to(study)): mask_hash(load_mask(p, arch=LENET), arch=LENET)
             for p in sorted(art.rglob("*mask.npz"))
         }
         weights = {
-            old_path(p.relative_to(study)): weights_hash(load_weights(p))
+            old_path(p.relative_to(study)): weights_hash(load_weights(p, arch=LENET), arch=LENET)
             for p in sorted(art.rglob("*.npz"))
             if not p.name.endswith("mask.npz") and "data" not in p.relative_to(art).parts
         }

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lottery.core.params import read_yaml
+from lottery.core.io import read_yaml
 
 #: The training settings a metrics file records (the same for every run of a file).
 STUDY_COLUMNS: tuple[str, ...] = ("eval_every", "iterations", "patience")

@@ -2,8 +2,9 @@
 
 `params_diff` lists every param whose value differs, as `dvc params diff` does (key, BASE
 value, NEW value; a key one file lacks has no value, `ABSENT`), over each study's
-params.yaml read as DVC reads it (YAML 1.2: `lottery.core.params.read_yaml`). The
-generated `pipeline` section is left out: it follows from study.rounds and controls.
+params.yaml read as DVC reads it (YAML 1.2: `lottery.core.io.read_yaml`). The generated
+`pipeline` section of older params files is left out: it follows from study.rounds and
+controls (the round lists now live in dvc.yaml, `lottery.core.rounds`).
 `protocol_warnings` sorts the differences:
 
 - a different network or dataset (`model`, `data.dataset`; a file without them means
@@ -24,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from lottery.core.errors import UserError
-from lottery.core.params import network_and_dataset, read_yaml
+from lottery.core.io import read_yaml
+from lottery.core.params import network_and_dataset
 
 #: Left out of the diff: generated from study.rounds and controls.
 GENERATED = ("pipeline",)

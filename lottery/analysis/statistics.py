@@ -1,7 +1,7 @@
 """Inference over a handful of trials: intervals, tests, multiplicity, and how stable a pick is.
 
 A study has few trials (5 in the committed results), so the method behind every interval
-was chosen by measurement (`coverage`, `tests/test_statistics.py`): data sets of n values
+was chosen by measurement (`coverage`, `tests/analysis/test_statistics.py`): data sets of n values
 are drawn from a normal, a skewed (lognormal, σ = 1) and a heavy-tailed (Student t, 3
 degrees of freedom) distribution, and each method's nominal 95% interval of the mean is
 checked against the true mean.

@@ -22,7 +22,7 @@ from typing import Any
 
 from lottery.audit.links import Link, Problem, add_problems
 from lottery.core.errors import UserError
-from lottery.core.params import read_yaml
+from lottery.core.io import read_yaml
 
 _RESTORE = (
     "restore it from git (`git checkout dvc.lock`), or without a good copy "

@@ -63,7 +63,7 @@ def _masks(k: int, density: dict[str, float] | None, seed: int) -> list[Mask]:
 
 def _inits(k: int, seed: int) -> list[Weights]:
     """K Glorot-normal initialisations of LeNet-300-100."""
-    return [glorot_normal_init(np.random.default_rng([seed, i])) for i in range(k)]
+    return [glorot_normal_init(np.random.default_rng([seed, i]), LENET) for i in range(k)]
 
 
 def _overall_density(mask: Mask) -> float:

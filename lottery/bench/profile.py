@@ -63,7 +63,7 @@ def load_profile(patience: int, path: Path) -> StopProfile | None:
 
 
 def _raw(path: Path) -> Any:
-    from lottery.core.params import read_yaml
+    from lottery.core.io import read_yaml
 
     return read_yaml(path.read_text())
 

@@ -47,7 +47,7 @@ def engine_for(split: Split, k: int, stable: bool) -> Engine:
         }
         for i in range(k)
     ]
-    inits = [arch.glorot_normal_init(np.random.default_rng([6, i])) for i in range(k)]
+    inits = [arch.glorot_normal_init(np.random.default_rng([6, i]), LENET) for i in range(k)]
     engine.model.load(inits, masks)
     engine.optimizer.reset()
     return engine
@@ -71,7 +71,7 @@ def network0_hash(split: Split, k: int, stable: bool) -> str:
     """Network 0's weights after BITS_STEPS iterations in a stack of K (SHA-256 prefix)."""
     engine = engine_for(split, k, stable)
     engine.train_chunk(batches(engine.n_train, k, BITS_STEPS, seed=1))
-    return weights_hash(engine.model.export()[0])[:16]
+    return weights_hash(engine.model.export()[0], arch=LENET)[:16]
 
 
 def measure(split: Split, stacks: tuple[int, ...], steps: int, repeats: int) -> dict[str, Any]:

@@ -237,9 +237,7 @@ def glorot_fans(kernel_shape: tuple[int, ...]) -> tuple[int, int]:
     return receptive * kernel_shape[-2], receptive * kernel_shape[-1]
 
 
-def glorot_normal_init(
-    rng: np.random.Generator, arch: Architecture = LENET
-) -> dict[str, np.ndarray]:
+def glorot_normal_init(rng: np.random.Generator, arch: Architecture) -> dict[str, np.ndarray]:
     """A Gaussian Glorot init (as Keras' `glorot_normal`), biases zero, drawn with NumPy.
 
     Keras' `glorot_normal` samples a normal truncated at two standard deviations with

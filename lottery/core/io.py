@@ -81,9 +81,11 @@ def atomic_open(
         raise
 
 
-def write_json(path: str | Path, obj: Any) -> None:
+def write_json(path: str | Path, obj: Any, sort_keys: bool = True) -> None:
+    """Write `obj` as indented JSON, atomically; keys sorted unless `sort_keys` is False
+    (where the order is for a reader, as in summary.json's `dvc exp show` columns)."""
     with atomic_open(path, "w") as fh:
-        json.dump(obj, fh, indent=2, sort_keys=True)
+        json.dump(obj, fh, indent=2, sort_keys=sort_keys)
         fh.write("\n")
 
 
@@ -158,3 +160,19 @@ def project_root(required: bool = False) -> Path:
             "holds .dvc/ and dvc.yaml); cd into the project and rerun."
         )
     return start
+
+
+def read_yaml(text: str) -> Any:
+    """Parse YAML exactly as DVC does (ruamel.yaml, safe, YAML 1.2: `1e-3` is a number).
+
+    The one reader of params.yaml in this project, so that the stages, `lottery rounds`
+    and DVC (`dvc params diff`, `dvc exp run -S`) never disagree on what a value is.
+    Raises ruamel's `YAMLError` on malformed text.
+    """
+    import warnings
+
+    from ruamel.yaml import YAML
+
+    with warnings.catch_warnings():  # e.g. a `%YAML 1.1` header's float-syntax notes
+        warnings.simplefilter("ignore")
+        return YAML(typ="safe").load(text)

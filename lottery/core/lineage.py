@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from lottery.core import io
-from lottery.core.arch import LENET, Architecture
+from lottery.core.arch import Architecture
 from lottery.core.masks import MaskError, density, kept_counts, mask_hash, percent_remaining
 
 TAG = "lottery."  # prefix of every MLflow tag this project sets
@@ -66,9 +66,7 @@ class Lineage:
     study_hash: str | None = None
 
     @classmethod
-    def of(
-        cls, mask: Mapping[str, np.ndarray], *, arch: Architecture = LENET, **given: Any
-    ) -> Lineage:
+    def of(cls, mask: Mapping[str, np.ndarray], *, arch: Architecture, **given: Any) -> Lineage:
         """The record of `mask` (of network `arch`): hash, density and counts computed, the
         rest `given`."""
         return cls(

@@ -3,10 +3,10 @@
 A mask is `{layer: bool array of the kernel's shape}` for exactly the layers of an
 `Architecture` (`conv` kernels (3, 3, c_in, c_out), `dense` (fan_in, fan_out)); weights are
 `{"fc1/kernel": float32 array, "fc1/bias": ..., ...}` with the keys and shapes of its
-`weight_shapes()`. Every function takes the architecture as `arch` (LeNet-300-100,
-`arch.LENET`, when not given) and validates what it is given, so a mask from another
-architecture or a half-binary array fails loudly, with the layer, the problem and the fix
-in the message (`MaskError`).
+`weight_shapes()`. Every function takes the architecture as a required `arch` (a forgotten
+one is a type error, never a silent LeNet-300-100) and validates what it is given, so a mask
+from another architecture or a half-binary array fails loudly, with the layer, the problem
+and the fix in the message (`MaskError`).
 
 Files are read with `allow_pickle=False`: an `.npz` that holds pickled (object) arrays is
 refused, never unpickled.
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from lottery.core import io
-from lottery.core.arch import LENET, Architecture
+from lottery.core.arch import Architecture
 from lottery.core.errors import UserError
 
 Mask = dict[str, np.ndarray]
@@ -64,7 +64,7 @@ def _shape_str(shape: tuple[int, ...]) -> str:
 
 
 def validate_mask(
-    mask: Mapping[str, np.ndarray], source: str = "mask", *, arch: Architecture = LENET
+    mask: Mapping[str, np.ndarray], source: str = "mask", *, arch: Architecture
 ) -> Mask:
     """Return a validated copy of `mask`: exactly the layers of `arch`, in forward order,
     each a C-contiguous bool array of the kernel's shape.
@@ -102,7 +102,7 @@ def validate_mask(
 
 
 def validate_weights(
-    weights: Mapping[str, np.ndarray], source: str = "weights", *, arch: Architecture = LENET
+    weights: Mapping[str, np.ndarray], source: str = "weights", *, arch: Architecture
 ) -> Weights:
     """Return a validated float32 copy of `weights` (keys and shapes of
     `arch.weight_shapes()`, all values finite), keys in that order."""
@@ -130,7 +130,7 @@ def validate_weights(
     return out
 
 
-def ones_mask(arch: Architecture = LENET) -> Mask:
+def ones_mask(arch: Architecture) -> Mask:
     """The dense mask m_0: every weight kept."""
     return {layer: np.ones(shape, dtype=bool) for layer, shape in arch.kernel_shapes.items()}
 
@@ -153,7 +153,7 @@ def hash_bool_arrays(items: Iterable[tuple[str, np.ndarray]]) -> str:
     return h.hexdigest()
 
 
-def mask_hash(mask: Mapping[str, np.ndarray], *, arch: Architecture = LENET) -> str:
+def mask_hash(mask: Mapping[str, np.ndarray], *, arch: Architecture) -> str:
     """SHA-256 hex of a mask's canonical byte encoding (independent of file format).
 
     The mask is validated, then for each layer in forward order (fc1, fc2, out) the hash
@@ -166,7 +166,7 @@ def mask_hash(mask: Mapping[str, np.ndarray], *, arch: Architecture = LENET) -> 
     return hash_bool_arrays(valid.items())
 
 
-def weights_hash(weights: Mapping[str, np.ndarray], *, arch: Architecture = LENET) -> str:
+def weights_hash(weights: Mapping[str, np.ndarray], *, arch: Architecture) -> str:
     """SHA-256 hex of weights' canonical encoding (independent of file format).
 
     The weights are validated and cast to float32; for each key in sorted order: the key
@@ -186,7 +186,7 @@ def weights_hash(weights: Mapping[str, np.ndarray], *, arch: Architecture = LENE
 # --------------------------------------------------------------------------- density
 
 
-def density(mask: Mapping[str, np.ndarray], *, arch: Architecture = LENET) -> dict[str, float]:
+def density(mask: Mapping[str, np.ndarray], *, arch: Architecture) -> dict[str, float]:
     """Fraction of weights kept per layer, plus "overall" over all prunable weights
     (266,200 for LeNet-300-100)."""
     valid = validate_mask(mask, arch=arch)
@@ -196,7 +196,7 @@ def density(mask: Mapping[str, np.ndarray], *, arch: Architecture = LENET) -> di
     return out
 
 
-def kept_counts(mask: Mapping[str, np.ndarray], *, arch: Architecture = LENET) -> dict[str, int]:
+def kept_counts(mask: Mapping[str, np.ndarray], *, arch: Architecture) -> dict[str, int]:
     """Number of weights kept per layer, plus "overall"."""
     valid = validate_mask(mask, arch=arch)
     out = {layer: int(np.count_nonzero(m)) for layer, m in valid.items()}
@@ -204,7 +204,7 @@ def kept_counts(mask: Mapping[str, np.ndarray], *, arch: Architecture = LENET) -
     return out
 
 
-def percent_remaining(mask: Mapping[str, np.ndarray], *, arch: Architecture = LENET) -> float:
+def percent_remaining(mask: Mapping[str, np.ndarray], *, arch: Architecture) -> float:
     """100 * the overall density."""
     return 100.0 * density(mask, arch=arch)["overall"]
 
@@ -241,23 +241,21 @@ def _load_npz(path: Path, what: str) -> dict[str, np.ndarray]:
     return arrays
 
 
-def save_mask(path: Path, mask: Mapping[str, np.ndarray], *, arch: Architecture = LENET) -> None:
+def save_mask(path: Path, mask: Mapping[str, np.ndarray], *, arch: Architecture) -> None:
     """Validate and save a mask as an `.npz` of bool arrays named by layer (atomically)."""
     io.save_npz(path, validate_mask(mask, arch=arch))
 
 
-def load_mask(path: Path, *, arch: Architecture = LENET) -> Mask:
+def load_mask(path: Path, *, arch: Architecture) -> Mask:
     """Load and validate a mask `.npz` (allow_pickle=False)."""
     return validate_mask(_load_npz(Path(path), "mask"), source=str(path), arch=arch)
 
 
-def save_weights(
-    path: Path, weights: Mapping[str, np.ndarray], *, arch: Architecture = LENET
-) -> None:
+def save_weights(path: Path, weights: Mapping[str, np.ndarray], *, arch: Architecture) -> None:
     """Validate and save weights as an `.npz` of float32 arrays (atomically)."""
     io.save_npz(path, validate_weights(weights, arch=arch))
 
 
-def load_weights(path: Path, *, arch: Architecture = LENET) -> Weights:
+def load_weights(path: Path, *, arch: Architecture) -> Weights:
     """Load and validate a weights `.npz` (allow_pickle=False)."""
     return validate_weights(_load_npz(Path(path), "weights"), source=str(path), arch=arch)

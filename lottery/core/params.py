@@ -18,7 +18,9 @@ from typing import Any, Literal
 from lottery.core import arch
 from lottery.core.arch import Architecture
 from lottery.core.datasets import DATASETS
-from lottery.core.validation import ParamsError, build, generate_pipeline, validate
+from lottery.core.io import read_yaml
+from lottery.core.rounds import generate_pipeline
+from lottery.core.validation import ParamsError, build, validate
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,8 @@ class RoundEntry:
 
 @dataclass(frozen=True)
 class PipelineParams:
-    """Generated from study.rounds and controls by `lottery rounds N`; not edited by hand."""
+    """The round lists dvc.yaml's stages iterate: derived from study.rounds and controls
+    (`Params.pipeline`), written into dvc.yaml by `lottery rounds` (lottery.core.rounds)."""
 
     rounds: dict[str, RoundEntry]  # stage key (r01, r02, ...) -> entry; DVC foreach over it
     reinit_rounds: dict[str, RoundEntry]
@@ -106,10 +109,22 @@ class Params:
     prune: PruneParams
     controls: ControlParams
     report: ReportParams
-    pipeline: PipelineParams
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def pipeline_dict(self) -> dict[str, dict[str, Any]]:
+        """The round lists as plain dicts (`lottery.core.rounds.generate_pipeline`)."""
+        c = self.controls
+        return generate_pipeline(self.study.rounds, c.reinit, c.random, c.rounds)
+
+    @property
+    def pipeline(self) -> PipelineParams:
+        """The stages dvc.yaml has for these params: ticket rounds and control rounds."""
+        lists = {
+            k: {n: RoundEntry(**e) for n, e in v.items()} for k, v in self.pipeline_dict().items()
+        }
+        return PipelineParams(**lists)
 
     def study_hash(self) -> str:
         """SHA-256 of every param that defines the study's results (not `study.name`).
@@ -120,6 +135,7 @@ class Params:
         d = self.as_dict()
         d["study"] = {k: v for k, v in d["study"].items() if k != "name"}
         del d["report"]  # how results are read, not what they are
+        d["pipeline"] = self.pipeline_dict()  # once a section of params.yaml: hashes stay
         if d["model"] == LEGACY_MODEL:
             del d["model"]
         if d["data"]["dataset"] == LEGACY_DATASET:
@@ -151,24 +167,12 @@ def network_and_dataset(raw: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
 
 
 def parse_params(raw: Any) -> Params:
+    if isinstance(raw, Mapping) and "pipeline" in raw:
+        # Params files made before the round lists moved to dvc.yaml (lottery.core.rounds)
+        # carry them here: they follow from study.rounds and controls, so they are dropped.
+        raw = {k: v for k, v in raw.items() if k != "pipeline"}
     params: Params = build("", raw, Params)
     return validate(params)
-
-
-def read_yaml(text: str) -> Any:
-    """Parse YAML exactly as DVC does (ruamel.yaml, safe, YAML 1.2: `1e-3` is a number).
-
-    The one reader of params.yaml in this project, so that the stages, `lottery rounds`
-    and DVC (`dvc params diff`, `dvc exp run -S`) never disagree on what a value is.
-    Raises ruamel's `YAMLError` on malformed text.
-    """
-    import warnings
-
-    from ruamel.yaml import YAML
-
-    with warnings.catch_warnings():  # e.g. a `%YAML 1.1` header's float-syntax notes
-        warnings.simplefilter("ignore")
-        return YAML(typ="safe").load(text)
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -6,7 +6,7 @@ round is `r00`, `r01`, … (`round_name`); a network of a stage is its run key, 
 trial 0, `t0-rep1` for trial 0's reinit repeat 1 (`run_key`); a mask figure is
 `masks/r03_fc1_mask` or `masks/r03_conv1_mask` (`layer_mask_figure_name`). Each name has
 its parser here, so no other module spells or parses one. dvc.yaml spells the same
-paths; `tests/test_pipeline.py` checks that the two agree.
+paths; `tests/study/test_pipeline.py` checks that the two agree.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from lottery.core.arch import LENET, Architecture, kernel_key
+from lottery.core.arch import Architecture, kernel_key
 from lottery.core.masks import Mask, validate_mask
 
 Scope = Literal["layerwise", "global"]
@@ -59,9 +59,7 @@ def expected_remaining(n: int, rate: float, rounds: int) -> int:
     return left
 
 
-def kernels_of(
-    weights: Mapping[str, np.ndarray], *, arch: Architecture = LENET
-) -> dict[str, np.ndarray]:
+def kernels_of(weights: Mapping[str, np.ndarray], *, arch: Architecture) -> dict[str, np.ndarray]:
     """{layer: kernel} from a weights dict keyed `fc1/kernel`, `fc1/bias`, ..."""
     missing = [kernel_key(layer) for layer in arch.names if kernel_key(layer) not in weights]
     if missing:
@@ -185,7 +183,7 @@ def prune_magnitude(
     global_rate: float = 0.2,
     global_exclude: Sequence[str] = (),
     *,
-    arch: Architecture = LENET,
+    arch: Architecture,
 ) -> Mask:
     """One round of magnitude pruning; returns the new mask (the inputs are not modified).
 
@@ -221,7 +219,7 @@ def prune_magnitude(
     return {layer: new[layer] for layer in arch.names}
 
 
-def random_mask_like(mask: Mask, rng: np.random.Generator, *, arch: Architecture = LENET) -> Mask:
+def random_mask_like(mask: Mask, rng: np.random.Generator, *, arch: Architecture) -> Mask:
     """A uniformly random mask with, in every layer, as many kept weights as `mask` has.
 
     Positions are drawn over the whole layer (pruned positions of `mask` included), from

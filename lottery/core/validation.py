@@ -17,7 +17,6 @@ from lottery.core import arch
 from lottery.core.arch import Architecture
 from lottery.core.datasets import DATASETS
 from lottery.core.errors import UserError
-from lottery.core.paths import round_name
 
 if TYPE_CHECKING:
     from lottery.core.params import (
@@ -34,28 +33,6 @@ if TYPE_CHECKING:
 
 class ParamsError(UserError, ValueError):
     """Invalid params: the message names the key, the allowed values and the fix."""
-
-
-def generate_pipeline(
-    rounds: int, reinit: bool, random: bool, control_rounds: str | list[int] = "all"
-) -> dict[str, dict[str, Any]]:
-    """The `pipeline` section for `rounds` pruning rounds (DVC templates have no arithmetic):
-    the only one `validate` accepts.
-
-    `control_rounds` ("all" or a list of round numbers) selects the rounds that get the
-    reinit and random-prune controls.
-    """
-    every = range(1, rounds + 1)
-    picked = every if isinstance(control_rounds, str) else sorted(set(control_rounds))
-
-    def entries(ks: typing.Iterable[int]) -> dict[str, Any]:
-        return {round_name(k): {"parent": round_name(k - 1), "round": k} for k in ks}
-
-    return {
-        "rounds": entries(range(1, rounds + 1)),
-        "reinit_rounds": entries(picked) if reinit else {},
-        "random_rounds": entries(picked) if random else {},
-    }
 
 
 def _type_name(tp: Any) -> str:
@@ -288,23 +265,6 @@ def _validate_report(r: ReportParams) -> None:
     )
 
 
-def _validate_pipeline(p: Params) -> None:
-    s, c = p.study, p.controls
-    expected = generate_pipeline(s.rounds, c.reinit, c.random, c.rounds)
-    got = {
-        k: {name: dataclasses.asdict(e) for name, e in getattr(p.pipeline, k).items()}
-        for k in expected
-    }
-    if got != expected:
-        raise ParamsError(
-            "the pipeline section of params.yaml does not match study.rounds="
-            f"{s.rounds}, controls.reinit={c.reinit}, controls.random={c.random}, "
-            f"controls.rounds={c.rounds}. It is "
-            "generated: run `lottery rounds` (or `lottery rounds N` to change the number "
-            "of rounds) to rewrite it, then `dvc repro`."
-        )
-
-
 def validate(p: Params) -> Params:
     """Check the ranges of every key and the relations between keys (ParamsError)."""
     _validate_study_data(p.study, p.data)
@@ -313,5 +273,4 @@ def validate(p: Params) -> Params:
     _validate_prune(p.prune, p.train, p.architecture())
     _validate_controls(p.controls, p.study.rounds)
     _validate_report(p.report)
-    _validate_pipeline(p)
     return p

@@ -16,7 +16,7 @@ ReLU but for `out` (logits).
 Every network runs as its own chain of plain 2-D convolutions and matmuls, unrolled when
 the step is traced (K is fixed then), and each network's loss is reduced on its own (a
 cross-entropy over all K·B rows at once had other last bits at K = 1): a network's
-trajectory is bit-identical alone or in a stack of any size (tests/test_convnet.py). Two
+trajectory is bit-identical alone or in a stack of any size (tests/engine/test_convnet.py). Two
 other formulations were measured on CPU: a grouped convolution over the channel-stacked
 networks (`feature_group_count` = K) changes its last bits with K, with or without XLA
 (and is no faster without it); patches (`extract_patches`) times a batched matmul is

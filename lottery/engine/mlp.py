@@ -11,7 +11,7 @@ networks are built in `lottery.engine.conv`.
 Plain `tf.Module`s and `tf.Variable`s, not Keras layers: a training stage never imports
 Keras, which saves ~7 s of every stage's start on 2 cores (see `_import_tensorflow`).
 `Adam` performs exactly the arithmetic of Keras 3's `keras.optimizers.Adam` (same
-expressions, same order), so results match it bit for bit (tests/test_engine.py).
+expressions, same order), so results match it bit for bit (tests/engine/test_engine.py).
 
 This is the only module (with `training.py`) that imports TensorFlow.
 """

@@ -30,7 +30,7 @@ A network's bits never depend on its neighbours: every sum over a batch (the bia
 gradients, the loss, the evaluation's reductions) is taken per network, the GEMMs are
 batched over the stack, and so a network trained alone, in a stack of any size, or in a
 stack that shrinks as its neighbours stop, gives the same weights, curves and early stop
-on CPU (tests/test_engine.py). On a GPU, library kernels may choose their blocking by
+on CPU (tests/engine/test_engine.py). On a GPU, library kernels may choose their blocking by
 the stack's size: there, bits may depend on the stack.
 """
 

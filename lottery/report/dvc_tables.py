@@ -72,39 +72,40 @@ def cell_json(c: Cell) -> dict[str, Any]:
     }
 
 
-def summary_json(s: Summary, all_cells: Sequence[Cell]) -> dict[str, Any]:
-    """The report's facts as numbers for `dvc metrics diff` (accuracies as fractions,
-    differences of accuracies in pp; intervals null with fewer than 3 trials)."""
-    out: dict[str, Any] = {"runs": s.n_runs, "censored_runs": s.n_censored}
+def _gap_json(d: Difference | None) -> dict[str, float | None] | None:
+    """A difference (pp, or iterations) with its 95% interval (null bounds below 3 trials)."""
+    return None if d is None else {"mean": d.mean, "ci_low": d.ci_low, "ci_high": d.ci_high}
+
+
+def summary_json(s: Summary) -> dict[str, Any]:
+    """The report's headline facts for `dvc metrics` and `dvc exp show`: about 20 columns,
+    accuracies in % and their differences in pp, as in the report, in reading order (the
+    order `dvc exp show` shows them in; write it unsorted).
+
+    Per-(condition, round) detail is not a metric (a column per cell made `dvc exp show`
+    unreadable): it is in statistics.json and the `dvc plots` tables."""
+    out: dict[str, Any] = {}
     if s.dense is not None:
-        out["dense_test_accuracy"] = s.dense.accuracy.mean
+        out["trials"] = s.dense.n_trials
+        out["dense_test_accuracy_pct"] = 100.0 * s.dense.accuracy.mean
         out["dense_early_stop_iteration"] = s.dense.early_stop.mean
+    f = s.floor
+    out["sparsest_matching_remaining_pct"] = f.ticket.percent_remaining if f else None
+    out["sparsest_matching_round"] = f.ticket.round if f else None
+    out["sparsest_matching_gain_pp"] = _gap_json(f.vs_dense) if f else None
     if s.earliest is not None:
         e = s.earliest
         out["earliest_stop_round"] = e.ticket.round
         out["earliest_stop_iteration"] = e.ticket.early_stop.mean
         out["earliest_stop_speedup_vs_dense"] = e.factor_vs_dense
-        out["earliest_stop_dense_minus_ticket"] = difference_json(e.vs_dense)
+        out["earliest_stop_dense_minus_ticket"] = _gap_json(e.vs_dense)
     if s.best is not None:
         b = s.best
         out["best_ticket_round"] = b.ticket.round
-        out["best_ticket_test_accuracy"] = b.ticket.accuracy.mean
-        out["best_ticket_gain_pp"] = difference_json(b.vs_dense)
-        out["test_best_ticket_round"] = b.test_best.round
-    f = s.floor
-    out["sparsest_matching_round"] = f.ticket.round if f else None
-    out["sparsest_matching_percent_remaining"] = f.ticket.percent_remaining if f else None
-    out["sparsest_matching_is_sparsest_run"] = f.is_sparsest_run if f else None
-    out["sparsest_matching_gain_pp"] = difference_json(f.vs_dense) if f else None
-    # Per (condition, round): the two means a reader compares, one column each in
-    # `dvc exp show`. Everything else per cell is in statistics.json (`statistics_json`).
-    out["by_round"] = {
-        f"{c.condition}_{round_name(c.round)}": {
-            "early_stop": c.early_stop.mean,
-            "test_acc": c.accuracy.mean,
-        }
-        for c in all_cells
-    }
+        out["best_ticket_test_accuracy_pct"] = 100.0 * b.ticket.accuracy.mean
+        out["best_ticket_gain_pp"] = _gap_json(b.vs_dense)
+    out["runs"] = s.n_runs
+    out["censored_runs"] = s.n_censored
     return out
 
 
@@ -172,6 +173,10 @@ DVC_PLOT_FIELDS: dict[str, str] = {
     "test_accuracy_at_stop": "test_accuracy_at_stop",
     "early_stop_iteration": "early_stop_iteration",
 }
+#: Accuracies are written in %, as everywhere else (the runs hold fractions).
+PERCENT_COLUMNS = frozenset(
+    {"test_accuracy_at_early_stop", "test_accuracy_at_stop", "val_accuracy"}
+)
 
 
 def _dvc_row(cell: Mapping[str, Any]) -> dict[str, Any]:
@@ -180,7 +185,7 @@ def _dvc_row(cell: Mapping[str, Any]) -> dict[str, Any]:
         for k in ("condition", "round", "percent_remaining", "n_runs", "n_trials", "n_censored")
     }
     for name, key in DVC_PLOT_FIELDS.items():
-        s = results.cell_stats(cell, key)
+        s = results.cell_stats(cell, key).scaled(100.0 if key in PERCENT_COLUMNS else 1.0)
         row[name] = s.mean
         row.update({f"{name}_{stat}": getattr(s, stat) for stat in results.STAT_NAMES[1:]})
     return row
@@ -192,14 +197,14 @@ def dvc_plot_rows(
     """Flat rows for `dvc plots`: one file per condition, `accuracy_{condition}.json`.
 
     One file per condition because DVC draws one line per file (and revision). Each row:
-    condition, round, percent_remaining, n_runs, n_trials, n_censored and, for each field
-    of `DVC_PLOT_FIELDS`, the mean (plain name) and `<name>_min`, `_max`, `_ci_low`,
-    `_ci_high`, all over trial means (a 95% Student-t interval, null with fewer than 3
-    trials). Control rows (`CONTROLS`) add `ticket_minus_control_pp` (test accuracy at
-    early stop, paired by trial) with its `_ci_low` / `_ci_high`. Rows are ordered by
-    round. Every condition of `CONDITIONS` gets its file, `[]` when the study does not run
-    it (a control switched off): dvc.yaml declares all of them, and `dvc plots` warns about
-    a missing file but not about an empty one.
+    condition, round, percent_remaining, n_runs, n_trials, n_censored and, for each field of
+    `DVC_PLOT_FIELDS`, the mean (plain name) and `<name>_min`, `_max`, `_ci_low`, `_ci_high`
+    (accuracies in %), all over trial means (a 95% Student-t interval, null with fewer than
+    3 trials). Control rows (`CONTROLS`) add `ticket_minus_control_pp` (test accuracy at
+    early stop, paired by trial) with its `_ci_low` / `_ci_high`. Rows are ordered by round.
+    Every condition of `CONDITIONS` gets its file, `[]` when the study does not run it (a
+    control switched off): dvc.yaml declares all of them, and `dvc plots` warns about a
+    missing file but not about an empty one.
     """
     runs = results.as_runs(data)
     cells = results.cell_table(runs, tuple(DVC_PLOT_FIELDS.values()))
@@ -236,9 +241,9 @@ def dvc_curve_rows(curves: pd.DataFrame, runs: pd.DataFrame) -> dict[str, list[d
     `curves` is `results.curves_frame` of the study's stages, `runs` its runs frame. One
     row per (condition, round, evaluated iteration): `percent_remaining` (the round's
     mean), `n_runs` (the runs evaluated there: fewer once patience stops some) and the
-    mean of each `DVC_CURVE_FIELDS` over them. At most `DVC_CURVE_POINTS` evaluations per
-    round, evenly strided and always the last, so that long studies keep a small table.
-    Rows are ordered by condition, round and iteration. (The test curve is left out: it
+    mean of each `DVC_CURVE_FIELDS` over them (accuracy in %). At most `DVC_CURVE_POINTS`
+    evaluations per round, evenly strided and always the last, so that long studies keep a
+    small table. Rows are ordered by condition, round and iteration. (The test curve is left out: it
     is sparser, evaluated where a number needs it, so its mean over runs would zigzag.)
     """
     fields = list(DVC_CURVE_FIELDS)
@@ -263,7 +268,12 @@ def dvc_curve_rows(curves: pd.DataFrame, runs: pd.DataFrame) -> dict[str, list[d
                     "iteration": int(it),
                     "n_runs": int(counts[it]),
                 }
-                row.update({f: float(means.at[it, f]) for f in fields})
+                row.update(
+                    {
+                        f: (100.0 if f in PERCENT_COLUMNS else 1.0) * float(means.at[it, f])
+                        for f in fields
+                    }
+                )
                 rows.append(row)
     return {"curves.json": rows}
 

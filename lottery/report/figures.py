@@ -151,6 +151,18 @@ def accuracy_figure(metrics: pd.DataFrame | Sequence[Mapping[str, Any]]) -> Figu
     )
 
 
+def end_accuracy_figure(metrics: pd.DataFrame | Sequence[Mapping[str, Any]]) -> Figure:
+    """Test accuracy (%) where training ended vs % remaining, one line per condition: the
+    horizon for the networks whose weights are pruned, or where patience stopped a control."""
+    return series_figure(
+        metrics,
+        "test_accuracy_at_stop",
+        "test accuracy at the end of training (%)",
+        "Test accuracy at the end of training",
+        scale=100.0,
+    )
+
+
 def early_stop_figure(metrics: pd.DataFrame | Sequence[Mapping[str, Any]]) -> Figure:
     """Early-stop iteration vs % remaining, one line per condition."""
     return series_figure(
@@ -166,6 +178,13 @@ def accuracy_vs_remaining(
 ) -> Path:
     """Test accuracy at early stop vs % weights remaining (the paper's Figure 4 style)."""
     return save_figure(accuracy_figure(metrics), path)
+
+
+def end_accuracy_vs_remaining(
+    metrics: pd.DataFrame | Sequence[Mapping[str, Any]], path: str | Path
+) -> Path:
+    """Test accuracy at the end of training vs % weights remaining."""
+    return save_figure(end_accuracy_figure(metrics), path)
 
 
 def early_stop_vs_remaining(
@@ -277,6 +296,7 @@ def learning_curves(
 #: Names (also the file stems under out_dir) of the figures `render_all` always writes.
 SUMMARY_FIGURES: tuple[str, ...] = (
     "accuracy_vs_remaining",
+    "end_accuracy_vs_remaining",
     "early_stop_vs_remaining",
     "learning_curves",
     "density_by_round",
@@ -288,9 +308,9 @@ def metric_figures(
     out_dir: str | Path,
     densities: Mapping[int, Mapping[str, float]] | None = None,
 ) -> dict[str, Path]:
-    """The figures drawn from the metrics files alone: accuracy and early stop vs %
-    remaining, and the layer densities (`densities` from the masks, where given, over the
-    ticket metrics' `density`)."""
+    """The figures drawn from the metrics files alone: accuracy (at the early stop and at
+    the end of training) and early stop vs % remaining, and the layer densities
+    (`densities` from the masks, where given, over the ticket metrics' `density`)."""
     out_dir = Path(out_dir)
     runs = results.runs_frame(metrics)
     dens: dict[int, Mapping[str, float]] = {
@@ -301,6 +321,9 @@ def metric_figures(
     dens.update(densities or {})
     return {
         "accuracy_vs_remaining": accuracy_vs_remaining(runs, out_dir / "accuracy_vs_remaining.png"),
+        "end_accuracy_vs_remaining": end_accuracy_vs_remaining(
+            runs, out_dir / "end_accuracy_vs_remaining.png"
+        ),
         "early_stop_vs_remaining": early_stop_vs_remaining(
             runs, out_dir / "early_stop_vs_remaining.png"
         ),

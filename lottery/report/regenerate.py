@@ -7,7 +7,7 @@ A kept study (such as `reports/results/lenet-5trials-10k`) holds `metrics/`, the
 keeps the others (learning curves, masks), and rewrites report.md, summary.json,
 statistics.json and the dvc plots tables beside them, carrying the training run's params
 hash and git revision over from the existing report. The committed kept studies
-regenerate byte for byte (tests/test_report.py).
+regenerate byte for byte (tests/report/test_report.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from lottery.analysis import results
 from lottery.core.errors import UserError, guarded
-from lottery.core.params import read_yaml
+from lottery.core.io import read_yaml
 from lottery.report import figures, text
 
 #: The provenance lines of a report (`text.render_report`'s "Parameters" section).

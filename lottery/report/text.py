@@ -81,6 +81,7 @@ def summary_for(
 
 FIGURE_CAPTIONS: dict[str, str] = {
     "accuracy_vs_remaining": "Test accuracy at the early-stop iteration vs % of weights remaining",
+    "end_accuracy_vs_remaining": "Test accuracy at the end of training vs % of weights remaining",
     "early_stop_vs_remaining": "Early-stop iteration vs % of weights remaining",
     "learning_curves": "Test accuracy during training for selected pruning levels",
     "density_by_round": "Density of each layer by pruning round",
@@ -167,7 +168,7 @@ def preamble(s: Summary) -> str:
         f"sets of {COVERAGE_TRIALS} values, its nominal 95% interval held the true mean "
         f"{cov['normal']:.1%} of the time for normal data, {cov['lognormal']:.1%} for skewed "
         f"(lognormal) and {cov['t3']:.1%} for heavy-tailed (t, 3 degrees of freedom) data "
-        "(`lottery.statistics`).",
+        "(`lottery.analysis.statistics`).",
         "Ticket − dense and ticket − control differences are paired by trial. A ticket "
         f"matches dense when its ticket − dense interval lies above −{s.margin_pp:.2f} pp (the "
         "match margin), falls short when it lies below, and is undetermined otherwise. "
@@ -254,7 +255,7 @@ def write_outputs(
     write_report(report_path, text)
     dvc_tables.write_dvc_plot_tables(dvc_tables.dvc_plot_rows(runs), plots_dir)
     all_cells = cells(runs)
-    io.write_json(summary_path, dvc_tables.summary_json(summary, all_cells))
+    io.write_json(summary_path, dvc_tables.summary_json(summary), sort_keys=False)
     io.write_json(
         Path(summary_path).with_name(dvc_tables.STATISTICS_FILE),
         dvc_tables.statistics_json(summary, all_cells),

@@ -28,7 +28,7 @@ from lottery.study.common import rng_for, seed_for
 class Net:
     """One network a stage trains: from `init` weights, with `mask`, on its data order."""
 
-    key: str
+    run_key: str  # `t0`, or `t0-rep1` for a reinit repeat (paths.run_key)
     trial: int
     repeat: int | None
     mask: Mask

@@ -105,10 +105,10 @@ def _write_control(st: Stage, net: Net, res: Any, run_id: str) -> list[tuple[Pat
     """A control's mask with its lineage (and the reinit's own θ0'); the files its run logs."""
     files: list[tuple[Path, str]] = []
     if st.condition == "reinit":
-        init_file = st.lay.start_weights_path(st.condition, st.name, net.key)
+        init_file = st.lay.start_weights_path(st.condition, st.name, net.run_key)
         save_weights(init_file, net.init, arch=net.arch)
         files.append((init_file, "weights"))
-    mpath = st.lay.control_mask_path(st.condition, st.name, net.key)
+    mpath = st.lay.control_mask_path(st.condition, st.name, net.run_key)
     save_mask(mpath, net.mask, arch=net.arch)
     lineage.write(
         mpath,
@@ -165,16 +165,16 @@ def write_outputs(
     artifacts: dict[str, list[tuple[Path, str]]] = {}
     run_tags: dict[str, dict[str, str]] = {}
     for net, res in zip(nets, results, strict=True):
-        trained_file = st.lay.trained_path(st.condition, st.name, net.key)
+        trained_file = st.lay.trained_path(st.condition, st.name, net.run_key)
         save_weights(trained_file, res.weights, arch=net.arch)
         files: list[tuple[Path, str]] = [(trained_file, "weights")]
         if st.condition == "ticket":
-            own, run_tags[net.key] = _write_ticket(st, net, res, run_ids[net.key])
+            own, run_tags[net.run_key] = _write_ticket(st, net, res, run_ids[net.run_key])
         else:
-            own = _write_control(st, net, res, run_ids[net.key])
-        artifacts[net.key] = files + own
-        runs[net.key] = _run_metrics(net, res)
-        curves[net.key] = res.curves
+            own = _write_control(st, net, res, run_ids[net.run_key])
+        artifacts[net.run_key] = files + own
+        runs[net.run_key] = _run_metrics(net, res)
+        curves[net.run_key] = res.curves
     curves_file = st.lay.curves_path(st.condition, st.name)
     io.write_json(curves_file, {"round": st.rnd, "condition": st.condition, "runs": curves})
     for key in artifacts:

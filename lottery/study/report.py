@@ -26,7 +26,7 @@ def report(params: Params, root: Path) -> Path:
     metrics = frames.load_metrics(root, stages(params))
     runs = frames.runs_frame(metrics)
     figures = rep.figure_order(lay.figures_dir())
-    settings = {k: v for k, v in params.as_dict().items() if k != "pipeline"}
+    settings = params.as_dict()
     text = rep.render_report(
         runs, figures, settings, params.study_hash(), git_revision(), lay.reports.resolve()
     )

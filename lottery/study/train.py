@@ -100,11 +100,10 @@ def _setting(params: Params, device: str, n_nets: int) -> dict[str, str]:
 
 
 def _logged_params(params: Params) -> dict[str, Any]:
-    """The params every run logs: all but the generated pipeline lists."""
+    """The params every run logs: every key of params.yaml."""
     from lottery.tracking.context import flatten
 
-    flat = flatten(params.as_dict())
-    return {k: v for k, v in flat.items() if not k.startswith("pipeline.")}
+    return flatten(params.as_dict())
 
 
 def _open_recorder(params: Params, stage: str) -> Any:
@@ -123,8 +122,8 @@ def _start_runs(
 ) -> dict[str, str]:
     """One MLflow child run per network, tagged with its lineage and setting; run ids by key."""
     return {
-        net.key: recorder.start_child(
-            f"{st.condition}-{st.name}-{net.key}",
+        net.run_key: recorder.start_child(
+            f"{st.condition}-{st.name}-{net.run_key}",
             _run_tags(st.params, net, st.dvc_stage, st.git_commit, setting),
         )
         for net in nets
@@ -153,7 +152,7 @@ def train_stage(params: Params, condition: str, name: str, root: Path) -> dict[s
         started = time.perf_counter()
         cfg = _train_config(params, condition, st.rnd)
         engine = Engine(split, len(nets), cfg, arch=nets[0].arch)
-        live = recorder.live_curves([run_ids[n.key] for n in nets])  # curves while it trains
+        live = recorder.live_curves([run_ids[n.run_key] for n in nets])  # curves while it trains
         results = engine.train(
             [n.init for n in nets],
             [n.mask for n in nets],
@@ -197,7 +196,7 @@ def _record_runs(
     """Each network's run gets its params, summary, dataset, artifacts and closing tags."""
     flat_params = _logged_params(st.params)
     for net, res in zip(nets, results, strict=True):
-        rid = run_ids[net.key]
+        rid = run_ids[net.run_key]
         recorder.log_params(rid, flat_params)
         recorder.log_summary(
             rid,
@@ -210,10 +209,10 @@ def _record_runs(
         recorder.log_dataset(
             rid, f"{st.params.data.dataset}-split", split_sha, str(paths.prepared_dir())
         )
-        recorder.log_artifacts(rid, out.artifacts[net.key])
+        recorder.log_artifacts(rid, out.artifacts[net.run_key])
         recorder.log_tags(
             rid,
-            {**out.run_tags.get(net.key, {}), lineage.tag("stop_reason"): res.stop_reason},
+            {**out.run_tags.get(net.run_key, {}), lineage.tag("stop_reason"): res.stop_reason},
         )
 
 

@@ -30,9 +30,9 @@ MAX_RUN_NAME = 250
 
 def study_key(study_params: Mapping[str, Any]) -> str:
     """What finds a study's parent run: the hash of every param but the study's name and
-    how many rounds it runs (`study.rounds` and the generated `pipeline`), so that a study
-    whose rounds grow (`lottery rounds N`) stays under one parent."""
-    d = {k: v for k, v in study_params.items() if k != "pipeline"}
+    how many rounds it runs (`study.rounds`), so that a study whose rounds grow
+    (`lottery rounds N`) stays under one parent."""
+    d = dict(study_params)
     study = d.get("study")
     if isinstance(study, Mapping):
         d["study"] = {k: v for k, v in study.items() if k not in ("name", "rounds")}
@@ -50,7 +50,7 @@ def _parent_params(study_params: Mapping[str, Any]) -> dict[str, str]:
     """The params a parent logs once: all but those that change as its rounds grow
     (those are the tag `lottery.rounds`)."""
     flat = flatten(study_params)
-    return {k: v for k, v in flat.items() if not k.startswith("pipeline.") and k != "study.rounds"}
+    return {k: v for k, v in flat.items() if k != "study.rounds"}
 
 
 def experiment_id(client: Any, name: str, uri: str) -> str:

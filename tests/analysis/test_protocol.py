@@ -19,7 +19,7 @@ from lottery.analysis.protocol import (
     read_params,
     value_text,
 )
-from lottery.core.params import read_yaml
+from lottery.core.io import read_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 

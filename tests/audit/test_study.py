@@ -1,5 +1,5 @@
 """The study check's params half on a real MLflow run (the pruning point's half is
-tests/test_audit_pruned.py): a link made with other params than params.yaml is named by
+tests/audit/test_pruned.py): a link made with other params than params.yaml is named by
 each param its stage depends on that the run logged otherwise; values compare as values."""
 
 from __future__ import annotations

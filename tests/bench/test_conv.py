@@ -1,5 +1,5 @@
 """The Conv-2 line of `lottery bench` (its figures are checked on the bench run of
-tests/test_bench.py): the engines it times are real Conv-2 stacks on 32×32×3."""
+tests/bench/test_bench.py): the engines it times are real Conv-2 stacks on 32×32×3."""
 
 from __future__ import annotations
 

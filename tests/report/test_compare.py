@@ -19,7 +19,7 @@ from lottery.core import io, paths
 from lottery.core.params import generate_pipeline, read_yaml
 from lottery.report import compare
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "reports" / "results"
 TEN_K = RESULTS / "lenet-5trials-10k"
 

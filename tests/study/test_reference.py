@@ -22,9 +22,10 @@ import numpy as np
 import pytest
 
 from lottery.core import paths
+from lottery.core.arch import LENET
 from lottery.core.masks import load_mask, load_weights, mask_hash, weights_hash
 
-REFERENCE = json.loads((Path(__file__).parent / "data" / "study_reference.json").read_text())
+REFERENCE = json.loads((Path(__file__).parents[1] / "data" / "study_reference.json").read_text())
 # Run keys as the reference spells them: `t0`, and `t0r1` for trial 0's reinit repeat 1.
 _OLD_KEY = re.compile(r"^t(\d+)(?:r(\d+))?$")
 # Old metric name -> today's, for every per-run number the reference records.
@@ -71,13 +72,13 @@ def test_reference_covers_the_whole_tiny_study() -> None:
 
 @pytest.mark.parametrize("old", sorted(REFERENCE["masks"]))
 def test_mask_is_bit_identical(tiny_study: Path, old: str) -> None:
-    got = mask_hash(load_mask(tiny_study / current_path(old)))
+    got = mask_hash(load_mask(tiny_study / current_path(old), arch=LENET), arch=LENET)
     assert got == REFERENCE["masks"][old], f"{current_path(old)} differs from the reference"
 
 
 @pytest.mark.parametrize("old", sorted(REFERENCE["weights"]))
 def test_weights_are_bit_identical(tiny_study: Path, old: str) -> None:
-    got = weights_hash(load_weights(tiny_study / current_path(old)))
+    got = weights_hash(load_weights(tiny_study / current_path(old), arch=LENET), arch=LENET)
     assert got == REFERENCE["weights"][old], f"{current_path(old)} differs from the reference"
 
 

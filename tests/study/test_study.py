@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from lottery.core import lineage, paths
 from lottery.core.arch import LAYERS, LENET, kernel_key
@@ -21,24 +20,11 @@ from lottery.core.masks import (
     ones_mask,
     weights_hash,
 )
-from lottery.core.params import Params, generate_pipeline, parse_params
 from lottery.core.pruning import cumulative_rate, prune_magnitude
 from lottery.study import common, nets, prepare, train
+from tests.helpers import tiny_params
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def tiny_params(**changes: dict[str, object]) -> Params:
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw["study"].update(trials=2, rounds=2, name="test-study")
-    raw["train"].update(iterations=30, eval_every=10)
-    raw["controls"].update(random=True)
-    for section, values in changes.items():
-        raw[section].update(values)
-    raw["pipeline"] = generate_pipeline(
-        raw["study"]["rounds"], raw["controls"]["reinit"], raw["controls"]["random"]
-    )
-    return parse_params(raw)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -65,11 +51,11 @@ def test_late_rewinding_saves_the_weights_at_iteration_j(project: Path) -> None:
     from lottery.data.split import load_split
     from lottery.engine.training import Engine, TrainConfig
 
-    theta0 = load_weights(lay.theta0_path(0))
-    rewind = load_weights(lay.rewind_path(0))
+    theta0 = load_weights(lay.theta0_path(0), arch=LENET)
+    rewind = load_weights(lay.rewind_path(0), arch=LENET)
     info = json.loads(lay.rewind_path(0).with_suffix(".json").read_text())
-    assert info["rewind_iteration"] == 10 and info["sha256"] == weights_hash(rewind)
-    assert weights_hash(rewind) != weights_hash(theta0)
+    assert info["rewind_iteration"] == 10 and info["sha256"] == weights_hash(rewind, arch=LENET)
+    assert weights_hash(rewind, arch=LENET) != weights_hash(theta0, arch=LENET)
     # Training the dense net alone for j iterations with the same seed reproduces θ_j.
     params = tiny_params(prune={"rewind_iteration": 10})
     net = nets.stage_nets(lay, params, "ticket", 0)[0]
@@ -79,8 +65,8 @@ def test_late_rewinding_saves_the_weights_at_iteration_j(project: Path) -> None:
         np.testing.assert_allclose(res.weights[key], value, atol=1e-6)
     # Later rounds start from θ_j, not θ0; the tickets' lineage still names θ0.
     ticket = nets.stage_nets(lay, params, "ticket", 1)[0]
-    assert weights_hash(ticket.init) == weights_hash(rewind)
-    assert ticket.source.theta0_sha256 == weights_hash(theta0)
+    assert weights_hash(ticket.init, arch=LENET) == weights_hash(rewind, arch=LENET)
+    assert ticket.source.theta0_sha256 == weights_hash(theta0, arch=LENET)
 
 
 def test_iterative_prunes_the_survivors_of_the_round(project: Path) -> None:
@@ -88,11 +74,14 @@ def test_iterative_prunes_the_survivors_of_the_round(project: Path) -> None:
     params = tiny_params()
     rng = np.random.default_rng(1)
     trained = {
-        kernel_key(n): rng.normal(size=m.shape).astype(np.float32) for n, m in ones_mask().items()
+        kernel_key(n): rng.normal(size=m.shape).astype(np.float32)
+        for n, m in ones_mask(LENET).items()
     }
-    mask = load_mask(lay.round_mask_path(1, 0))
+    mask = load_mask(lay.round_mask_path(1, 0), arch=LENET)
     got = nets.next_mask(lay, params, 1, trained, mask, 0)
-    want = prune_magnitude({n: trained[kernel_key(n)] for n in LAYERS}, mask, params.prune.rates)
+    want = prune_magnitude(
+        {n: trained[kernel_key(n)] for n in LAYERS}, mask, params.prune.rates, arch=LENET
+    )
     assert all(np.array_equal(got[n], want[n]) for n in LAYERS)
     assert all((got[n] <= mask[n]).all() for n in LAYERS)
 
@@ -100,21 +89,25 @@ def test_iterative_prunes_the_survivors_of_the_round(project: Path) -> None:
 def test_oneshot_prunes_the_dense_network_straight_to_round_k(project: Path) -> None:
     lay = paths.Layout(project)
     params = tiny_params(prune={"strategy": "oneshot"})
-    dense = load_weights(lay.dense_trained_path(0))
+    dense = load_weights(lay.dense_trained_path(0), arch=LENET)
     rng = np.random.default_rng(2)
     unrelated = {k: rng.normal(size=v.shape).astype(np.float32) for k, v in dense.items()}
-    got = nets.next_mask(lay, params, 2, unrelated, load_mask(lay.round_mask_path(1, 0)), 0)
+    got = nets.next_mask(
+        lay, params, 2, unrelated, load_mask(lay.round_mask_path(1, 0), arch=LENET), 0
+    )
     rates = {n: cumulative_rate(r, 3) for n, r in params.prune.rates.items()}
-    want = prune_magnitude({n: dense[kernel_key(n)] for n in LAYERS}, ones_mask(), rates)
+    want = prune_magnitude(
+        {n: dense[kernel_key(n)] for n in LAYERS}, ones_mask(LENET), rates, arch=LENET
+    )
     assert all(np.array_equal(got[n], want[n]) for n in LAYERS)
-    assert abs(density(got)["fc1"] - 0.512) < 1e-5
+    assert abs(density(got, arch=LENET)["fc1"] - 0.512) < 1e-5
 
 
 def test_global_scope_pools_layers_and_keeps_excluded_rates(project: Path) -> None:
     lay = paths.Layout(project)
     params = tiny_params(prune={"scope": "global", "global_rate": 0.3, "global_exclude": ["out"]})
-    trained = load_weights(lay.dense_trained_path(0))
-    got = nets.next_mask(lay, params, 0, trained, ones_mask(), 0)
+    trained = load_weights(lay.dense_trained_path(0), arch=LENET)
+    got = nets.next_mask(lay, params, 0, trained, ones_mask(LENET), 0)
     pooled = sum(got[n].sum() for n in ("fc1", "fc2"))
     assert pooled == round(0.7 * (784 * 300 + 300 * 100))
     assert got["out"].sum() == 1000 - 100  # out keeps its own layer-wise rate, 0.1
@@ -128,14 +121,14 @@ def test_global_scope_pools_layers_and_keeps_excluded_rates(project: Path) -> No
 def test_controls_use_the_rounds_mask_density_and_their_own_inits(project: Path) -> None:
     lay = paths.Layout(project)
     params = tiny_params(controls={"reinit_repeats": 3})
-    ticket_mask = load_mask(lay.round_mask_path(1, 0))
+    ticket_mask = load_mask(lay.round_mask_path(1, 0), arch=LENET)
     rand = nets.stage_nets(lay, params, "random", 1)
     for net in rand:
-        m = load_mask(lay.round_mask_path(1, net.trial))
+        m = load_mask(lay.round_mask_path(1, net.trial), arch=LENET)
         assert {n: int(net.mask[n].sum()) for n in LAYERS} == {n: int(m[n].sum()) for n in LAYERS}
         assert not np.array_equal(net.mask["fc1"], m["fc1"])
     reinit = nets.stage_nets(lay, params, "reinit", 1)
-    assert [n.key for n in reinit] == [
+    assert [n.run_key for n in reinit] == [
         "t0-rep0",
         "t0-rep1",
         "t0-rep2",
@@ -143,9 +136,9 @@ def test_controls_use_the_rounds_mask_density_and_their_own_inits(project: Path)
         "t1-rep1",
         "t1-rep2",
     ]
-    assert len({weights_hash(n.init) for n in reinit}) == 6
+    assert len({weights_hash(n.init, arch=LENET) for n in reinit}) == 6
     assert all(
-        np.array_equal(n.mask["fc1"], load_mask(lay.round_mask_path(1, n.trial))["fc1"])
+        np.array_equal(n.mask["fc1"], load_mask(lay.round_mask_path(1, n.trial), arch=LENET)["fc1"])
         for n in reinit
     )
     # Random masks are reproducible from the seed.

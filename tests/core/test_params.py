@@ -20,10 +20,17 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lottery.core.params import Params, ParamsError, generate_pipeline, load_params, parse_params
+from lottery.core.errors import UserError
+from lottery.core.params import Params, ParamsError, load_params, parse_params
+from lottery.core.rounds import (
+    check_dvc_yaml,
+    generate_pipeline,
+    read_dvc_yaml_rounds,
+    rewrite_dvc_yaml,
+)
 from lottery.study.entry import stage_main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def valid_raw() -> dict[str, Any]:
@@ -34,7 +41,6 @@ def valid_raw() -> dict[str, Any]:
     raw["train"].update(iterations=5000, eval_every=100, batch_size=60)
     raw["prune"]["rewind_iteration"] = 0
     raw["controls"].update(reinit=True, random=True)
-    raw["pipeline"] = generate_pipeline(10, True, True)
     return raw
 
 
@@ -193,7 +199,7 @@ def test_unknown_keys(tmp_path: Path, key: str) -> None:
 
 @pytest.mark.parametrize(
     "key",
-    ["train.batch_size", "study.seed", "prune.rewind_iteration", "controls", "pipeline", "data"],
+    ["train.batch_size", "study.seed", "prune.rewind_iteration", "controls", "data"],
 )
 def test_missing_keys(tmp_path: Path, key: str) -> None:
     msg = rejected(tmp_path, del_path(valid_raw(), key))
@@ -240,7 +246,44 @@ def test_missing_file(tmp_path: Path) -> None:
         load_params(tmp_path / "nope.yaml")
 
 
-# ------------------------------------------------------------------ generated pipeline
+# ------------------------------------------------------------------ generated round lists
+
+
+def dvc_yaml_for(tmp: Path, pipeline: dict[str, Any]) -> Path:
+    """The committed dvc.yaml with `pipeline`'s round lists written in."""
+    path = tmp / "dvc.yaml"
+    path.write_text(rewrite_dvc_yaml((ROOT / "dvc.yaml").read_text(), pipeline, "dvc.yaml"))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("rounds", "reinit", "random", "control_rounds"),
+    [
+        (10, True, True, "all"),
+        (3, True, False, "all"),
+        (0, False, False, "all"),
+        (15, True, True, [7, 3]),
+    ],
+)
+def test_round_lists_written_into_dvc_yaml_read_back_as_dvc_reads_them(
+    tmp_path: Path, rounds: int, reinit: bool, random: bool, control_rounds: Any
+) -> None:
+    pipeline = generate_pipeline(rounds, reinit, random, control_rounds)
+    path = dvc_yaml_for(tmp_path, pipeline)
+    assert read_dvc_yaml_rounds(path) == pipeline
+    check_dvc_yaml(path, pipeline, "the params")  # agrees: no error
+    # Rewriting is idempotent, and from any list to any other.
+    again = rewrite_dvc_yaml(path.read_text(), pipeline, "dvc.yaml")
+    assert again == path.read_text()
+    other = generate_pipeline(2, True, True)
+    back = rewrite_dvc_yaml(rewrite_dvc_yaml(again, other, "x"), pipeline, "x")
+    assert back == again
+
+    # Only the lists change: every other line of dvc.yaml is kept.
+    def kept(text: str) -> list[str]:
+        return [ln for ln in text.splitlines() if not ("{parent:" in ln or "foreach:" in ln)]
+
+    assert kept(again) == kept((ROOT / "dvc.yaml").read_text())
 
 
 @pytest.mark.parametrize(
@@ -248,24 +291,49 @@ def test_missing_file(tmp_path: Path) -> None:
     [
         lambda raw: raw["study"].__setitem__("rounds", 3),  # edited rounds, not regenerated
         lambda raw: raw["controls"].__setitem__("reinit", False),
-        lambda raw: raw["pipeline"]["rounds"].pop("r10"),
-        lambda raw: raw["pipeline"]["random_rounds"]["r02"].__setitem__("parent", "r00"),
-        lambda raw: raw["pipeline"]["rounds"]["r01"].__setitem__("round", 7),
+        lambda raw: raw["controls"].__setitem__("rounds", [2, 5]),
     ],
 )
-def test_pipeline_out_of_sync(tmp_path: Path, change: Callable[[dict[str, Any]], Any]) -> None:
+def test_a_dvc_yaml_out_of_sync_with_the_params_stops_the_stage(
+    tmp_path: Path, change: Callable[[dict[str, Any]], Any]
+) -> None:
+    dvc_yaml_for(tmp_path, generate_pipeline(10, True, True))
     raw = valid_raw()
     change(raw)
-    msg = rejected(tmp_path, raw)
-    assert "pipeline section" in msg and "lottery rounds" in msg, msg
+    code, stderr, called = run_stage_entry(dump(tmp_path, raw))
+    body = assert_clean_error(code, stderr, called)
+    assert "dvc.yaml" in body and "lottery rounds" in body, body
 
 
-def test_regenerated_pipeline_is_accepted(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda text: text.replace("      r10: {parent: r09, round: 10}\n", "", 1),
+        lambda text: text.replace("r02: {parent: r01, round: 2}", "r02: {parent: r00, round: 2}"),
+        lambda text: text.replace("r01: {parent: r00, round: 1}", "r01: {parent: r00, round: 7}"),
+    ],
+)
+def test_a_hand_edited_round_list_is_refused(tmp_path: Path, edit: Callable[[str], str]) -> None:
+    path = dvc_yaml_for(tmp_path, generate_pipeline(10, True, True))
+    path.write_text(edit(path.read_text()))
+    with pytest.raises(UserError, match="lottery rounds") as info:
+        check_dvc_yaml(path, generate_pipeline(10, True, True), "the params")
+    assert str(path) in str(info.value)
+
+
+def test_a_dvc_yaml_without_the_foreach_stages_is_refused_before_any_write() -> None:
+    with pytest.raises(UserError, match=r"git checkout dvc\.yaml"):
+        rewrite_dvc_yaml("stages:\n  prepare:\n    cmd: x\n", generate_pipeline(1, True, True), "d")
+
+
+def test_an_old_params_file_with_its_pipeline_section_still_reads(tmp_path: Path) -> None:
+    """Params files kept from before the round lists moved to dvc.yaml (reports/results)
+    carry a `pipeline` section: it follows from the params, so it is ignored."""
     raw = valid_raw()
-    raw["study"]["rounds"] = 3
-    raw["controls"]["random"] = False
-    raw["pipeline"] = generate_pipeline(3, True, False)
-    assert load_params(dump(tmp_path, raw)).study.rounds == 3
+    raw["pipeline"] = generate_pipeline(3, False, False)  # even a stale one
+    p = load_params(dump(tmp_path, raw))
+    assert p.pipeline_dict() == generate_pipeline(10, True, True)
+    assert p.study_hash() == parse_params(valid_raw()).study_hash()
 
 
 # ------------------------------------------------------------------ property: the stage entry
@@ -323,12 +391,12 @@ def leaf_kind(dotted: str, value: Any) -> str:
 
 
 def leaves(raw: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    """Every (dotted key, value) of the params tree, mappings included (not pipeline's)."""
+    """Every (dotted key, value) of the params tree, mappings included."""
     out: list[tuple[str, Any]] = []
     for k, v in raw.items():
         key = f"{prefix}{k}"
         out.append((key, v))
-        if isinstance(v, dict) and not key.startswith("pipeline"):
+        if isinstance(v, dict):
             out += leaves(v, key + ".")
     return out
 
@@ -343,15 +411,15 @@ def mutation(draw: st.DrawFn) -> tuple[str, str, Any]:
     """(kind, dotted key, new value); kind is set, delete or add."""
     kind = draw(st.sampled_from(["type", "range", "delete", "add"]))
     if kind == "type":
-        key, value = draw(st.sampled_from([kv for kv in LEAVES if kv[0] != "pipeline"]))
+        key, value = draw(st.sampled_from(LEAVES))
         return ("set", key, draw(st.sampled_from(WRONG_FOR[leaf_kind(key, value)])))
     if kind == "range":
         key = draw(st.sampled_from(sorted(OUT_OF_RANGE)))
         return ("set", key, draw(st.sampled_from(OUT_OF_RANGE[key])))
     if kind == "delete":
-        key = draw(st.sampled_from([k for k, _ in LEAVES] + ["pipeline.rounds.r03"]))
+        key = draw(st.sampled_from([k for k, _ in LEAVES]))
         return ("delete", key, None)
-    parent = draw(st.sampled_from([*MAPPINGS, "pipeline.rounds"]))
+    parent = draw(st.sampled_from(MAPPINGS))
     name = draw(st.from_regex(r"[a-z][a-z_]{0,11}", fullmatch=True))
     value = draw(st.one_of(st.integers(), st.text(max_size=5), st.booleans(), st.none()))
     return ("add", f"{parent}.{name}" if parent else name, value)
@@ -385,18 +453,10 @@ def names_a_key(msg: str, keys: list[str]) -> bool:
     """The message names a mutated key, or the mapping / generated section it belongs to."""
     for key in keys:
         parts = key.split(".")
-        if parts[0] == "pipeline" and "pipeline" in msg:
-            return True
         # a key inside prune.rates is reported as prune.rates; else the full key
         shortest = 2 if key.startswith("prune.rates.") else len(parts)
         if any(".".join(parts[:i]) in msg for i in range(len(parts), shortest - 1, -1)):
             return True
-        if key == "study.rounds" and "study.rounds" in msg:
-            return True
-        if key.startswith(("study.rounds", "controls.reinit", "controls.random")) and (
-            "pipeline section" in msg
-        ):
-            return True  # changing what generates the pipeline puts it out of sync
     return False
 
 
@@ -499,7 +559,7 @@ def test_stage_entry_passes_valid_params_through() -> None:
         ("prepare.py", ("train.iterations", "5000"), "train.iterations"),
         ("init.py", ("study.trials", True), "study.trials"),
         ("train.py", ("prune.rates.fc1", 1.0), "prune.rates.fc1"),
-        ("report.py", ("study.rounds", 4), "pipeline section"),
+        ("report.py", ("study.rounds", 4), "round lists"),  # dvc.yaml lists 10 rounds
     ],
 )
 def test_real_stage_scripts_print_one_error(
@@ -507,6 +567,7 @@ def test_real_stage_scripts_print_one_error(
 ) -> None:
     for rel in ("stages", "lottery"):
         shutil.copytree(ROOT / rel, tmp_path / rel, ignore=shutil.ignore_patterns("__pycache__"))
+    dvc_yaml_for(tmp_path, generate_pipeline(10, True, True))
     dump(tmp_path, set_path(valid_raw(), *change))
     args = ["ticket", "r01"] if script == "train.py" else []
     proc = subprocess.run(
@@ -517,7 +578,8 @@ def test_real_stage_scripts_print_one_error(
         timeout=300,
     )
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.startswith("error: params.yaml: "), proc.stderr
+    named = "dvc.yaml" if key == "round lists" else "params.yaml"
+    assert proc.stderr.startswith(f"error: {named}: "), proc.stderr
     assert key in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert not (tmp_path / "artifacts").exists() and not (tmp_path / "metrics").exists()
@@ -526,7 +588,6 @@ def test_real_stage_scripts_print_one_error(
 def test_controls_can_be_limited_to_some_rounds() -> None:
     raw = valid_raw()
     raw["controls"]["rounds"] = [7, 3]
-    raw["pipeline"] = generate_pipeline(10, True, True, [7, 3])
     p = parse_params(raw)
     assert list(p.pipeline.reinit_rounds) == ["r03", "r07"] == list(p.pipeline.random_rounds)
     assert p.pipeline.reinit_rounds["r03"].parent == "r02"

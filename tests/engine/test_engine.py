@@ -19,8 +19,9 @@ from lottery.data.prepare import prepare
 from lottery.data.split import Split, load_split
 from lottery.engine.config import eval_points
 from lottery.engine.training import Engine, NetResult, TrainConfig, summarise
+from tests.helpers import reference_inputs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RATES = {"fc1": 0.2, "fc2": 0.2, "out": 0.1}
 K = 3
 CFG = TrainConfig(iterations=30, eval_every=10)
@@ -40,7 +41,7 @@ def sparse_mask(seed: int, density: float = 0.2) -> Mask:
 
 
 def inputs(n: int) -> tuple[list[Weights], list[Mask], list[int]]:
-    inits = [glorot_normal_init(np.random.default_rng([7, i])) for i in range(n)]
+    inits = [glorot_normal_init(np.random.default_rng([7, i]), LENET) for i in range(n)]
     masks = [sparse_mask(100 + i) for i in range(n)]
     return inits, masks, [1000 + i for i in range(n)]
 
@@ -93,8 +94,12 @@ def test_stacked_equals_single(split: Split, stacked: tuple[Engine, list[NetResu
         for key, values in together[k].curves.items():
             np.testing.assert_allclose(values, alone.curves[key], rtol=1e-5, atol=1e-6)
         assert together[k].early_stop_iteration == alone.early_stop_iteration
-        next_together = prune_magnitude(kernels_of(together[k].weights), masks[k], RATES)
-        next_alone = prune_magnitude(kernels_of(alone.weights), masks[k], RATES)
+        next_together = prune_magnitude(
+            kernels_of(together[k].weights, arch=LENET), masks[k], RATES, arch=LENET
+        )
+        next_alone = prune_magnitude(
+            kernels_of(alone.weights, arch=LENET), masks[k], RATES, arch=LENET
+        )
         for layer in LAYERS:
             assert np.array_equal(next_together[layer], next_alone[layer]), layer
 
@@ -107,8 +112,8 @@ def test_same_inputs_give_bit_identical_results(
     second = Engine(split, K, CFG, LENET).train(inits, masks, seeds, progress=quiet)
     for a, b in zip(first, second, strict=True):
         assert_same(a, b)
-        mask_a = prune_magnitude(kernels_of(a.weights), masks[0], RATES)
-        mask_b = prune_magnitude(kernels_of(b.weights), masks[0], RATES)
+        mask_a = prune_magnitude(kernels_of(a.weights, arch=LENET), masks[0], RATES, arch=LENET)
+        mask_b = prune_magnitude(kernels_of(b.weights, arch=LENET), masks[0], RATES, arch=LENET)
         for layer in LAYERS:
             assert np.array_equal(mask_a[layer], mask_b[layer])
 
@@ -259,16 +264,6 @@ def test_a_training_process_does_not_import_keras() -> None:
 REFERENCE = ROOT / "tests" / "data" / "engine_reference.json"
 
 
-def reference_inputs(ref: dict[str, Any]) -> tuple[list[Weights], list[Mask], list[int]]:
-    c = ref["config"]
-    inits = [glorot_normal_init(np.random.default_rng(s)) for s in c["init_seeds"]]
-    masks = []
-    for seed, dens in zip(c["mask_seeds"], c["mask_densities"], strict=True):
-        rng = np.random.default_rng(seed)
-        masks.append({layer: rng.random(LAYER_SHAPES[layer]) < dens for layer in LAYERS})
-    return inits, masks, list(c["data_seeds"])
-
-
 @pytest.mark.parametrize("test_every", [None, 100])
 def test_patience_zero_is_bit_identical_to_the_reference_engine(
     split: Split, test_every: int | None
@@ -281,7 +276,7 @@ def test_patience_zero_is_bit_identical_to_the_reference_engine(
     inits, masks, seeds = reference_inputs(ref)
     results = Engine(split, len(seeds), cfg, LENET).train(inits, masks, seeds, progress=quiet)
     for res, old in zip(results, ref["networks"], strict=True):
-        assert weights_hash(res.weights) == old["weights_sha256"]
+        assert weights_hash(res.weights, arch=LENET) == old["weights_sha256"]
         assert res.curves["val_loss"] == old["curves"]["val_loss"]
         assert res.early_stop_iteration == old["early_stop_iteration"]
         s, o = res.summary, old["summary"]
@@ -305,7 +300,7 @@ PATIENT = TrainConfig(
 
 
 def patient_inputs() -> tuple[list[Weights], list[Mask], list[int]]:
-    inits = [glorot_normal_init(np.random.default_rng([7, i])) for i in range(4)]
+    inits = [glorot_normal_init(np.random.default_rng([7, i]), LENET) for i in range(4)]
     masks = [sparse_mask(100 + i, d) for i, d in enumerate((1.0, 0.3, 0.1, 0.03))]
     return inits, masks, [1000 + i for i in range(4)]
 
@@ -428,7 +423,7 @@ def test_glorot_init_of_any_architecture() -> None:
     from lottery.core import arch
     from lottery.core.arch import glorot_fans
 
-    lenet = glorot_normal_init(np.random.default_rng(11))
+    lenet = glorot_normal_init(np.random.default_rng(11), LENET)
     explicit = glorot_normal_init(np.random.default_rng(11), arch.LENET)
     assert all(np.array_equal(lenet[k], explicit[k]) for k in lenet)
     conv = arch.build("conv4", (32, 32, 3))
@@ -530,7 +525,7 @@ def test_a_network_is_bit_identical_in_a_stack_of_any_size(
     if sizes[0] == 1:  # the earlier formulation fails this test: the test can fail
         old = Engine(split, 2, cfg, LENET, stable=False)
         res = old.train(inits[:2], masks[:2], seeds[:2], progress=quiet)[0]
-        assert weights_hash(res.weights) != weights_hash(alone.weights)
+        assert weights_hash(res.weights, arch=LENET) != weights_hash(alone.weights, arch=LENET)
 
 
 def test_horizon_networks_train_on_when_their_early_stop_settles(
@@ -550,7 +545,7 @@ def test_horizon_networks_train_on_when_their_early_stop_settles(
         if not flag:  # a control: stops by patience exactly as without the flag
             assert_same(res, short)
             continue
-        assert weights_hash(res.weights) == weights_hash(ref.weights)
+        assert weights_hash(res.weights, arch=LENET) == weights_hash(ref.weights, arch=LENET)
         assert (res.stop_iteration, res.stop_reason, res.weights_iteration) == (
             PATIENT.iterations,
             "horizon",
@@ -586,5 +581,5 @@ def test_keep_best_returns_the_weights_at_the_minimum(
     (upto,) = Engine(split, 1, short, LENET).train(
         inits[i : i + 1], masks[i : i + 1], seeds[i : i + 1], progress=quiet
     )
-    assert weights_hash(best[i].weights) == weights_hash(upto.weights)
-    assert weights_hash(best[i].weights) != weights_hash(patient[i].weights)
+    assert weights_hash(best[i].weights, arch=LENET) == weights_hash(upto.weights, arch=LENET)
+    assert weights_hash(best[i].weights, arch=LENET) != weights_hash(patient[i].weights, arch=LENET)

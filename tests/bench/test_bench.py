@@ -18,7 +18,7 @@ from lottery.bench import main as bench
 from lottery.bench.config import BenchConfig
 from lottery.core.params import load_params
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 #: Real MNIST and the real engine and Keras, on windows of 10 iterations: two repeats
 #: (a median and its samples), one stacked K besides K = 1.

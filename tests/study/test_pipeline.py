@@ -10,11 +10,12 @@ from typing import Any
 import yaml
 
 from lottery.core import paths
+from lottery.core.arch import LENET
 from lottery.core.lineage import read_record as read_lineage
 from lottery.core.masks import load_mask, mask_hash
 from lottery.core.params import load_params
 from tests.conftest import copy_study, ran_stages, run, write_params
-from tests.test_audit import audit, messages
+from tests.helpers import audit, messages
 
 TRAIN_STAGES = [
     "dense",
@@ -47,7 +48,7 @@ def test_tiny_study_runs_every_stage_and_writes_its_outputs(tiny_study: Path) ->
                 assert 0.5 < r["test_accuracy_at_early_stop"] <= 1.0
     # Round k's mask has (1-p)^k of each layer (paper rates: 0.2 hidden, 0.1 output).
     for k, expected in [(1, 0.8), (2, 0.64)]:
-        mask = load_mask(tiny_study / paths.round_mask_path(k, 0))
+        mask = load_mask(tiny_study / paths.round_mask_path(k, 0), arch=LENET)
         assert abs(mask["fc1"].mean() - expected) < 1e-5
         assert abs(mask["out"].mean() - 0.9**k) < 1e-3
     report = (tiny_study / paths.report_path()).read_text()
@@ -69,9 +70,9 @@ def test_lineage_links_each_mask_to_its_parent_and_theta0(tiny_study: Path) -> N
         for k in range(1, 3):
             mask_file = tiny_study / paths.round_mask_path(k, t)
             rec = read_lineage(mask_file)
-            parent = load_mask(tiny_study / paths.round_mask_path(k - 1, t))
-            assert rec["sha256"] == mask_hash(load_mask(mask_file))
-            assert rec["parent_sha256"] == mask_hash(parent)
+            parent = load_mask(tiny_study / paths.round_mask_path(k - 1, t), arch=LENET)
+            assert rec["sha256"] == mask_hash(load_mask(mask_file, arch=LENET), arch=LENET)
+            assert rec["parent_sha256"] == mask_hash(parent, arch=LENET)
             assert rec["theta0_sha256"] == theta0_sha
             assert rec["round"] == k and rec["trial"] == t
             assert rec["mlflow_run_id"]
@@ -90,11 +91,17 @@ def test_unchanged_repro_runs_nothing_and_forced_rerun_is_an_audited_reproductio
     study = copy_study(tiny_study, tmp_path / "study")
     assert stale(study) == set()
     r01 = paths.next_mask_path("r01", 0)
-    before = {t: mask_hash(load_mask(study / paths.next_mask_path("r01", t))) for t in range(2)}
+    before = {
+        t: mask_hash(load_mask(study / paths.next_mask_path("r01", t), arch=LENET), arch=LENET)
+        for t in range(2)
+    }
     old_run = read_lineage(study / r01)["mlflow_run_id"]
     forced = run(study, "dvc", "repro", "-f", "-s", "ticket@r01")
     assert ran_stages(forced.stdout) == ["ticket@r01"]
-    after = {t: mask_hash(load_mask(study / paths.next_mask_path("r01", t))) for t in range(2)}
+    after = {
+        t: mask_hash(load_mask(study / paths.next_mask_path("r01", t), arch=LENET), arch=LENET)
+        for t in range(2)
+    }
     assert before == after  # same params and seed: bit-identical masks
     assert read_lineage(study / r01)["mlflow_run_id"] != old_run
     # The new lineage names the new MLflow run, so only ticket@r01's dependants are stale
@@ -126,7 +133,7 @@ def test_more_rounds_and_a_params_change_rerun_exactly_the_affected_stages(
     assert stale(study) == reinit | new_round
     proc = run(study, "dvc", "repro")
     assert sorted(ran_stages(proc.stdout)) == sorted(reinit | new_round)
-    mask = load_mask(study / paths.round_mask_path(3, 0))
+    mask = load_mask(study / paths.round_mask_path(3, 0), arch=LENET)
     assert abs(mask["fc1"].mean() - 0.512) < 1e-5
     assert "ticket, round 3" in (study / paths.report_path()).read_text()
     m = json.loads((study / paths.metrics_path("reinit", "r01")).read_text())
@@ -136,12 +143,16 @@ def test_more_rounds_and_a_params_change_rerun_exactly_the_affected_stages(
     assert before == {k: after[k] for k in before}, "a draw-0 record changed"
     diff = run(study, "dvc", "metrics", "diff", "--json")
     changed = json.loads(diff.stdout)
-    # The one DVC metric is the compact summary: the reinit cells moved, the tickets did not.
+    # The one DVC metric is the compact summary: the run counts moved, dense did not.
     assert list(changed) == ["reports/summary.json"], changed
     moved = changed["reports/summary.json"]
-    assert "by_round.reinit_r01.test_acc" in moved
-    old_tickets = [k for k in moved if k.startswith("by_round.ticket_") and "_r03." not in k]
-    assert old_tickets == [], old_tickets  # round 3 is new; rounds 0-2 did not move
+    assert "runs" in moved and not any(k.startswith("dense_") for k in moved), moved
+    # The per-cell detail (statistics.json): the reinit cells moved, the old tickets did not.
+    old = json.loads(run(study, "git", "show", "HEAD:reports/statistics.json").stdout)["cells"]
+    new = json.loads((study / "reports/statistics.json").read_text())["cells"]
+    assert new["reinit"]["r01"] != old["reinit"]["r01"]
+    assert {r: new["ticket"][r] for r in old["ticket"]} == old["ticket"]
+    assert set(new["ticket"]) - set(old["ticket"]) == {"r03"}
     params_diff = run(study, "dvc", "params", "diff", "--json")
     assert "controls.reinit_repeats" in params_diff.stdout
 

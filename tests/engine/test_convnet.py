@@ -21,7 +21,7 @@ from lottery.engine.conv import StackedConvNet, glorot_normal_init
 from lottery.engine.mlp import Adam, tf
 from lottery.engine.training import Engine, TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MNIST_CONV2 = arch.build("conv2", (28, 28, 1))
 CIFAR_CONV2 = arch.build("conv2", (32, 32, 3))
 

@@ -38,8 +38,9 @@ from lottery.data.split import (
     split_validation,
     validation_indices,
 )
+from tests.helpers import tiny_cifar, write_cifar_dir, write_idx
 
-MNIST_DIR = Path(__file__).resolve().parents[1] / "data" / "mnist"
+MNIST_DIR = Path(__file__).resolve().parents[2] / "data" / "mnist"
 
 MnistArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
@@ -58,14 +59,6 @@ def readme_label_counts() -> dict[str, list[int]]:
 @pytest.fixture(scope="module")
 def mnist() -> MnistArrays:
     return load_mnist(MNIST_DIR)
-
-
-def write_idx(path: Path, magic: int, dims: tuple[int, ...], payload: bytes) -> Path:
-    """Write a gzip IDX file: big-endian magic, uint32 dims, raw bytes."""
-    header = struct.pack(">I", magic) + struct.pack(f">{len(dims)}I", *dims)
-    with gzip.open(path, "wb") as fh:
-        fh.write(header + payload)
-    return path
 
 
 def copy_mnist(tmp_path: Path) -> Path:
@@ -353,12 +346,12 @@ def test_image_label_count_mismatch(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- the datasets
 
-FASHION_DIR = Path(__file__).resolve().parents[1] / "data" / "fashion-mnist"
+FASHION_DIR = Path(__file__).resolve().parents[2] / "data" / "fashion-mnist"
 
 
 def test_dataset_registry_matches_the_committed_directories() -> None:
     assert list(datasets.DATASETS) == ["mnist", "fashion-mnist", "cifar10"]
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     for name in ("mnist", "fashion-mnist"):  # committed; cifar10 is placed by the user
         info = datasets.dataset_info(name)
         assert info.directory == Path("data") / name and (root / info.directory).is_dir()
@@ -475,38 +468,6 @@ def test_manifest_image_shape(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- CIFAR-10
-
-
-def cifar_bytes(labels: np.ndarray, planes: np.ndarray) -> bytes:
-    """Records in the official layout: a label byte, then the red, green and blue 32x32
-    planes, each row-major. `planes` is (N, 3, 32, 32)."""
-    out = bytearray()
-    for label, image in zip(labels, planes, strict=True):
-        out.append(int(label))
-        for channel in range(3):
-            out += image[channel].astype(np.uint8).tobytes(order="C")
-    return bytes(out)
-
-
-def tiny_cifar(
-    seed: int = 0, per_file: int = 12, n_test: int = 10
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """file name -> (labels, planes (N, 3, 32, 32)) for the six files, random pixels."""
-    rng = np.random.default_rng(seed)
-    files = {}
-    for name in cifar_files():
-        n = n_test if name == CIFAR_TEST_FILE else per_file
-        labels = (np.arange(n) + rng.integers(0, 10)) % 10
-        files[name] = (labels.astype(np.uint8), rng.integers(0, 256, (n, 3, 32, 32), np.uint8))
-    return files
-
-
-def write_cifar_dir(root: Path, files: dict[str, tuple[np.ndarray, np.ndarray]]) -> Path:
-    batch_dir = root / CIFAR_BATCH_DIR
-    batch_dir.mkdir(parents=True)
-    for name, (labels, planes) in files.items():
-        (batch_dir / name).write_bytes(cifar_bytes(labels, planes))
-    return root
 
 
 def write_cifar_archive(root: Path, files: dict[str, tuple[np.ndarray, np.ndarray]]) -> Path:

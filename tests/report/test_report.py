@@ -481,22 +481,23 @@ def test_the_margin_comes_from_the_params() -> None:
 def test_summary_json_carries_the_same_facts() -> None:
     s = summary(study())
     all_cells = inference.cells(results.censor(results.runs_frame(study()), WINDOW))
-    out = dvc_tables.summary_json(s, all_cells)
-    assert out["runs"] == 18 and out["censored_runs"] == 2
-    assert out["best_ticket_round"] == 1 and out["test_best_ticket_round"] == 2
+    out = dvc_tables.summary_json(s)
+    assert out["runs"] == 18 and out["censored_runs"] == 2 and out["trials"] == 3
+    assert out["best_ticket_round"] == 1
     assert out["best_ticket_gain_pp"]["mean"] == pytest.approx(0.4)
     assert out["best_ticket_gain_pp"]["ci_low"] == pytest.approx(0.4 - 0.248414, abs=1e-5)
-    assert out["sparsest_matching_round"] == 2 and not out["sparsest_matching_is_sparsest_run"]
+    assert out["sparsest_matching_round"] == 2
     assert out["earliest_stop_dense_minus_ticket"]["ci_high"] == pytest.approx(748.41, abs=0.01)
-    # Compact for `dvc exp show`: two means per (condition, round), nothing per run.
-    compact = out["by_round"]["reinit_r03"]
-    assert set(compact) == {"early_stop", "test_acc"}
-    assert "cells" not in out and "ticket_minus_control_pp" not in out
+    # One unit: accuracies in %, as in the report (the cells hold fractions).
+    dense = next(c for c in all_cells if c.condition == "ticket" and c.round == 0)
+    assert out["dense_test_accuracy_pct"] == pytest.approx(100 * dense.accuracy.mean)
+    # Compact for `dvc exp show`: headline facts only, nothing per (condition, round).
+    flat = [k for k, v in out.items() for _ in (v if isinstance(v, dict) else [v])]
+    assert len(flat) <= 22, flat
+    assert not any("_r0" in k or "by_round" in k for k in out), list(out)
     stats = dvc_tables.statistics_json(s, all_cells)
     cell = stats["cells"]["reinit"]["r03"]
     assert cell["n_censored"] == 2 and cell["early_stop_iteration"]["min"] == 9000
-    assert cell["early_stop_iteration"]["mean"] == compact["early_stop"]
-    assert cell["test_accuracy_at_early_stop"]["mean"] == compact["test_acc"]
     gap = stats["ticket_minus_control_pp"]["reinit"]["r03"]
     assert gap["ci_low"] == pytest.approx(0.1 - 0.496828, abs=1e-5)
     assert gap["p_holm"] == pytest.approx(0.478, abs=0.001) and gap["family"] == 2
@@ -509,12 +510,10 @@ def test_summary_json_carries_the_same_facts() -> None:
     json.dumps(out)  # plain JSON
     json.dumps(stats)
     two = summary(one_and_two_trials())
-    two_cells = inference.cells(one_and_two_trials())
-    assert dvc_tables.summary_json(two, two_cells)["best_ticket_gain_pp"] == {
+    assert dvc_tables.summary_json(two)["best_ticket_gain_pp"] == {
         "mean": pytest.approx(0.4),
         "ci_low": None,
         "ci_high": None,
-        "n_trials": 2,
     }
 
 
@@ -585,7 +584,7 @@ def test_write_report_is_atomic(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------ the committed result
 
-RESULTS = Path(__file__).resolve().parent.parent / "reports/results"
+RESULTS = Path(__file__).resolve().parents[2] / "reports/results"
 #: What each committed result's report must say (its censoring and its floor).
 RESULT_PHRASES: dict[str, tuple[str, ...]] = {
     "lenet-5trials-10k": (
@@ -635,6 +634,13 @@ def test_the_title_names_the_network_and_the_dataset(params: dict[str, Any], exp
 
 def test_every_committed_result_is_listed() -> None:
     assert sorted(p.name for p in RESULTS.iterdir() if p.is_dir()) == sorted(RESULT_PHRASES)
+
+
+def test_every_committed_result_has_a_readme_the_index_links() -> None:
+    index = (RESULTS / "README.md").read_text()
+    for name in RESULT_PHRASES:
+        assert (RESULTS / name / "README.md").is_file(), name
+        assert f"| `{name}` |" in index and f"[README]({name}/README.md)" in index, name
 
 
 @pytest.mark.parametrize("name", sorted(RESULT_PHRASES))

@@ -13,7 +13,7 @@ import yaml
 from lottery.analysis.patience import CURVES_FILE
 from lottery.bench import profile as bench
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "reports" / "results"
 #: The protocol the committed 50,000-iteration studies ran (before `prune.point` and
 #: `train.adam_epsilon`: pruned where patience stopped).

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lottery.core import pruning
-from lottery.core.arch import LAYER_SHAPES, LAYERS
+from lottery.core.arch import LAYER_SHAPES, LAYERS, LENET
 from lottery.core.masks import Mask, ones_mask
 
 RATES = {"fc1": 0.2, "fc2": 0.2, "out": 0.1}
@@ -62,7 +62,7 @@ def test_prune_count_round_half_up() -> None:
 
 
 def test_layerwise_exact_counts_first_round() -> None:
-    m = pruning.prune_magnitude(random_kernels(0), ones_mask(), RATES)
+    m = pruning.prune_magnitude(random_kernels(0), ones_mask(LENET), RATES, arch=LENET)
     assert count(m, "fc1") == 235200 - 47040
     assert count(m, "fc2") == 30000 - 6000
     assert count(m, "out") == 1000 - 100
@@ -70,8 +70,12 @@ def test_layerwise_exact_counts_first_round() -> None:
 
 def test_output_layer_rate_differs() -> None:
     k = random_kernels(1)
-    a = pruning.prune_magnitude(k, ones_mask(), {"fc1": 0.2, "fc2": 0.2, "out": 0.1})
-    b = pruning.prune_magnitude(k, ones_mask(), {"fc1": 0.2, "fc2": 0.2, "out": 0.2})
+    a = pruning.prune_magnitude(
+        k, ones_mask(LENET), {"fc1": 0.2, "fc2": 0.2, "out": 0.1}, arch=LENET
+    )
+    b = pruning.prune_magnitude(
+        k, ones_mask(LENET), {"fc1": 0.2, "fc2": 0.2, "out": 0.2}, arch=LENET
+    )
     assert count(a, "out") == 900 and count(b, "out") == 800
     # The out layer's 0.1 cut is the first half of its 0.2 cut (same ranking).
     assert_shrinks(b, a)
@@ -81,7 +85,7 @@ def test_output_layer_rate_differs() -> None:
 
 def test_smallest_magnitudes_are_pruned() -> None:
     k = ranked_kernels()
-    m = pruning.prune_magnitude(k, ones_mask(), RATES)
+    m = pruning.prune_magnitude(k, ones_mask(LENET), RATES, arch=LENET)
     for layer in LAYERS:
         n = k[layer].size
         removed = pruning.prune_count(RATES[layer], n)
@@ -95,7 +99,9 @@ def test_absolute_value_not_signed_value() -> None:
     k["out"][:, :] = np.float32(0.5)
     k["out"][:50, :] = np.float32(-5.0)  # 500 large negative weights
     k["out"][50:60, :] = np.float32(0.001)  # 100 tiny positive weights
-    m = pruning.prune_magnitude(k, ones_mask(), {"fc1": 0.0, "fc2": 0.0, "out": 0.1})
+    m = pruning.prune_magnitude(
+        k, ones_mask(LENET), {"fc1": 0.0, "fc2": 0.0, "out": 0.1}, arch=LENET
+    )
     assert m["out"][:50].all()
     assert not m["out"][50:60].any()
     assert m["out"][60:].all()
@@ -105,7 +111,9 @@ def test_small_negative_weights_are_pruned() -> None:
     k = {layer: np.full(shape, 3.0, np.float32) for layer, shape in LAYER_SHAPES.items()}
     k["fc2"][0, :20] = np.float32(-1e-4)
     k["fc2"][1, :20] = np.float32(1e-3)
-    m = pruning.prune_magnitude(k, ones_mask(), {"fc1": 0.0, "fc2": 40 / 30000, "out": 0.0})
+    m = pruning.prune_magnitude(
+        k, ones_mask(LENET), {"fc1": 0.0, "fc2": 40 / 30000, "out": 0.0}, arch=LENET
+    )
     assert not m["fc2"][0, :20].any() and not m["fc2"][1, :20].any()
     assert count(m, "fc2") == 30000 - 40
 
@@ -115,12 +123,12 @@ def test_small_negative_weights_are_pruned() -> None:
 
 def test_only_survivors_are_pruned_and_counted() -> None:
     k = ranked_kernels()
-    mask = ones_mask()
+    mask = ones_mask(LENET)
     # Pre-prune the 1000 *largest* weights of fc2 and 100 of out: they must stay pruned,
     # and the rate applies to the survivors only.
     mask["fc2"].reshape(-1)[-1000:] = False
     mask["out"].reshape(-1)[-100:] = False
-    m = pruning.prune_magnitude(k, mask, RATES)
+    m = pruning.prune_magnitude(k, mask, RATES, arch=LENET)
     assert count(m, "fc2") == 29000 - pruning.prune_count(0.2, 29000)
     assert count(m, "out") == 900 - 90
     assert not m["fc2"].reshape(-1)[-1000:].any()
@@ -130,14 +138,14 @@ def test_only_survivors_are_pruned_and_counted() -> None:
 
 def test_pruned_weight_values_are_ignored() -> None:
     k = ranked_kernels()
-    mask = ones_mask()
+    mask = ones_mask(LENET)
     mask["out"].reshape(-1)[:10] = False  # the 10 smallest, already pruned
-    base = pruning.prune_magnitude(k, mask, RATES)
+    base = pruning.prune_magnitude(k, mask, RATES, arch=LENET)
     # Whatever the pruned positions hold (huge, zero, NaN), the result is the same.
     for value in (1e9, 0.0, -0.0, np.nan, -np.inf):
         k2 = {layer: a.copy() for layer, a in k.items()}
         k2["out"].reshape(-1)[:10] = value
-        again = pruning.prune_magnitude(k2, mask, RATES)
+        again = pruning.prune_magnitude(k2, mask, RATES, arch=LENET)
         for layer in LAYERS:
             np.testing.assert_array_equal(again[layer], base[layer])
     # 99 of the 990 survivors go (0.1 * 990), the next smallest: flat indices 10..108.
@@ -147,10 +155,10 @@ def test_pruned_weight_values_are_ignored() -> None:
 
 def test_inputs_not_mutated_and_rate_zero_keeps() -> None:
     k = random_kernels(2)
-    mask = pruning.prune_magnitude(k, ones_mask(), RATES)
+    mask = pruning.prune_magnitude(k, ones_mask(LENET), RATES, arch=LENET)
     k_copy = {layer: a.copy() for layer, a in k.items()}
     mask_copy = {layer: a.copy() for layer, a in mask.items()}
-    m = pruning.prune_magnitude(k, mask, {"fc1": 0.2, "fc2": 0.0, "out": 0.0})
+    m = pruning.prune_magnitude(k, mask, {"fc1": 0.2, "fc2": 0.0, "out": 0.0}, arch=LENET)
     for layer in LAYERS:
         np.testing.assert_array_equal(k[layer], k_copy[layer])
         np.testing.assert_array_equal(mask[layer], mask_copy[layer])
@@ -167,8 +175,8 @@ def test_ties_lowest_index_first_and_deterministic() -> None:
     k = {layer: np.ones(shape, np.float32) for layer, shape in LAYER_SHAPES.items()}
     # Equal magnitudes of both signs: |w| ties, so flat order decides.
     k["out"].reshape(-1)[1::2] = -1.0
-    m1 = pruning.prune_magnitude(k, ones_mask(), RATES)
-    m2 = pruning.prune_magnitude(k, ones_mask(), RATES)
+    m1 = pruning.prune_magnitude(k, ones_mask(LENET), RATES, arch=LENET)
+    m2 = pruning.prune_magnitude(k, ones_mask(LENET), RATES, arch=LENET)
     for layer in LAYERS:
         n = k[layer].size
         removed = pruning.prune_count(RATES[layer], n)
@@ -178,9 +186,9 @@ def test_ties_lowest_index_first_and_deterministic() -> None:
 
 def test_ties_among_survivors_follow_flat_index() -> None:
     k = {layer: np.ones(shape, np.float32) for layer, shape in LAYER_SHAPES.items()}
-    mask = ones_mask()
+    mask = ones_mask(LENET)
     mask["out"].reshape(-1)[::2] = False  # survivors: odd flat indices (500)
-    m = pruning.prune_magnitude(k, mask, NO_PRUNE | {"out": 0.1})
+    m = pruning.prune_magnitude(k, mask, NO_PRUNE | {"out": 0.1}, arch=LENET)
     survivors = np.flatnonzero(mask["out"].reshape(-1))
     expected = mask["out"].reshape(-1).copy()
     expected[survivors[:50]] = False
@@ -199,7 +207,9 @@ def test_global_differs_from_layerwise() -> None:
     total = sum(a.size for a in k.values())  # 266200
     n_remove = pruning.prune_count(0.1, total)  # 26620
     assert n_remove < 30000 + 1
-    g = pruning.prune_magnitude(k, ones_mask(), NO_PRUNE, scope="global", global_rate=0.1)
+    g = pruning.prune_magnitude(
+        k, ones_mask(LENET), NO_PRUNE, scope="global", global_rate=0.1, arch=LENET
+    )
     assert not g["fc1"][-1, -1] and count(g, "fc1") == 235200 - 1
     assert not g["fc2"][0, 0]
     assert count(g, "fc2") == 30000 - (n_remove - 1)
@@ -207,14 +217,18 @@ def test_global_differs_from_layerwise() -> None:
     # Among the tied 0.5s of fc2, the lowest flat indices went first.
     flat = g["fc2"].reshape(-1)
     assert not flat[: n_remove - 1].any() and flat[n_remove - 1 :].all()
-    lw = pruning.prune_magnitude(k, ones_mask(), {"fc1": 0.1, "fc2": 0.1, "out": 0.1})
+    lw = pruning.prune_magnitude(
+        k, ones_mask(LENET), {"fc1": 0.1, "fc2": 0.1, "out": 0.1}, arch=LENET
+    )
     assert count(lw, "fc1") == 235200 - 23520 and count(lw, "out") == 900
 
 
 def test_global_removes_globally_smallest_survivors() -> None:
     k = random_kernels(3)
-    mask = pruning.prune_magnitude(k, ones_mask(), RATES)  # some weights already pruned
-    g = pruning.prune_magnitude(k, mask, RATES, scope="global", global_rate=0.3)
+    mask = pruning.prune_magnitude(
+        k, ones_mask(LENET), RATES, arch=LENET
+    )  # some weights already pruned
+    g = pruning.prune_magnitude(k, mask, RATES, scope="global", global_rate=0.3, arch=LENET)
     assert_shrinks(g, mask)
     pool = np.concatenate([np.abs(k[ly][mask[ly]]) for ly in LAYERS])
     removed = np.concatenate([np.abs(k[ly][mask[ly] & ~g[ly]]) for ly in LAYERS])
@@ -228,29 +242,44 @@ def test_global_exclude() -> None:
     k["out"][:] = np.float32(0.001)  # would be pruned first if pooled
     k["fc2"][:, :50] = np.float32(0.01)
     g = pruning.prune_magnitude(
-        k, ones_mask(), NO_PRUNE, scope="global", global_rate=0.01, global_exclude=["out"]
+        k,
+        ones_mask(LENET),
+        NO_PRUNE,
+        scope="global",
+        global_rate=0.01,
+        global_exclude=["out"],
+        arch=LENET,
     )
     assert count(g, "out") == 1000  # excluded at rate 0: intact
     n_remove = pruning.prune_count(0.01, 235200 + 30000)
     assert count(g, "fc2") == 30000 - n_remove and count(g, "fc1") == 235200
     g2 = pruning.prune_magnitude(
         k,
-        ones_mask(),
+        ones_mask(LENET),
         NO_PRUNE | {"out": 0.1},
         scope="global",
         global_rate=0.01,
         global_exclude=["out"],
+        arch=LENET,
     )
     assert count(g2, "out") == 900  # excluded layers are pruned layer-wise at their rate
     np.testing.assert_array_equal(g2["fc2"], g["fc2"])
-    pooled_all = pruning.prune_magnitude(k, ones_mask(), NO_PRUNE, scope="global", global_rate=0.01)
+    pooled_all = pruning.prune_magnitude(
+        k, ones_mask(LENET), NO_PRUNE, scope="global", global_rate=0.01, arch=LENET
+    )
     assert count(pooled_all, "out") == 0  # without exclusion the tiny out layer is wiped
 
 
 def test_global_ties_follow_layer_order() -> None:
     k = {layer: np.ones(shape, np.float32) for layer, shape in LAYER_SHAPES.items()}
     g = pruning.prune_magnitude(
-        k, ones_mask(), NO_PRUNE, scope="global", global_rate=0.9, global_exclude=["fc1"]
+        k,
+        ones_mask(LENET),
+        NO_PRUNE,
+        scope="global",
+        global_rate=0.9,
+        global_exclude=["fc1"],
+        arch=LENET,
     )
     # Pool = fc2 (30000) then out (1000), all tied: the first 27900 in that order go.
     assert count(g, "fc1") == 235200
@@ -264,29 +293,37 @@ def test_global_ties_follow_layer_order() -> None:
 def test_validation_errors() -> None:
     k = random_kernels(4)
     with pytest.raises(ValueError, match=r"rates\['fc1'\] must be in \[0, 1\)"):
-        pruning.prune_magnitude(k, ones_mask(), RATES | {"fc1": 1.0})
+        pruning.prune_magnitude(k, ones_mask(LENET), RATES | {"fc1": 1.0}, arch=LENET)
     with pytest.raises(ValueError, match=r"must be in \[0, 1\)"):
-        pruning.prune_magnitude(k, ones_mask(), RATES | {"out": -0.1})
+        pruning.prune_magnitude(k, ones_mask(LENET), RATES | {"out": -0.1}, arch=LENET)
     with pytest.raises(ValueError, match="unknown layers"):
-        pruning.prune_magnitude(k, ones_mask(), RATES | {"fc3": 0.2})
+        pruning.prune_magnitude(k, ones_mask(LENET), RATES | {"fc3": 0.2}, arch=LENET)
     with pytest.raises(ValueError, match=r"missing \['out'\]"):
-        pruning.prune_magnitude(k, ones_mask(), {"fc1": 0.2, "fc2": 0.2})
+        pruning.prune_magnitude(k, ones_mask(LENET), {"fc1": 0.2, "fc2": 0.2}, arch=LENET)
     bad = dict(k)
     bad["fc2"] = bad["fc2"].T
     with pytest.raises(ValueError, match=r"kernel 'fc2' has shape \(100, 300\)"):
-        pruning.prune_magnitude(bad, ones_mask(), RATES)
+        pruning.prune_magnitude(bad, ones_mask(LENET), RATES, arch=LENET)
     with pytest.raises(ValueError, match="kernels_of"):
-        pruning.prune_magnitude({f"{ly}/kernel": a for ly, a in k.items()}, ones_mask(), RATES)
+        pruning.prune_magnitude(
+            {f"{ly}/kernel": a for ly, a in k.items()}, ones_mask(LENET), RATES, arch=LENET
+        )
     nan = {ly: a.copy() for ly, a in k.items()}
     nan["fc1"][0, 0] = np.nan
     with pytest.raises(ValueError, match="non-finite"):
-        pruning.prune_magnitude(nan, ones_mask(), RATES)
+        pruning.prune_magnitude(nan, ones_mask(LENET), RATES, arch=LENET)
     with pytest.raises(ValueError, match="global_rate"):
-        pruning.prune_magnitude(k, ones_mask(), RATES, scope="global", global_rate=1.5)
+        pruning.prune_magnitude(
+            k, ones_mask(LENET), RATES, scope="global", global_rate=1.5, arch=LENET
+        )
     with pytest.raises(ValueError, match="unknown layers"):
-        pruning.prune_magnitude(k, ones_mask(), RATES, scope="global", global_exclude=["conv"])
+        pruning.prune_magnitude(
+            k, ones_mask(LENET), RATES, scope="global", global_exclude=["conv"], arch=LENET
+        )
     with pytest.raises(ValueError, match="give them a rate"):
-        pruning.prune_magnitude(k, ones_mask(), {}, scope="global", global_exclude=["out"])
+        pruning.prune_magnitude(
+            k, ones_mask(LENET), {}, scope="global", global_exclude=["out"], arch=LENET
+        )
 
 
 def test_kernels_of() -> None:
@@ -294,7 +331,7 @@ def test_kernels_of() -> None:
     weights = {f"{ly}/kernel": a for ly, a in k.items()} | {
         f"{ly}/bias": np.zeros(s[1], np.float32) for ly, s in LAYER_SHAPES.items()
     }
-    got = pruning.kernels_of(weights)
+    got = pruning.kernels_of(weights, arch=LENET)
     assert list(got) == list(LAYERS)
     for ly in LAYERS:
         np.testing.assert_array_equal(got[ly], k[ly])
@@ -305,12 +342,12 @@ def test_kernels_of() -> None:
 
 def test_random_mask_like() -> None:
     k = random_kernels(6)
-    mask = ones_mask()
+    mask = ones_mask(LENET)
     for _ in range(3):
-        mask = pruning.prune_magnitude(k, mask, RATES)
-    r1 = pruning.random_mask_like(mask, np.random.default_rng(0))
-    r1b = pruning.random_mask_like(mask, np.random.default_rng(0))
-    r2 = pruning.random_mask_like(mask, np.random.default_rng(1))
+        mask = pruning.prune_magnitude(k, mask, RATES, arch=LENET)
+    r1 = pruning.random_mask_like(mask, np.random.default_rng(0), arch=LENET)
+    r1b = pruning.random_mask_like(mask, np.random.default_rng(0), arch=LENET)
+    r2 = pruning.random_mask_like(mask, np.random.default_rng(1), arch=LENET)
     for layer in LAYERS:
         assert count(r1, layer) == count(mask, layer) == count(r2, layer)
         assert r1[layer].dtype == np.bool_ and r1[layer].shape == mask[layer].shape
@@ -343,11 +380,11 @@ def test_iterative_rounds_match_expected_remaining(rate: float) -> None:
     """k rounds on random weights keep expected_remaining(n, p, k) per layer, and that is
     n(1-p)^k up to the accumulated rounding: |error| <= 0.5 * sum_{i<k} (1-p)^i < 0.5 / p."""
     rng = np.random.default_rng(int(rate * 100))
-    mask = ones_mask()
+    mask = ones_mask(LENET)
     rates = dict.fromkeys(LAYERS, rate)
     for k in range(1, 13):
         kernels = {ly: rng.standard_normal(s).astype(np.float32) for ly, s in LAYER_SHAPES.items()}
-        new = pruning.prune_magnitude(kernels, mask, rates)
+        new = pruning.prune_magnitude(kernels, mask, rates, arch=LENET)
         assert_shrinks(new, mask)
         mask = new
         bound = 0.5 * sum((1 - rate) ** i for i in range(k)) + 1e-9
@@ -374,7 +411,7 @@ def test_property_one_round(seed: int, rate: float, keep: float, tie_levels: int
     }
     mask = {ly: rng.random(s) < keep for ly, s in LAYER_SHAPES.items()}
     rates = dict.fromkeys(LAYERS, rate)
-    new = pruning.prune_magnitude(kernels, mask, rates)
+    new = pruning.prune_magnitude(kernels, mask, rates, arch=LENET)
     assert_shrinks(new, mask)
     for ly in LAYERS:
         n_surv = count(mask, ly)
@@ -439,8 +476,8 @@ def test_conv_iterative_rounds_follow_the_rates() -> None:
 
 def test_type_rates_on_the_default_network() -> None:
     k = random_kernels(2)
-    by_type = pruning.prune_magnitude(k, ones_mask(), {"fc": 0.2, "out": 0.1})
-    by_name = pruning.prune_magnitude(k, ones_mask(), RATES)
+    by_type = pruning.prune_magnitude(k, ones_mask(LENET), {"fc": 0.2, "out": 0.1}, arch=LENET)
+    by_name = pruning.prune_magnitude(k, ones_mask(LENET), RATES, arch=LENET)
     assert all(np.array_equal(by_type[n], by_name[n]) for n in LAYERS)
 
 
@@ -451,7 +488,9 @@ def test_conv_rate_errors_name_the_networks_layers() -> None:
     with pytest.raises(ValueError, match=r"missing \['conv1', 'conv2'\]"):
         pruning.prune_magnitude(k, ones_mask(CONV2), {"fc": 0.2, "out": 0.1}, arch=CONV2)
     with pytest.raises(ValueError, match=r"unknown layers \['conv'\]"):
-        pruning.prune_magnitude(random_kernels(3), ones_mask(), RATES | {"conv": 0.1})
+        pruning.prune_magnitude(
+            random_kernels(3), ones_mask(LENET), RATES | {"conv": 0.1}, arch=LENET
+        )
     with pytest.raises(ValueError, match=r"rates\['conv'\] must be in \[0, 1\)"):
         pruning.prune_magnitude(k, ones_mask(CONV2), TYPE_RATES | {"conv": 1.0}, arch=CONV2)
     with pytest.raises(ValueError, match=r"global_exclude names unknown layers \['conv3'\]"):
@@ -463,7 +502,7 @@ def test_conv_rate_errors_name_the_networks_layers() -> None:
             k, ones_mask(CONV2), {"out": 0.1}, "global", 0.2, ["conv1"], arch=CONV2
         )
     with pytest.raises(ValueError, match="mask to prune"):
-        pruning.prune_magnitude(k, ones_mask(), TYPE_RATES, arch=CONV2)
+        pruning.prune_magnitude(k, ones_mask(LENET), TYPE_RATES, arch=CONV2)
 
 
 def test_conv_global_pruning_pools_every_kernel_shape() -> None:

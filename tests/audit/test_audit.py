@@ -7,58 +7,22 @@ shared study.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from lottery.core.arch import LENET
 from lottery.core.masks import load_mask, mask_hash, save_mask
 from lottery.core.params import load_params
-from tests.conftest import base_env, copy_study, ran_stages, run
+from tests.conftest import copy_study, ran_stages, run
+from tests.helpers import R01, audit, messages
 
 R00 = "artifacts/ticket/r00/t0/next_mask.npz"  # m_1 of trial 0 (stage dense)
-R01 = "artifacts/ticket/r01/t0/next_mask.npz"  # m_2 of trial 0 (stage ticket@r01)
 LEAF = "artifacts/ticket/r02/t0/next_mask.npz"  # m_3 of trial 0
-
-
-@contextlib.contextmanager
-def stage_env(project: Path) -> Iterator[None]:
-    """The environment a command in `project` sees (`conftest.run`): no MLflow or DVC
-    settings of this process, and DVC_ROOT naming the project (its local MLflow store)."""
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(base_env({"DVC_ROOT": str(project)}))
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-def audit(project: Path, target: str | None = None, repair: bool = False) -> tuple[int, Any]:
-    """`lottery audit --json [target] [--repair]` in `project`, in-process: its exit status
-    and its JSON (the command's own parsing and text output are tested through the CLI)."""
-    from lottery.audit import main as lottery_audit
-
-    with stage_env(project):
-        result, _ = lottery_audit.audit(
-            None if target is None else Path(target), Path("params.yaml"), project, repair
-        )
-    return (0 if result["ok"] else 1), json.loads(json.dumps(result))
-
-
-def messages(result: dict[str, Any], path: str | None = None, check: str | None = None) -> str:
-    return "\n".join(
-        f"{p['path']} [{p['check']}] {p['message']}"
-        for p in result["problems"]
-        if (path is None or p["path"] == path) and (check is None or p["check"] == check)
-    )
 
 
 def lineage(project: Path, rel: str) -> dict[str, Any]:
@@ -110,9 +74,9 @@ def test_clean_study_audits_ok(tiny_study: Path) -> None:
 
 
 def test_one_flipped_bit_is_named(study: Path) -> None:
-    mask = load_mask(study / R01)
+    mask = load_mask(study / R01, arch=LENET)
     mask["fc2"][3, 7] = ~mask["fc2"][3, 7]
-    save_mask(study / R01, mask)
+    save_mask(study / R01, mask, arch=LENET)
     code, result = audit(study)
     assert code == 1
     assert "the mask file was changed" in messages(result, R01, "file")
@@ -171,9 +135,9 @@ def test_mlflow_artifact_differs_from_file(study: Path) -> None:
     art_dir = Path(client.get_run(run_id).info.artifact_uri.removeprefix("file://"))
     assert art_dir.is_relative_to(study), "the copy must own its artifacts"
     shutil.copy(study / R00, art_dir / "mask" / "next_mask.npz")
-    assert mask_hash(load_mask(art_dir / "mask" / "next_mask.npz")) != mask_hash(
-        load_mask(study / R01)
-    )
+    assert mask_hash(
+        load_mask(art_dir / "mask" / "next_mask.npz", arch=LENET), arch=LENET
+    ) != mask_hash(load_mask(study / R01, arch=LENET), arch=LENET)
     code, result = audit(study, R01)
     assert code == 1
     found = messages(result)
@@ -312,10 +276,10 @@ def test_flipped_bit_changes_hash() -> None:
     """The premise of the tampering tests: one bit changes mask_hash."""
     from lottery.core.masks import ones_mask
 
-    m = ones_mask()
-    h = mask_hash(m)
+    m = ones_mask(LENET)
+    h = mask_hash(m, arch=LENET)
     m["out"][0, 0] = False
-    assert mask_hash(m) != h
+    assert mask_hash(m, arch=LENET) != h
     assert np.count_nonzero(~m["out"]) == 1
 
 

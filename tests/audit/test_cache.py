@@ -7,9 +7,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from lottery.core.arch import LENET
 from lottery.core.masks import load_mask, save_mask
 from tests.conftest import copy_study, run
-from tests.test_audit import R01, audit, messages
+from tests.helpers import R01, audit, messages
 
 
 def test_audit_follows_a_cache_moved_with_dvc_cache_dir(tiny_study: Path, tmp_path: Path) -> None:
@@ -27,10 +28,10 @@ def test_audit_follows_a_cache_moved_with_dvc_cache_dir(tiny_study: Path, tmp_pa
     assert code == 0, messages(result)
 
     # One changed file: its output is named once; with no remote, no `dvc fetch` advice.
-    mask = load_mask(study / R01)
+    mask = load_mask(study / R01, arch=LENET)
     mask["fc2"][3, 7] = ~mask["fc2"][3, 7]
     (study / R01).unlink()
-    save_mask(study / R01, mask)
+    save_mask(study / R01, mask, arch=LENET)
     code, result = audit(study)
     assert code == 1
     found = messages(result, check="dvc")

@@ -10,11 +10,8 @@ type's rate, that pruned weights stay exactly zero in the trained weights, and t
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +27,18 @@ from lottery.core.pruning import prune_count
 from lottery.data import checksums, idx
 from lottery.report import canvas
 from lottery.study import prepare, train, visualise
-from tests.conftest import base_env, make_project, ran_stages, run
-from tests.test_audit import audit
-from tests.test_data import tiny_cifar, write_cifar_dir, write_idx
-from tests.test_plots import assert_png
-from tests.test_study import tiny_params
+from tests.conftest import make_project, ran_stages, run
+from tests.helpers import (
+    assert_png,
+    audit,
+    stage_env,
+    tiny_cifar,
+    tiny_params,
+    write_cifar_dir,
+    write_idx,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONV_RATES = {"conv": 0.1, "fc": 0.2, "out": 0.1}  # the paper's Conv-2 rates, per layer type
 MLP_RATES = {"fc": 0.2, "out": 0.1}
 #: A few iterations, every one of them evaluated; small batches.
@@ -72,22 +74,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
 
 
-@contextlib.contextmanager
-def stage_env(root: Path, store: str) -> Iterator[None]:
-    """The environment a stage of the project at `root` sees, recording into `store`."""
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(base_env({"DVC_ROOT": str(root), "MLFLOW_TRACKING_URI": store}))
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 def run_in_process(params: Params, root: Path, store: str) -> dict[str, Path]:
     """prepare, init, every training stage of `params` and visualise, in-process."""
-    with stage_env(root, store):
+    with pytest.MonkeyPatch.context() as mp:
+        stage_env(mp, root, MLFLOW_TRACKING_URI=store)
         prepare.prepare(params, root)
         prepare.init(params, root)
         for name in visualise.round_names(params):
@@ -138,7 +128,7 @@ def test_conv2_on_a_tiny_cifar10_trains_prunes_and_draws_each_conv_layer(
 
 
 def test_an_mlp_64_32_on_fashion_mnist_trains_prunes_and_draws_its_first_layer(
-    tmp_path: Path, store: str
+    tmp_path: Path, store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "data").symlink_to(ROOT / "data")
     params = tiny_params(
@@ -166,10 +156,8 @@ def test_an_mlp_64_32_on_fashion_mnist_trains_prunes_and_draws_its_first_layer(
         model={"network": "conv2", "hidden": []},
         prune={"rates": CONV_RATES},
     )
-    with (
-        stage_env(tmp_path, store),
-        pytest.raises(DataError, match="28x28x1 images, conv2 on 32x32x3"),
-    ):
+    stage_env(monkeypatch, tmp_path, MLFLOW_TRACKING_URI=store)
+    with pytest.raises(DataError, match="28x28x1 images, conv2 on 32x32x3"):
         train.train_stage(conv, "ticket", "r00", tmp_path)
 
 
@@ -242,7 +230,7 @@ def small_dataset(root: Path, dataset: str) -> int:
 
 @pytest.mark.parametrize(("dataset", "network"), COMBINATIONS)
 def test_every_dataset_with_every_network_trains_and_prunes_at_its_rates(
-    tmp_path: Path, store: str, dataset: str, network: str
+    tmp_path: Path, store: str, dataset: str, network: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """prepare, init and the dense round in-process: θ0 and m_0 of the network for that
     dataset's images, trained with pruned weights exactly zero, m_1 at each type's rate.
@@ -258,9 +246,9 @@ def test_every_dataset_with_every_network_trains_and_prunes_at_its_rates(
     )
     net = params.architecture()
     assert net.input_shape == ((32, 32, 3) if dataset == "cifar10" else (28, 28, 1))
-    with stage_env(tmp_path, store):
-        prepare.prepare(params, tmp_path)
-        prepare.init(params, tmp_path)
-        metrics = train.train_stage(params, "ticket", "r00", tmp_path)
+    stage_env(monkeypatch, tmp_path, MLFLOW_TRACKING_URI=store)
+    prepare.prepare(params, tmp_path)
+    prepare.init(params, tmp_path)
+    metrics = train.train_stage(params, "ticket", "r00", tmp_path)
     assert_round_pruned_at_rates(paths.Layout(tmp_path), net, rates, 0)
     assert metrics["runs"]["t0"]["stop_iteration"] == 2

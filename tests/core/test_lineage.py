@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lottery.core import lineage, masks
-from lottery.core.arch import LAYER_SHAPES
+from lottery.core.arch import LAYER_SHAPES, LENET
 from lottery.core.masks import Mask, MaskError
 
 
@@ -30,6 +30,7 @@ def record(m: Mask) -> lineage.Lineage:
         pruning={"fc1": 0.2},
         study_hash="ef" * 8,
         git_commit="0" * 40,
+        arch=LENET,
     )
 
 
@@ -38,17 +39,17 @@ def test_lineage_round_trips(tmp_path: Path) -> None:
     assert lineage.lineage_path(mask_path) == tmp_path / "masks" / "round_1.json"
     m = random_mask(10, keep=0.8)
     rec = record(m)
-    assert rec.sha256 == masks.mask_hash(m)
-    assert rec.density == masks.density(m)
-    assert rec.percent_remaining == masks.percent_remaining(m)
-    assert rec.kept == masks.kept_counts(m)
+    assert rec.sha256 == masks.mask_hash(m, arch=LENET)
+    assert rec.density == masks.density(m, arch=LENET)
+    assert rec.percent_remaining == masks.percent_remaining(m, arch=LENET)
+    assert rec.kept == masks.kept_counts(m, arch=LENET)
     assert rec.round == 1 and rec.pruning == {"fc1": 0.2}
-    masks.save_mask(mask_path, m)
+    masks.save_mask(mask_path, m, arch=LENET)
     lineage.write(mask_path, rec)
     assert lineage.read(mask_path) == rec
     assert lineage.read_record(mask_path) == rec.to_json()
     with pytest.raises(TypeError, match="sha256"):
-        lineage.Lineage.of(m, sha256="0" * 64)  # computed from the mask, never given
+        lineage.Lineage.of(m, sha256="0" * 64, arch=LENET)  # computed from the mask, never given
 
 
 def test_earlier_names_are_read_under_todays(tmp_path: Path) -> None:

@@ -78,7 +78,7 @@ def test_the_smallest_safe_patience_is_the_longest_wait_between_new_minima() -> 
 
 def test_the_committed_evidence_is_what_its_curves_give(tmp_path: Path) -> None:
     """reports/patience/evidence.* are written from its curves.json by this code."""
-    committed = Path(__file__).resolve().parents[1] / "reports" / "patience"
+    committed = Path(__file__).resolve().parents[2] / "reports" / "patience"
     doc = json.loads((committed / "evidence.json").read_text())
     patiences = sorted({int(r["patience"]) for r in doc["rows"]})
     patience.write(

@@ -20,23 +20,7 @@ from lottery.report import canvas, dvc_tables
 from lottery.report import figures as plots
 from lottery.report import mask_figures as mask_plots
 from lottery.report import text as report
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def png_size(path: Path) -> tuple[int, int]:
-    """(width, height) from the IHDR chunk, after checking the 8-byte signature."""
-    data = path.read_bytes()
-    assert data[:8] == PNG_SIGNATURE, f"{path} is not a PNG"
-    assert data[12:16] == b"IHDR"
-    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-
-
-def assert_png(path: Path, figsize: tuple[float, float]) -> None:
-    assert path.is_file()
-    assert png_size(path) == (round(figsize[0] * canvas.DPI), round(figsize[1] * canvas.DPI))
-    # Atomic writes leave no temporary siblings behind.
-    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+from tests.helpers import assert_png
 
 
 def run(es: float, acc: float, final: float | None = None) -> dict[str, Any]:
@@ -235,7 +219,7 @@ def test_importing_plots_leaves_the_backend_alone() -> None:
         "plots.accuracy_figure([]).savefig(buf, format='png'); "
         "assert buf.getvalue()[:8] == b'\\x89PNG\\r\\n\\x1a\\n'"
     )
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=False
     )
@@ -378,10 +362,10 @@ def test_dvc_rows_cover_every_condition_and_round(tmp_path: Path) -> None:
     assert got == {(x["condition"], x["round"]) for x in m}
     row = tables["accuracy_ticket.json"][0]
     assert row["round"] == 0 and row["percent_remaining"] == 100.0 and row["n_runs"] == 2
-    assert row["test_accuracy"] == pytest.approx(0.981)
-    assert (row["test_accuracy_min"], row["test_accuracy_max"]) == (0.980, 0.982)
+    assert row["test_accuracy"] == pytest.approx(98.1)  # in %, as everywhere
+    assert (row["test_accuracy_min"], row["test_accuracy_max"]) == pytest.approx((98.0, 98.2))
     assert (row["early_stop_iteration_min"], row["early_stop_iteration_max"]) == (1000, 1200)
-    assert row["test_accuracy_at_stop"] == pytest.approx(0.979)
+    assert row["test_accuracy_at_stop"] == pytest.approx(97.9)
     assert row["n_censored"] == 0 and row["n_trials"] == 2
     # Two trials: no interval.
     assert row["test_accuracy_ci_low"] is None and row["test_accuracy_ci_high"] is None
@@ -411,6 +395,7 @@ def test_render_all_writes_every_figure(tmp_path: Path) -> None:
     out = plots.render_all(masks, m, cur, tmp_path / "figs", arch.LENET)
     expected = {
         "accuracy_vs_remaining",
+        "end_accuracy_vs_remaining",
         "early_stop_vs_remaining",
         "learning_curves",
         "density_by_round",
