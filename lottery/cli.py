@@ -5,6 +5,7 @@ lottery rounds [N]       set study.rounds to N (or keep it) and write dvc.yaml's
 lottery report DIR...    regenerate kept studies' reports from their metrics
 lottery keep NAME        keep the finished study under reports/results/NAME
 lottery compare BASE NEW two kept studies side by side, paired by sparsity
+lottery same BASE NEW    every number behind two studies' reports, compared
 lottery patience STUDY   what a patience would change in a finished study
 lottery audit [MASK]     walk masks back to θ0 and check files, dvc.lock and MLflow agree
 lottery bench            the training-engine benchmark (docs/speed.md)
@@ -330,6 +331,10 @@ FORWARDED: dict[str, tuple[str, str]] = {
         "regenerate kept studies' reports from their metrics (reports/results/NAME)",
     ),
     "compare": ("lottery.report.compare", "two kept studies side by side, paired by sparsity"),
+    "same": (
+        "lottery.report.same",
+        "are two studies' reported numbers the same (the patience evidence's test)",
+    ),
     "keep": (
         "lottery.report.keep",
         "keep the workspace's finished study under reports/results/NAME (a baseline)",

@@ -59,16 +59,16 @@ def difference_json(d: Difference | None, p: bool = False) -> dict[str, Any] | N
 
 
 def cell_json(c: Cell) -> dict[str, Any]:
-    """One (condition, round)'s statistics for statistics.json."""
+    """One (condition, round)'s statistics for statistics.json (accuracies in %)."""
     return {
         "percent_remaining": c.percent_remaining,
         "n_runs": c.n_runs,
         "n_trials": c.n_trials,
         "n_censored": c.n_censored,
         ES: _stats_json(c.early_stop),
-        ACC: _stats_json(c.accuracy),
-        ACC_STOP: _stats_json(c.accuracy_at_stop),
-        VAL_ACC: _stats_json(c.val_accuracy),
+        ACC: _stats_json(c.accuracy, 100.0),  # accuracies in %, as everywhere
+        ACC_STOP: _stats_json(c.accuracy_at_stop, 100.0),
+        VAL_ACC: _stats_json(c.val_accuracy, 100.0),
     }
 
 

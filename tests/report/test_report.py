@@ -497,6 +497,8 @@ def test_summary_json_carries_the_same_facts() -> None:
     assert not any("_r0" in k or "by_round" in k for k in out), list(out)
     stats = dvc_tables.statistics_json(s, all_cells)
     cell = stats["cells"]["reinit"]["r03"]
+    r03 = next(c for c in all_cells if c.condition == "reinit" and c.round == 3)
+    assert cell["test_accuracy_at_early_stop"]["mean"] == pytest.approx(100 * r03.accuracy.mean)
     assert cell["n_censored"] == 2 and cell["early_stop_iteration"]["min"] == 9000
     gap = stats["ticket_minus_control_pp"]["reinit"]["r03"]
     assert gap["ci_low"] == pytest.approx(0.1 - 0.496828, abs=1e-5)
