@@ -107,6 +107,7 @@ def test_a_base_without_censored_cells_says_so() -> None:
 COMPARISONS = [
     ("lenet-5trials-10k", "lenet-5trials-50k"),
     ("lenet-5trials-50k", "lenet-5trials-50k-3draws"),
+    ("lenet-5trials-50k-3draws", "lenet-5trials-50k-horizon"),
 ]
 
 
