@@ -11,7 +11,7 @@ early stop are unchanged, and the fraction of training iterations P would have s
     lottery patience STUDY_DIR [--patience 2500 5000 10000] [--out DIR]
 
 reads a finished study (its metrics/ and curves) or a directory this command wrote
-before (its `curves.json`), and writes `evidence.json`, `evidence.md` and a compact
+before (its `curves.json`, read first), and writes `evidence.json`, `evidence.md` and a compact
 `curves.json` (enough to recompute everything) to DIR.
 
 The committed evidence (`reports/patience/curves.json`) also sets the reports' censoring
@@ -298,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     root: Path = args.study
     out: Path = args.out or root
     try:
-        if (root / CURVES_FILE).is_file() and not paths.Layout(root).metrics_dir.is_dir():
+        if (root / CURVES_FILE).is_file():  # written before (metrics/ may be kept beside it)
             curves, source = (
                 from_file(root / CURVES_FILE),
                 io.read_json(root / "evidence.json")["source"],

@@ -1,6 +1,6 @@
 """Are two studies' reported numbers the same? Every number of the report, compared.
 
-    lottery same BASE NEW [--trials T ...] [--draws D ...] [--out FILE]
+    lottery same BASE NEW [--trials T ...] [--draws D ...] [--artifacts] [--out FILE]
 
 The numbers are those behind the report: statistics.json and summary.json as the report
 stage computes them from the metrics (every cell's mean, min, max and 95% interval of the
@@ -14,7 +14,8 @@ same network is the same run in both).
 This is the patience evidence's test: the same study with patience 0 and with the preset's
 patience must give the same numbers, and where one differs it is named with both values.
 Prints how many numbers agree and every one that differs (Markdown, or `--out`); exits 1
-when any differs.
+when any differs. With `--artifacts` (two workspaces), it also compares every run's weights,
+masks and curves (`lottery.report.same_runs`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import pandas as pd
 from lottery.analysis import results
 from lottery.core import io
 from lottery.core.errors import UserError, guarded
-from lottery.report import dvc_tables, text
+from lottery.report import dvc_tables, same_runs, text
 
 PROG = "lottery same"
 
@@ -131,6 +132,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("new", type=Path, help="the study set against it")
     ap.add_argument("--trials", type=int, nargs="+", help="only these trials, in both")
     ap.add_argument("--draws", type=int, nargs="+", help="only these reinit draws, in both")
+    ap.add_argument(
+        "--artifacts",
+        action="store_true",
+        help="also compare each run's .npz files and curves (two workspaces' artifacts/)",
+    )
     ap.add_argument("--out", type=Path, help="write the Markdown here (default: stdout)")
     args = ap.parse_args(argv)
 
@@ -147,11 +153,17 @@ def main(argv: Sequence[str] | None = None) -> None:
             if v is not None
         )
         md = render(args.base, args.new, agree, diff, scope)
+        files = 0
+        if args.artifacts:
+            rows = same_runs.compare(args.base, args.new, args.trials, args.draws)
+            md += "\n" + same_runs.render(rows)
+            files = same_runs.differing(rows)
         if args.out:
             io.write_text(args.out, md)
-            print(f"wrote {args.out}: {agree} numbers identical, {len(diff)} differ")
+            counted = f", {files} run files differ" if args.artifacts else ""
+            print(f"wrote {args.out}: {agree} numbers identical, {len(diff)} differ{counted}")
         else:
             print(md, end="")
-        return 1 if diff else 0
+        return 1 if diff or files else 0
 
     raise SystemExit(guarded(body, PROG))

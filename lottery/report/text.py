@@ -142,9 +142,46 @@ def _paragraph(text: str) -> str:
     return textwrap.fill(text, width=90, break_on_hyphens=False, break_long_words=False)
 
 
-def preamble(s: Summary) -> str:
-    """How every number below was computed: units, intervals (with their measured
-    coverage), the verdicts' rules and the censoring window."""
+def protocol(params: Mapping[str, Any]) -> str:
+    """Where each round's mask was cut (`prune.point`) and where each network stopped
+    training, so that "when training stopped" says which weights it means."""
+    train = params.get("train") or {}
+    horizon = int(train.get("iterations") or 0)
+    patience = int(train.get("patience") or 0)
+    point = (params.get("prune") or {}).get("point")
+    if point == "early_stop":
+        cut = (
+            "Each round's mask was cut from a ticket's weights at its minimum validation "
+            "loss (`prune.point: early_stop`, as Keras' `restore_best_weights`)."
+        )
+        stops = "every network"
+    elif point is None and patience:
+        cut = (
+            "Each round's mask was cut from a ticket's weights where it stopped training "
+            "(this study predates `prune.point`; under patience that is neither the paper's "
+            "point, the horizon, nor the minimum)."
+        )
+        stops = "every network"
+    else:
+        cut = (
+            "Each round's mask was cut from a ticket's weights at the horizon "
+            f"({horizon:,} iterations, the paper's point"
+            f"{'' if point else '; this study predates `prune.point`'}): the dense network "
+            "and every ticket trained to it."
+        )
+        stops = "a control (reinit, random prune)"
+    if not patience:
+        return f"{cut} Every network trained all {horizon:,} iterations (patience 0)."
+    return (
+        f"{cut} With patience {patience:,}, {stops} stopped training {patience:,} iterations "
+        "after its minimum validation loss (or at the horizon), and its test accuracy when "
+        "training stopped is taken there."
+    )
+
+
+def preamble(s: Summary, params: Mapping[str, Any] | None = None) -> str:
+    """How every number below was computed: the protocol (with `params`), units, intervals
+    (with their measured coverage), the verdicts' rules and the censoring window."""
     cov = measured_coverage()
     w = s.window
     if w.iterations is None:
@@ -157,7 +194,8 @@ def preamble(s: Summary) -> str:
             f"A run is censored when it stopped less than W = {w.iterations:,} iterations after "
             f"its minimum validation loss; W is {w.source}."
         )
-    parts = [
+    parts = [protocol(params)] if params is not None else []
+    parts += [
         "All numbers below are computed from the pipeline's metrics files. Accuracies are "
         "test accuracies in %, taken at the early-stop iteration (minimum validation loss) "
         'unless marked "when training stopped"; pp = percentage points. Each table cell is '
@@ -200,7 +238,7 @@ def render_report(
     summary = summary_for(runs, params, window)
     runs = results.censor(runs, summary.window)
     all_cells = cells(runs)
-    out = [f"# {title(params)}", "", preamble(summary), "", _runs_line(all_cells), ""]
+    out = [f"# {title(params)}", "", preamble(summary, params), "", _runs_line(all_cells), ""]
     out += ["## Summary", ""]
     out += [f"- {c}" for c in summary_claims(summary)]
     out += ["", "## Results", "", markdown_table(all_cells).rstrip("\n"), ""]

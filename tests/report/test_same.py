@@ -63,3 +63,22 @@ def test_one_changed_run_is_named_with_both_values(tmp_path: Path) -> None:
     ), rows
     bad = run(ROOT, "lottery", "same", str(small), str(tmp_path / "nothing"), check=False)
     assert bad.returncode == 2 and bad.stderr.startswith("error: "), bad.stderr
+
+
+#: The patience evidence's comparison: the paper study's first two trials and first reinit
+#: draw (its preset's patience) against the same study trained with patience 0.
+PATIENCE_ARGS = (
+    "reports/results/lenet-5trials-50k-horizon",
+    "reports/patience",
+    "--trials",
+    "0",
+    "1",
+    "--draws",
+    "0",
+)
+
+
+def test_the_committed_patience_comparison_is_regenerated_from_the_metrics() -> None:
+    proc = run(ROOT, "lottery", "same", *PATIENCE_ARGS, check=False)
+    assert proc.returncode in (0, 1), proc.stderr
+    assert proc.stdout == (ROOT / "reports/patience/same.md").read_text()
