@@ -9,7 +9,6 @@ test that changes files works on a copy (`copy_study`).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import signal
@@ -30,23 +29,6 @@ from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
-
-
-def xla_cache_dir() -> Path:
-    """Where the suite keeps XLA's compiled executables, for this environment's pinned
-    packages (a changed lock starts a new cache)."""
-    locks = b"".join(p.read_bytes() for p in sorted(ROOT.glob("requirements*.lock")))
-    return ROOT / ".pytest_cache" / f"xla-{hashlib.sha256(locks).hexdigest()[:16]}"
-
-
-#: Most of the suite's engine time is XLA compiling the same stacks again: in every test
-#: that builds an engine and in every stage process of every `dvc repro`. TensorFlow's
-#: persistent cache shares the executables between them (set before TensorFlow is
-#: imported, inherited by the workers and the stages they start). A cached executable is
-#: the compiled one, byte for byte: the engine's bit-identity tests run on it unchanged.
-XLA_CACHE_FLAG = f"--tf_xla_persistent_cache_directory={xla_cache_dir()}"
-if "tf_xla_persistent_cache_directory" not in os.environ.get("TF_XLA_FLAGS", ""):
-    os.environ["TF_XLA_FLAGS"] = f"{os.environ.get('TF_XLA_FLAGS', '')} {XLA_CACHE_FLAG}".strip()
 COPIED = [
     "dvc.yaml",
     "params.yaml",
