@@ -34,7 +34,13 @@ def training_settings(params_file: str | Path) -> dict[str, int]:
     path = Path(params_file)
     if not path.is_file():
         return {}
-    train = (read_yaml(path.read_text()) or {}).get("train") or {}
+    return train_settings(read_yaml(path.read_text()) or {})
+
+
+def train_settings(params: Mapping[str, Any]) -> dict[str, int]:
+    """eval_every, iterations and patience of a raw params mapping (patience 0 where a
+    file predates it; the others only where present)."""
+    train = params.get("train") or {}
     out = {k: int(train[k]) for k in ("eval_every", "iterations") if k in train}
     out["patience"] = int(train.get("patience", 0) or 0)
     return out

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from lottery.analysis import results, statistics
+from lottery.analysis import legacy, results, statistics
 from lottery.analysis.inference import (
     ALPHA,
     CLEAR_SHARE,
@@ -145,10 +145,9 @@ def _paragraph(text: str) -> str:
 def protocol(params: Mapping[str, Any]) -> str:
     """Where each round's mask was cut (`prune.point`) and where each network stopped
     training, so that "when training stopped" says which weights it means."""
-    train = params.get("train") or {}
-    horizon = int(train.get("iterations") or 0)
-    patience = int(train.get("patience") or 0)
-    point = (params.get("prune") or {}).get("point")
+    train = legacy.train_settings(params)
+    horizon, patience = train.get("iterations", 0), train["patience"]
+    point = (params.get("prune") or {}).get("point")  # None: the study predates the key
     if point == "early_stop":
         cut = (
             "Each round's mask was cut from a ticket's weights at its minimum validation "
