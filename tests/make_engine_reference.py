@@ -4,17 +4,24 @@ The reference pins the engine's arithmetic bit for bit (weights, curves, early s
 accuracies of three LeNet networks at densities 100%, 30% and 5%, 400 iterations). Rewrite
 it only when the arithmetic changes on purpose, and say so in the commit; the test
 `test_engine.py::test_patience_zero_is_bit_identical_to_the_reference_engine` then checks
-every later change against it.
+every later change against it. A rewritten file holds this CPU family's results only.
+
+`--add-cpu` records the results of a CPU family the file does not have yet, keeping the
+others: XLA compiles for the CPU's vector extensions, so each family has its own bits
+(`lottery.core.machine`). Record a family only from a commit whose arithmetic is unchanged
+(the tests pass on a family already recorded).
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 from lottery.core.arch import LENET
+from lottery.core.machine import describe
 from lottery.core.masks import weights_hash
 from lottery.data.prepare import prepare
 from lottery.data.split import load_split
@@ -34,7 +41,7 @@ CONFIG = {
 }
 
 
-def main() -> None:
+def main(add_cpu: bool) -> None:
     from tests.helpers import reference_inputs
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,11 +85,18 @@ def main() -> None:
         f"lottery engine at commit {commit} (+ working tree): every batch sum taken per "
         "network, so a network's bits do not depend on its stack"
     )
-    OUT.write_text(
-        json.dumps({"source": source, "config": c, "networks": networks}, indent=1) + "\n"
-    )
+    mine = {"cpu": describe(), "networks": networks}
+    if add_cpu:
+        doc = json.loads(OUT.read_text())
+        if doc["config"] != c:
+            sys.exit(f"refused: {OUT} was recorded with another config; rewrite it whole")
+        others = [e for e in doc["networks_by_cpu"] if e["cpu"] != mine["cpu"]]
+        doc["networks_by_cpu"] = [*others, mine]
+    else:
+        doc = {"source": source, "config": c, "networks_by_cpu": [mine]}
+    OUT.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {OUT}")
 
 
 if __name__ == "__main__":
-    main()
+    main(add_cpu=sys.argv[1:] == ["--add-cpu"])

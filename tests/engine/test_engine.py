@@ -19,7 +19,7 @@ from lottery.data.prepare import prepare
 from lottery.data.split import Split, load_split
 from lottery.engine.config import eval_points
 from lottery.engine.training import Engine, NetResult, TrainConfig, summarise
-from tests.helpers import reference_inputs
+from tests.helpers import bits_of_this_cpu, reference_inputs
 
 ROOT = Path(__file__).resolve().parents[2]
 RATES = {"fc1": 0.2, "fc2": 0.2, "out": 0.1}
@@ -269,13 +269,24 @@ def test_patience_zero_is_bit_identical_to_the_reference_engine(
     split: Split, test_every: int | None
 ) -> None:
     """The stored results of the engine before test_every/patience existed: the same
-    weights, validation curve, early stop and test accuracies, bit for bit."""
+    weights, validation curve, early stop and test accuracies, bit for bit, as recorded on
+    this CPU family (XLA's arithmetic depends on the CPU's vector extensions; on the two
+    families recorded, network 0's validation losses differ by up to 0.14% after 400
+    iterations)."""
     ref = json.loads(REFERENCE.read_text())
     c = ref["config"]
     cfg = TrainConfig(c["iterations"], eval_every=c["eval_every"], test_every=test_every)
     inits, masks, seeds = reference_inputs(ref)
     results = Engine(split, len(seeds), cfg, LENET).train(inits, masks, seeds, progress=quiet)
-    for res, old in zip(results, ref["networks"], strict=True):
+    hashes = [weights_hash(res.weights, arch=LENET) for res in results]
+    recorded = bits_of_this_cpu(
+        ref["networks_by_cpu"],
+        lambda entry: sum(
+            h == n["weights_sha256"] for h, n in zip(hashes, entry["networks"], strict=True)
+        ),
+        "engine",
+    )
+    for res, old in zip(results, recorded["networks"], strict=True):
         assert weights_hash(res.weights, arch=LENET) == old["weights_sha256"]
         assert res.curves["val_loss"] == old["curves"]["val_loss"]
         assert res.early_stop_iteration == old["early_stop_iteration"]

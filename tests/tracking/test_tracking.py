@@ -24,6 +24,7 @@ from mlflow.entities import Dataset, DatasetInput, InputTag
 
 from lottery.core import paths
 from lottery.core.arch import LENET
+from lottery.core.machine import describe
 from lottery.core.masks import load_mask, mask_hash
 from lottery.core.params import load_params
 from lottery.tracking import owners, recorder, store
@@ -126,6 +127,7 @@ def test_run_tree(tiny_study: Path) -> None:
         assert tags["lottery.study_hash"] == parent.data.tags["lottery.study_hash"]
         assert tags["lottery.git_commit"].startswith(head)
         assert tags["lottery.device"]
+        assert tags["lottery.cpu"] == describe()
         assert 0 < float(tags["lottery.density"]) <= 1
         m_k = paths.round_mask_path(k, t).as_posix()
         if cond == "ticket":
