@@ -35,6 +35,22 @@ def split(tmp_path_factory: pytest.TempPathFactory) -> Split:
     return load_split(out)
 
 
+@pytest.fixture(scope="session")
+def small(split: Split) -> Split:
+    """The real split with its first 1,000 validation and 2,000 test examples: for the
+    properties that hold whatever the evaluation sets (bits across stacks, stopping rules),
+    at a fifth of the evaluation cost. The reference engine keeps the whole split."""
+    return Split(
+        split.x_train,
+        split.y_train,
+        split.x_val[:1000],
+        split.y_val[:1000],
+        split.x_test[:2000],
+        split.y_test[:2000],
+        image_shape=split.image_shape,
+    )
+
+
 def sparse_mask(seed: int, density: float = 0.2) -> Mask:
     rng = np.random.default_rng(seed)
     return {layer: rng.random(LAYER_SHAPES[layer]) < density for layer in LAYERS}
@@ -317,8 +333,8 @@ def patient_inputs() -> tuple[list[Weights], list[Mask], list[int]]:
 
 
 @pytest.fixture(scope="module")
-def patient(split: Split) -> list[NetResult]:
-    return Engine(split, 4, PATIENT, LENET).train(*patient_inputs(), progress=quiet)
+def patient(small: Split) -> list[NetResult]:
+    return Engine(small, 4, PATIENT, LENET).train(*patient_inputs(), progress=quiet)
 
 
 def test_patience_stops_each_network_after_its_best_evaluation(
@@ -346,13 +362,13 @@ def test_patience_stops_each_network_after_its_best_evaluation(
 
 @pytest.mark.parametrize("groups", [[[3, 0], [1, 2]], [[2, 1, 3], [0, 1]], [[0], [3]]])
 def test_a_trajectory_does_not_depend_on_its_neighbours_or_when_they_stop(
-    split: Split, patient: list[NetResult], groups: list[list[int]]
+    small: Split, patient: list[NetResult], groups: list[list[int]]
 ) -> None:
     """Each network in other stacks (other neighbours, other stopping times, alone) gives
     the same weights, curves and early stop, bit for bit."""
     inits, masks, seeds = patient_inputs()
     for group in groups:
-        engine = Engine(split, len(group), PATIENT, LENET)
+        engine = Engine(small, len(group), PATIENT, LENET)
         results = engine.train(
             [inits[i] for i in group],
             [masks[i] for i in group],
@@ -383,7 +399,7 @@ def test_each_networks_evaluation_is_the_same_whatever_its_stack(
     """Loss and accuracy of a trained network on a set, bit for bit, in stacks of 4, 2, 3.
     (One reduction over a (K, N) tensor summed in an order that changed with K: a loss
     differed in its last bit between stacks at 1,000 validation examples.)"""
-    small = Split(
+    subset = Split(
         split.x_train[:600],
         split.y_train[:600],
         split.x_val[:n_val],
@@ -395,7 +411,7 @@ def test_each_networks_evaluation_is_the_same_whatever_its_stack(
     _, masks, _ = patient_inputs()
 
     def evaluate(group: list[int]) -> dict[str, list[tuple[float, float]]]:
-        engine = Engine(small, len(group), PATIENT, LENET)
+        engine = Engine(subset, len(group), PATIENT, LENET)
         engine.model.load([patient[i].weights for i in group], [masks[i] for i in group])
         out = {}
         for which in ("val", "test"):
@@ -410,13 +426,13 @@ def test_each_networks_evaluation_is_the_same_whatever_its_stack(
             assert got[which] == [four[which][i] for i in group], (group, which)
 
 
-def test_a_network_that_would_stop_before_the_snapshot_is_refused(split: Split) -> None:
+def test_a_network_that_would_stop_before_the_snapshot_is_refused(small: Split) -> None:
     cfg = TrainConfig(
         iterations=400, eval_every=10, patience=40, learning_rate=0.01, rewind_iteration=390
     )
     inits, masks, seeds = patient_inputs()
     with pytest.raises(ValueError, match="before the rewind iteration"):
-        Engine(split, 2, cfg, LENET).train(inits[:2], masks[:2], seeds[:2], progress=quiet)
+        Engine(small, 2, cfg, LENET).train(inits[:2], masks[:2], seeds[:2], progress=quiet)
 
 
 @pytest.mark.parametrize("bad", [{"patience": 15}, {"test_every": 25}, {"test_every": 0}])
@@ -522,33 +538,33 @@ def test_stacked_mlp_shapes_and_refusals() -> None:
 
 @pytest.mark.parametrize("sizes", [(1, 2, 5), (6, 15, 16)])
 def test_a_network_is_bit_identical_in_a_stack_of_any_size(
-    split: Split, sizes: tuple[int, ...]
+    small: Split, sizes: tuple[int, ...]
 ) -> None:
     """Network 0 (same θ, mask and data order) trained alone and among 1 to 15 others:
     the same weights and curves, bit for bit. The old batched bias gradient gave three
     different results at 1, 2-5 and 6+ (its `stable=False` formulation still does)."""
     cfg = TrainConfig(iterations=100, eval_every=50)
     inits, masks, seeds = inputs(max(sizes))
-    alone = Engine(split, 1, cfg, LENET).train(inits[:1], masks[:1], seeds[:1], progress=quiet)[0]
+    alone = Engine(small, 1, cfg, LENET).train(inits[:1], masks[:1], seeds[:1], progress=quiet)[0]
     for k in sizes:
-        res = Engine(split, k, cfg, LENET).train(inits[:k], masks[:k], seeds[:k], progress=quiet)[0]
+        res = Engine(small, k, cfg, LENET).train(inits[:k], masks[:k], seeds[:k], progress=quiet)[0]
         assert_same(res, alone)
     if sizes[0] == 1:  # the earlier formulation fails this test: the test can fail
-        old = Engine(split, 2, cfg, LENET, stable=False)
+        old = Engine(small, 2, cfg, LENET, stable=False)
         res = old.train(inits[:2], masks[:2], seeds[:2], progress=quiet)[0]
         assert weights_hash(res.weights, arch=LENET) != weights_hash(alone.weights, arch=LENET)
 
 
 def test_horizon_networks_train_on_when_their_early_stop_settles(
-    split: Split, patient: list[NetResult]
+    small: Split, patient: list[NetResult]
 ) -> None:
     """With `to_horizon`, patience ends a network's evaluations, never its training: its
     weights are those of the full horizon, bit for bit, evaluated once more at the end."""
     full_cfg = replace(PATIENT, patience=0)
     inits, masks, seeds = patient_inputs()
-    full = Engine(split, 4, full_cfg, LENET).train(inits, masks, seeds, progress=quiet)
+    full = Engine(small, 4, full_cfg, LENET).train(inits, masks, seeds, progress=quiet)
     flags = [True, False, True, True]
-    mixed = Engine(split, 4, PATIENT, LENET).train(
+    mixed = Engine(small, 4, PATIENT, LENET).train(
         inits, masks, seeds, progress=quiet, to_horizon=flags
     )
     settled = 0
@@ -576,12 +592,12 @@ def test_horizon_networks_train_on_when_their_early_stop_settles(
 
 
 def test_keep_best_returns_the_weights_at_the_minimum(
-    split: Split, patient: list[NetResult]
+    small: Split, patient: list[NetResult]
 ) -> None:
     """keep="best" (Keras' restore_best_weights): each network returns its weights at its
     minimum validation loss, the same bits as training it that many iterations."""
     inits, masks, seeds = patient_inputs()
-    best = Engine(split, 4, replace(PATIENT, keep="best"), LENET).train(
+    best = Engine(small, 4, replace(PATIENT, keep="best"), LENET).train(
         inits, masks, seeds, progress=quiet
     )
     for res, ref in zip(best, patient, strict=True):
@@ -589,7 +605,7 @@ def test_keep_best_returns_the_weights_at_the_minimum(
         assert res.weights_iteration == res.early_stop_iteration == ref.early_stop_iteration
     i = 1
     short = replace(PATIENT, iterations=best[i].early_stop_iteration, patience=0)
-    (upto,) = Engine(split, 1, short, LENET).train(
+    (upto,) = Engine(small, 1, short, LENET).train(
         inits[i : i + 1], masks[i : i + 1], seeds[i : i + 1], progress=quiet
     )
     assert weights_hash(best[i].weights, arch=LENET) == weights_hash(upto.weights, arch=LENET)
