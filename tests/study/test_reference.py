@@ -28,6 +28,7 @@ import pytest
 
 from lottery.core import paths
 from lottery.core.arch import LENET
+from lottery.core.machine import describe
 from lottery.core.masks import load_mask, load_weights, mask_hash, weights_hash
 from tests.helpers import bits_of_this_cpu
 
@@ -116,8 +117,14 @@ def test_weights_are_bit_identical(
     weights_pair: tuple[dict[str, str], dict[str, Any]], old: str
 ) -> None:
     got, recorded = weights_pair
+    new_cpu = (
+        ""
+        if recorded["cpu"] == describe()
+        else f" (this CPU, {describe()}, has none recorded: if masks and metrics pass, "
+        "`python -m tests.make_study_reference --add-cpu` records its weights)"
+    )
     assert got[old] == recorded["hashes"][old], (
-        f"{current_path(old)} differs from the reference recorded on {recorded['cpu']}"
+        f"{current_path(old)} differs from the reference recorded on {recorded['cpu']}{new_cpu}"
     )
 
 
