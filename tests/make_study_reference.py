@@ -107,4 +107,6 @@ def main(add_cpu: bool) -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] not in ([], ["--add-cpu"]):
+        sys.exit("usage: python -m tests.make_study_reference [--add-cpu]")
     main(add_cpu=sys.argv[1:] == ["--add-cpu"])
