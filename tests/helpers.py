@@ -14,6 +14,7 @@ import os
 import struct
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -169,27 +170,35 @@ def reference_inputs(ref: dict[str, Any]) -> tuple[list[Weights], list[Mask], li
     return inits, masks, list(c["data_seeds"])
 
 
-def bits_of_this_cpu(variants: list[dict[str, Any]], matches: Any, what: str) -> dict[str, Any]:
+def new_cpu_hint(what: str) -> str:
+    """What to do when this machine's CPU family has no bits recorded in the `what`
+    reference (tests/data/WHAT_reference.json)."""
+    from lottery.core.machine import describe
+
+    return (
+        f"this CPU ({describe()}) has no {what} bits recorded: if the other checks pass "
+        f"(the arithmetic is unchanged, only the CPU family is new), record them with "
+        f"`python -m tests.make_{what}_reference --add-cpu` and commit the file"
+    )
+
+
+def bits_of_this_cpu(
+    variants: list[dict[str, Any]], matches: Callable[[dict[str, Any]], int], what: str
+) -> dict[str, Any]:
     """The recorded bits (one entry of a reference's `by_cpu` list) a run on this machine
     must reproduce exactly: the entry recorded on this CPU family (`lottery.core.machine`),
     else the one whose bits `matches(entry)` most (the earliest entries were recorded
     before CPUs were). The float arithmetic XLA compiles depends on the CPU's vector
-    extensions, so each family has its own bits; a family with none recorded fails with
-    the command that records them."""
+    extensions, so each family has its own bits; a family with none recorded that matches
+    no entry fails with the command that records it."""
     from lottery.core.machine import describe
 
-    cpu = describe()
     for entry in variants:
-        if entry["cpu"] == cpu:
+        if entry["cpu"] == describe():
             return entry
     best = max(variants, key=matches)
     if not matches(best):
-        pytest.fail(
-            f"no {what} bits are recorded for this CPU ({cpu}) and none recorded elsewhere "
-            f"match: if the other checks pass (the arithmetic is unchanged, only the CPU "
-            f"family is new), record them with `python -m tests.make_{what}_reference "
-            "--add-cpu` and commit the file"
-        )
+        pytest.fail(new_cpu_hint(what))
     return best
 
 

@@ -30,7 +30,7 @@ from lottery.core import paths
 from lottery.core.arch import LENET
 from lottery.core.machine import describe
 from lottery.core.masks import load_mask, load_weights, mask_hash, weights_hash
-from tests.helpers import bits_of_this_cpu
+from tests.helpers import bits_of_this_cpu, new_cpu_hint
 
 REFERENCE = json.loads((Path(__file__).parents[1] / "data" / "study_reference.json").read_text())
 # Run keys as the reference spells them: `t0`, and `t0r1` for trial 0's reinit repeat 1.
@@ -77,10 +77,15 @@ def test_reference_covers_the_whole_tiny_study() -> None:
     assert any("/random/" in p for p in REFERENCE["masks"])
 
 
+def mask_differs(study: Path, old: str) -> bool:
+    """Whether the study's mask `old` differs from the reference's, bit for bit."""
+    got = mask_hash(load_mask(study / current_path(old), arch=LENET), arch=LENET)
+    return got != REFERENCE["masks"][old]
+
+
 @pytest.mark.parametrize("old", sorted(REFERENCE["masks"]))
 def test_mask_is_bit_identical(tiny_study: Path, old: str) -> None:
-    got = mask_hash(load_mask(tiny_study / current_path(old), arch=LENET), arch=LENET)
-    assert got == REFERENCE["masks"][old], f"{current_path(old)} differs from the reference"
+    assert not mask_differs(tiny_study, old), f"{current_path(old)} differs from the reference"
 
 
 WEIGHTS = sorted(REFERENCE["weights_by_cpu"][0]["hashes"])
@@ -117,12 +122,7 @@ def test_weights_are_bit_identical(
     weights_pair: tuple[dict[str, str], dict[str, Any]], old: str
 ) -> None:
     got, recorded = weights_pair
-    new_cpu = (
-        ""
-        if recorded["cpu"] == describe()
-        else f" (this CPU, {describe()}, has none recorded: if masks and metrics pass, "
-        "`python -m tests.make_study_reference --add-cpu` records its weights)"
-    )
+    new_cpu = "" if recorded["cpu"] == describe() else f" ({new_cpu_hint('study')})"
     assert got[old] == recorded["hashes"][old], (
         f"{current_path(old)} differs from the reference recorded on {recorded['cpu']}{new_cpu}"
     )
@@ -167,12 +167,7 @@ def metrics_disagreements(study: Path, old: str) -> list[str]:
 def disagreements(study: Path) -> list[str]:
     """Every mask and metrics file of `study` that disagrees with the reference: what
     `python -m tests.make_study_reference --add-cpu` requires to be empty."""
-    masks = [
-        current_path(old)
-        for old in sorted(REFERENCE["masks"])
-        if mask_hash(load_mask(study / current_path(old), arch=LENET), arch=LENET)
-        != REFERENCE["masks"][old]
-    ]
+    masks = [current_path(old) for old in sorted(REFERENCE["masks"]) if mask_differs(study, old)]
     return masks + [
         d for old in sorted(REFERENCE["metrics"]) for d in metrics_disagreements(study, old)
     ]
