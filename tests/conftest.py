@@ -16,6 +16,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -70,6 +71,17 @@ FIRST = [
     "study/test_study.py",
 ]
 TESTS = Path(__file__).resolve().parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One XLA compilation cache (`lottery.engine.compile_cache`) for the session: its workers
+    and every stage they run compile each program once. New for each session, so no test
+    depends on what an earlier run left; a `LOTTERY_XLA_CACHE` of the caller's wins."""
+    if "LOTTERY_XLA_CACHE" in os.environ or hasattr(config, "workerinput"):
+        return
+    cache = tempfile.mkdtemp(prefix="lottery-tests-xla-")
+    os.environ["LOTTERY_XLA_CACHE"] = cache
+    config.add_cleanup(lambda: shutil.rmtree(cache, ignore_errors=True))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -126,12 +126,13 @@ def compute(cfg: BenchConfig, n_eval: int, rates: dict[str, float]) -> dict[str,
 
 def machine(device: str, keras_jit: str, load_start: tuple[float, ...]) -> dict[str, Any]:
     """The machine and libraries the figures were measured with, and its load."""
-    from lottery.core.machine import describe
+    from lottery.core.machine import describe, threads
     from lottery.engine.training import JIT
 
     return {
         "platform": platform.platform(),
         "cpu": describe(),
+        "threads": threads(),
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
         "device": device,

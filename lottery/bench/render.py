@@ -53,6 +53,12 @@ def _render_costs(result: dict[str, Any]) -> list[str]:
         f"{s['engine_build_s']:.1f}s + compile {s['compile_train_s']:.1f}s + chunk "
         f"{s['chunk_s']:.1f}s; evaluation compile {s['compile_eval_s']:.1f}s",
     ]
+    if "startup_cached_s" in s:  # benchmarks from before the XLA compilation cache lack it
+        lines.append(
+            f"  with its programs in the XLA compilation cache: {s['startup_cached_s']:.1f}s "
+            f"(compile {s['compile_train_cached_s']:.1f}s; evaluation compile "
+            f"{s['compile_eval_cached_s']:.1f}s)"
+        )
     c = result["compute"]
     f = {k: v / 1e6 for k, v in c["flops_per_net_iteration"].items()}
     return [

@@ -6,13 +6,24 @@ iterations, and that machine's weights differ from those of the team's earlier h
 their last bits (masks and metrics of the tests' tiny study agree). Bits are therefore
 reproducible on a CPU of the same family, and `describe()` names the family: every training
 run records it (MLflow tag `lottery.cpu`), and so does `lottery bench`.
+
+The number of threads of TensorFlow's intra-op pool changes the bits too: Eigen splits a
+matrix product by the pool's size. Measured on that AMD EPYC (a tiny stage's trained
+weights): 1 thread gives one set of bits, 2 and 4 another, 3, 8 and 16 a third. TensorFlow
+sizes the pool by the cores it may use, so a 1-core container, a 2-core CI machine and an
+8-core laptop of one CPU family would each train other networks from the same seed. The
+engine therefore fixes the pool's size (`threads()`: 2 unless `LOTTERY_THREADS` says
+otherwise), whatever the machine; every training run records it (`lottery.threads`).
 """
 
 from __future__ import annotations
 
+import os
 import platform
 from functools import cache
 from pathlib import Path
+
+from lottery.core.errors import UserError
 
 #: The vector extensions that change what XLA's CPU backend emits (flag names as Linux's
 #: /proc/cpuinfo spells them), in the order they are printed.
@@ -56,3 +67,30 @@ def describe() -> str:
         model, isa = platform.processor(), ()
     extensions = " ".join(isa) if isa else "extensions not listed"
     return f"{model or 'unknown CPU'}; {arch}: {extensions}"
+
+
+class ThreadsError(UserError):
+    """A thread count that is not one."""
+
+
+#: The environment variable that sets the engine's thread count (bits depend on it).
+THREADS_ENV = "LOTTERY_THREADS"
+#: The thread count of every recorded result: the references, the kept studies.
+DEFAULT_THREADS = 2
+
+
+def threads() -> int:
+    """The size of TensorFlow's intra-op pool for training: `LOTTERY_THREADS`, else
+    `TF_NUM_INTRAOP_THREADS` (TensorFlow's own setting), else 2, on any machine."""
+    for name in (THREADS_ENV, "TF_NUM_INTRAOP_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if not value:
+            continue
+        if not value.isdigit() or int(value) < 1:
+            raise ThreadsError(
+                f"{name}={value!r} is not a thread count: give a whole number of at least 1 "
+                f"(unset it for the default, {DEFAULT_THREADS}, with which every recorded "
+                "result was trained)"
+            )
+        return int(value)
+    return DEFAULT_THREADS

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lottery.core.arch import Architecture, bias_key, kernel_key
+from lottery.core.machine import threads
 from lottery.core.masks import Mask, Weights
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from lottery.engine import compile_cache
 
 
 def _import_tensorflow() -> ModuleType:
@@ -40,9 +40,18 @@ def _import_tensorflow() -> ModuleType:
     of every stage's start on 2 cores, for nothing the engine uses. A `None` entry in
     `sys.modules` makes that import fail with the ImportError TensorFlow catches; it is
     removed as soon as TensorFlow is loaded, so Keras stays importable (`lottery bench`).
+    XLA's persistent compilation cache is set up first (`compile_cache`). TensorFlow's C++
+    log shows errors only (level 2), or nothing below fatal (3) when the cache is on: for each
+    entry it reads, TensorFlow first tries the text format and logs that parse's error. A
+    `TF_CPP_MIN_LOG_LEVEL` of the user's wins. The intra-op pool gets a fixed size whatever
+    the machine's cores (`lottery.core.machine.threads`: a network's bits depend on it).
     """
     if "tensorflow" in sys.modules:  # already loaded (with Keras) by the caller
-        return sys.modules["tensorflow"]
+        tf = sys.modules["tensorflow"]
+        _fix_threads(tf)
+        return tf
+    os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads())
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if compile_cache.enable() else "2")
     hide = "keras" not in sys.modules
     if hide:
         sys.modules["keras"] = None  # type: ignore[assignment]
@@ -52,6 +61,25 @@ def _import_tensorflow() -> ModuleType:
         if hide and "keras" in sys.modules and sys.modules["keras"] is None:
             del sys.modules["keras"]
     return tensorflow
+
+
+def _fix_threads(tf: Any) -> None:
+    """Size the intra-op pool of a TensorFlow that someone else imported; refuse to train
+    with another size if its runtime already started (the bits would be another pool's)."""
+    want = threads()
+    configured = tf.config.threading.get_intra_op_parallelism_threads()
+    if configured == want or (
+        configured == 0 and os.environ.get("TF_NUM_INTRAOP_THREADS") == str(want)
+    ):
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(want)
+    except RuntimeError as exc:
+        raise RuntimeError(
+            f"TensorFlow started with another intra-op pool than the engine's {want} threads, "
+            "and a network's bits depend on it: import lottery.engine before running any "
+            f"TensorFlow op, or set TF_NUM_INTRAOP_THREADS={want} before importing TensorFlow"
+        ) from exc
 
 
 if TYPE_CHECKING:

@@ -86,11 +86,12 @@ def to_horizon(params: Params, condition: str) -> bool:
 
 def _setting(params: Params, device: str, n_nets: int) -> dict[str, str]:
     """Tags that say how a stage's networks were trained (not part of their lineage)."""
-    from lottery.core.machine import describe
+    from lottery.core.machine import describe, threads
 
     setting = {
         "device": device,
         "cpu": describe(),  # bits are reproducible on a CPU of the same family
+        "threads": str(threads()),  # ... and with the same intra-op pool
         "n_stacked": str(n_nets),
         "point": params.prune.point,
         "strategy": params.prune.strategy,

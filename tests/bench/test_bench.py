@@ -94,6 +94,10 @@ def test_every_figure_is_positive(report: tuple[dict[str, Any], str]) -> None:
         assert result["startup"][part] > 0, part
     for part in ("compile_train_s", "compile_eval_s", "interpreter_s"):
         assert result["startup"][part] >= 0, part
+    # The same probe again, its programs now in the XLA compilation cache.
+    assert result["startup"]["startup_cached_s"] > 0
+    for part in ("compile_train_cached_s", "compile_eval_cached_s", "stage_overhead_cached_s"):
+        assert result["startup"][part] >= 0, part
     for name, e in result["evaluation"].items():
         assert e["train_s"] > 0 and e["eval_s"] > 0, name
         share = e["eval_share_every_evaluation"]

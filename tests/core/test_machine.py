@@ -1,11 +1,23 @@
-"""The CPU family a run records (`lottery.core.machine`): model and vector extensions."""
+"""The CPU family a run records (`lottery.core.machine`): model and vector extensions; and
+the engine's thread count, fixed whatever the cores."""
 
 from __future__ import annotations
 
 import platform
+import re
 from pathlib import Path
 
-from lottery.core.machine import ISA_FLAGS, describe, parse_cpuinfo
+import pytest
+
+from lottery.core.machine import (
+    DEFAULT_THREADS,
+    ISA_FLAGS,
+    THREADS_ENV,
+    ThreadsError,
+    describe,
+    parse_cpuinfo,
+    threads,
+)
 
 AMD = """processor\t: 0
 vendor_id\t: AuthenticAMD
@@ -40,3 +52,17 @@ def test_this_machine_is_described_by_its_cpu_and_architecture() -> None:
     if cpuinfo.exists():
         model, isa = parse_cpuinfo(cpuinfo.read_text())
         assert line.startswith(model) and line.endswith(" ".join(isa) or "extensions not listed")
+
+
+def test_the_thread_count_is_fixed_whatever_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
+    assert threads() == DEFAULT_THREADS == 2
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "6")  # TensorFlow's own setting is honoured
+    assert threads() == 6
+    monkeypatch.setenv(THREADS_ENV, "3")  # ... and ours wins over it
+    assert threads() == 3
+    for bad in ("0", "-1", "two", "1.5"):
+        monkeypatch.setenv(THREADS_ENV, bad)
+        with pytest.raises(ThreadsError, match=f"LOTTERY_THREADS='{re.escape(bad)}'.*at least 1"):
+            threads()

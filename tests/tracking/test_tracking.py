@@ -128,6 +128,7 @@ def test_run_tree(tiny_study: Path) -> None:
         assert tags["lottery.git_commit"].startswith(head)
         assert tags["lottery.device"]
         assert tags["lottery.cpu"] == describe()
+        assert tags["lottery.threads"] == "2"  # fixed, whatever the cores
         assert 0 < float(tags["lottery.density"]) <= 1
         m_k = paths.round_mask_path(k, t).as_posix()
         if cond == "ticket":
