@@ -33,6 +33,7 @@ class Link:
     round: int | None = None
     reproductions: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    machine: str | None = None  # the machine kind its run trained on (`machine.trained_on`)
 
 
 @dataclass

@@ -28,7 +28,9 @@ Every RUNNING run of the store is checked too: one whose owning process (`lotter
 namespace is listed, since its process cannot be checked from here.
 
 Other finished runs of the same stage with the same result hash are reproductions (a
-forced rerun makes new runs with the same hashes): reported, not errors.
+forced rerun makes new runs with the same hashes): reported, not errors. So are the machine
+kinds the runs trained on (CPU family and thread count, `lottery.core.machine.trained_on`),
+against this machine's: a study rebuilds bit for bit only on the kind that trained it.
 Exit status: 0 when everything agrees, 1 naming each disagreement otherwise.
 
 The checks live in one module each: `chain` (the walk, files and lineage), `dvc`,
@@ -41,6 +43,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -51,6 +54,7 @@ from lottery.audit.places import study_masks
 from lottery.audit.render import render
 from lottery.core import paths
 from lottery.core.errors import UserError
+from lottery.core.machine import this_machine
 from lottery.core.params import Params, load_params
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -105,6 +109,7 @@ def targets_of(target: Path | None, params: Params, root: Path) -> list[str]:
 def _result(auditor: Auditor, targets: list[str], root: Path, running: Any) -> dict[str, Any]:
     """The audit's answer as plain data (what `--json` prints)."""
     problems = auditor.problems()
+    machines = Counter(lk.machine for lk in auditor.links.values() if lk.machine)
     return {
         "ok": not problems,
         "root": str(root),
@@ -119,6 +124,9 @@ def _result(auditor: Auditor, targets: list[str], root: Path, running: Any) -> d
             lk.path: lk.reproductions for lk in auditor.links.values() if lk.reproductions
         },
         "running": running,
+        # {machine kind: runs}: a study rebuilds bit for bit only on the kind that trained it
+        "machines": dict(sorted(machines.items())),
+        "this_machine": this_machine(),
         "problems": [asdict(p) for p in problems],
     }
 

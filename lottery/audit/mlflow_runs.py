@@ -20,6 +20,7 @@ from lottery.audit.links import Expected, Link, Problem, add_problem, add_proble
 from lottery.audit.places import prunes
 from lottery.core.arch import Architecture
 from lottery.core.lineage import RunTags
+from lottery.core.machine import trained_on
 from lottery.core.masks import MaskError, load_mask, mask_hash
 
 
@@ -188,6 +189,10 @@ class RunCheck:
             )
             return
         link.reproductions = others
+        tags = run.data.tags
+        link.machine = trained_on(
+            tags.get("lottery.cpu"), tags.get("lottery.threads"), tags.get("lottery.device")
+        )
         experiment = self.store.experiment(run.info.experiment_id)
         add_problems(link, "mlflow", state_problems(run, experiment, link.stage))
         want = expected_tags(link, lineage, exp, parent_sha, theta_sha)

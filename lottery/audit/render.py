@@ -31,6 +31,25 @@ def _running_line(entry: dict[str, Any]) -> str:
     )
 
 
+def machine_lines(machines: dict[str, int], here: str) -> list[str]:
+    """Which machine kinds trained the audited runs, against this machine's: where a rebuild
+    would give the same bits."""
+    if not machines:
+        return []
+    if len(machines) == 1:
+        [(kind, runs)] = machines.items()
+        where = (
+            "this machine's kind: a rebuild here gives the same bits"
+            if kind == here
+            else f"not this machine's ({here}): a rebuild here may give other bits"
+        )
+        return [f"trained on: {kind} ({runs} run(s)); {where}"]
+    lines = [f"trained on {len(machines)} machine kinds (each run's bits rebuild only on its own):"]
+    for kind, runs in machines.items():
+        lines.append(f"  {kind}: {runs} run(s){'  (this machine)' if kind == here else ''}")
+    return lines
+
+
 def render(result: dict[str, Any], auditor: Auditor) -> str:
     """The audited links as trees from each θ0, then problems and a verdict."""
     links = auditor.links
@@ -62,6 +81,7 @@ def render(result: dict[str, Any], auditor: Auditor) -> str:
         lines.append("")
         walk(rel, "", True, True)
     lines.append("")
+    lines += machine_lines(result.get("machines", {}), result.get("this_machine", ""))
     lines += [_running_line(entry) for entry in result.get("running", [])]
     probs = result["problems"]
     if probs:

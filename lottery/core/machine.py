@@ -94,3 +94,18 @@ def threads() -> int:
             )
         return int(value)
     return DEFAULT_THREADS
+
+
+def trained_on(cpu: str | None, threads: str | int | None, device: str | None = None) -> str:
+    """One line for the machine kind a run's bits are those of (`lottery audit` groups runs by
+    it): the CPU family and the thread count, or the device where it is not the CPU. Runs
+    from before these were recorded say so."""
+    if device and "GPU" in device.upper():
+        return f"{device} (bits within float tolerance only)"
+    count = f"{threads} threads" if threads else "threads not recorded"
+    return f"{cpu or 'CPU not recorded'}, {count}"
+
+
+def this_machine() -> str:
+    """`trained_on` for a run trained here, now."""
+    return trained_on(describe(), threads())

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from lottery.core.arch import LENET
+from lottery.core.machine import describe, this_machine
 from lottery.core.masks import load_mask, mask_hash, save_mask
 from lottery.core.params import load_params
 from tests.conftest import copy_study, ran_stages, run
@@ -63,6 +64,10 @@ def test_clean_study_audits_ok(tiny_study: Path) -> None:
     ]
     assert all(len(links[p]["run_id"]) == 32 for p in chain[:3])
     assert links[chain[3]]["run_id"] is None  # init makes no MLflow run
+    # Every run trained here, with the engine's 2 threads: the tags the stages recorded.
+    n_runs = sum(1 for lk in links.values() if lk["run_id"])
+    assert result["machines"] == {this_machine(): n_runs}
+    assert this_machine() == f"{describe()}, 2 threads"
     for target, ch in result["chains"].items():
         assert ch[-1].endswith("theta0.npz"), target
 

@@ -1,5 +1,6 @@
 """The audit's text output: each θ0's tree of links (controls of a round before the next
-round's mask), reproductions, RUNNING runs, then the problems or the verdict."""
+round's mask), reproductions, the machine kinds that trained the runs, RUNNING runs, then the
+problems or the verdict."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from lottery.audit.chain import Auditor
 from lottery.audit.links import Link, Problem
-from lottery.audit.render import render
+from lottery.audit.render import machine_lines, render
 from tests.audit.chain_files import ARCH, M0, M1, THETA0, chain_lock, make_chain
 
 M2 = "artifacts/ticket/r01/t0/next_mask.npz"
@@ -108,3 +109,27 @@ def test_a_walked_chain_renders_its_run_and_its_unreadable_hash(tmp_path: Path) 
     assert f"└─ m_0  {M0}  sha256 unreadable  stage init  run -  " in text
     assert f"run {'f' * 32}  " in text
     assert "FAILED: " in text and "OK:" not in text
+
+
+AMD = "AMD EPYC; x86_64: sse4_2 avx avx2 fma, 2 threads"
+INTEL = "Intel(R) Xeon(R); x86_64: sse4_2 avx avx2 fma avx512f, 2 threads"
+
+
+def test_the_machine_kinds_that_trained_the_runs_come_before_the_verdict(tmp_path: Path) -> None:
+    auditor = hand_made(tmp_path)
+    res = result(auditor, [M2], []) | {"machines": {AMD: 5}, "this_machine": AMD}
+    lines = render(res, auditor).split("\n")
+    assert lines[-2:] == [
+        f"trained on: {AMD} (5 run(s)); this machine's kind: a rebuild here gives the same bits",
+        "OK: 6 links agree: files, lineage, dvc.lock and MLflow.",
+    ]
+    assert machine_lines({AMD: 5}, INTEL) == [
+        f"trained on: {AMD} (5 run(s)); not this machine's ({INTEL}): a rebuild here may "
+        "give other bits"
+    ]
+    assert machine_lines({AMD: 3, INTEL: 2}, INTEL) == [
+        "trained on 2 machine kinds (each run's bits rebuild only on its own):",
+        f"  {AMD}: 3 run(s)",
+        f"  {INTEL}: 2 run(s)  (this machine)",
+    ]
+    assert machine_lines({}, AMD) == []  # no MLflow runs audited (θ0 and m_0 only)

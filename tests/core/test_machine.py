@@ -17,6 +17,7 @@ from lottery.core.machine import (
     describe,
     parse_cpuinfo,
     threads,
+    trained_on,
 )
 
 AMD = """processor\t: 0
@@ -66,3 +67,13 @@ def test_the_thread_count_is_fixed_whatever_the_cores(monkeypatch: pytest.Monkey
         monkeypatch.setenv(THREADS_ENV, bad)
         with pytest.raises(ThreadsError, match=f"LOTTERY_THREADS='{re.escape(bad)}'.*at least 1"):
             threads()
+
+
+def test_a_run_s_machine_kind_is_its_cpu_family_and_thread_count() -> None:
+    assert trained_on("AMD EPYC; x86_64: avx2", "2", "/device:CPU:0") == (
+        "AMD EPYC; x86_64: avx2, 2 threads"
+    )
+    assert trained_on(None, None) == "CPU not recorded, threads not recorded"  # older runs
+    assert trained_on("AMD EPYC", "2", "/device:GPU:0") == (
+        "/device:GPU:0 (bits within float tolerance only)"
+    )
