@@ -142,11 +142,15 @@ flags\t\t: fpu sse4_2 avx avx2 fma
 """
 
 
-def test_the_shared_folder_is_one_per_cpu_tensorflow_and_xla_flags() -> None:
-    key = machine_key(CPUINFO, "", "tensorflow-cpu-2.21.0")
+def test_the_shared_folder_is_one_per_cpu_tensorflow_xla_flags_and_thread_count() -> None:
+    key = machine_key(CPUINFO, "", "tensorflow-cpu-2.21.0", 2)
     # The clock and other CPUs' lines do not matter; the order of the flags does not either.
-    assert machine_key(CPUINFO.replace("1996.249", "2400.000"), "", "tensorflow-cpu-2.21.0") == key
-    assert machine_key(CPUINFO.replace("avx avx2", "avx2 avx"), "", "tensorflow-cpu-2.21.0") == key
+    assert (
+        machine_key(CPUINFO.replace("1996.249", "2400.000"), "", "tensorflow-cpu-2.21.0", 2) == key
+    )
+    assert (
+        machine_key(CPUINFO.replace("avx avx2", "avx2 avx"), "", "tensorflow-cpu-2.21.0", 2) == key
+    )
     other = {
         "another CPU feature": (CPUINFO.replace("fma\n\n", "fma avx512f\n\n"), ""),
         "another model": (
@@ -156,8 +160,9 @@ def test_the_shared_folder_is_one_per_cpu_tensorflow_and_xla_flags() -> None:
         "XLA_FLAGS": (CPUINFO, "--xla_cpu_max_isa=AVX"),
     }
     for what, (cpuinfo, xla_flags) in other.items():
-        assert machine_key(cpuinfo, xla_flags, "tensorflow-cpu-2.21.0") != key, what
-    assert machine_key(CPUINFO, "", "tensorflow-cpu-2.22.0") != key
+        assert machine_key(cpuinfo, xla_flags, "tensorflow-cpu-2.21.0", 2) != key, what
+    assert machine_key(CPUINFO, "", "tensorflow-cpu-2.22.0", 2) != key
+    assert machine_key(CPUINFO, "", "tensorflow-cpu-2.21.0", 8) != key
 
 
 def test_enable_leaves_a_users_cache_flag_and_replaces_a_parents(
