@@ -206,3 +206,25 @@ def test_a_dead_processs_private_folder_is_swept_after_a_day(tmp_path: Path) -> 
     assert not dead.exists()
     assert mine.exists() and recent.exists()
     assert space.private.parent == work
+
+
+def test_a_tensorflow_imported_first_gets_the_engine_s_pool_or_a_clear_refusal() -> None:
+    """Someone else's `import tensorflow` before the engine's: the pool is sized as long as
+    no op has run; after one has, TensorFlow's pool is fixed and training is refused."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "LOTTERY_"))}
+    env["LOTTERY_XLA_CACHE"] = "off"
+    before = (
+        "import tensorflow as tf\n"
+        "from lottery.engine import mlp\n"
+        "print(tf.config.threading.get_intra_op_parallelism_threads())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", before], capture_output=True, text=True, cwd=ROOT, env=env
+    )
+    assert out.returncode == 0 and out.stdout.split() == ["2"], out.stderr[-2000:]
+    after_an_op = "import tensorflow as tf\ntf.constant(1.0) + 1\nfrom lottery.engine import mlp\n"
+    out = subprocess.run(
+        [sys.executable, "-c", after_an_op], capture_output=True, text=True, cwd=ROOT, env=env
+    )
+    assert out.returncode != 0
+    assert "import lottery.engine before running any TensorFlow op" in out.stderr
