@@ -25,6 +25,7 @@ from typing import Any
 
 from lottery.core import io, lineage, paths
 from lottery.core.arch import Architecture
+from lottery.core.machine import describe, threads
 from lottery.core.masks import (
     density,
     mask_hash,
@@ -86,8 +87,6 @@ def to_horizon(params: Params, condition: str) -> bool:
 
 def _setting(params: Params, device: str, n_nets: int) -> dict[str, str]:
     """Tags that say how a stage's networks were trained (not part of their lineage)."""
-    from lottery.core.machine import describe, threads
-
     setting = {
         "device": device,
         "cpu": describe(),  # bits are reproducible on a CPU of the same family
@@ -146,9 +145,10 @@ def train_stage(params: Params, condition: str, name: str, root: Path) -> dict[s
     nets = stage_nets(lay, params, condition, st.rnd)
     device = device_name()
     run_ids = _start_runs(st, recorder, nets, _setting(params, device, len(nets)))
+    pool = "" if "GPU" in device.upper() else f" with {threads()} threads"
     log(
         f"{st.dvc_stage}: training {len(nets)} {nets[0].arch.describe()} network(s) on "
-        f"{device} ({percent_remaining(nets[0].mask, arch=nets[0].arch):.2f}% of weights "
+        f"{device}{pool} ({percent_remaining(nets[0].mask, arch=nets[0].arch):.2f}% of weights "
         f"remaining), {params.train.iterations} iterations, MLflow {recorder.uri}"
     )
     ok = False
