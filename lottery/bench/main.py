@@ -52,6 +52,7 @@ from lottery.bench.profile import (
 from lottery.bench.render import render
 from lottery.bench.startup import measure_startup
 from lottery.core import io, paths
+from lottery.core.errors import UserError
 
 
 def _say(msg: str) -> None:
@@ -65,7 +66,15 @@ def stop_profile(lay: paths.Layout) -> StopProfile | None:
     from lottery.core.params import load_params
 
     preset = lay.preset_path(PAPER_PRESET)
-    profile = load_profile(load_params(preset).train.patience, lay.patience_dir() / CURVES_FILE)
+    patience = load_params(preset).train.patience
+    curves = lay.patience_dir() / CURVES_FILE
+    profile = load_profile(patience, curves)
+    if patience and profile is None:
+        raise UserError(
+            f"{curves}: not found, and the bench prices the {preset.name} preset's patience "
+            f"({patience:,}) from it; restore the patience evidence (`git checkout -- "
+            f"{lay.patience_dir().relative_to(lay.root)}`) and run the bench again"
+        )
     return with_study_settled(profile, lay.reports / "results", preset)
 
 
@@ -76,6 +85,7 @@ def run(cfg: BenchConfig, root: Path, log: Callable[[str], None] = _say) -> dict
     from lottery.engine.training import device_name
 
     lay, started, load_start = paths.Layout(root), time.perf_counter(), os.getloadavg()
+    profile = stop_profile(lay)  # before any measuring: a missing one is refused at once
     with bench_split(lay) as (split, split_dir, source):
         sizes = split.sizes()
         log(f"data: {source} ({sizes})")
@@ -88,7 +98,6 @@ def run(cfg: BenchConfig, root: Path, log: Callable[[str], None] = _say) -> dict
     figures = {key: stat(s, samples.net_its[key]) for key, s in samples.seconds.items()}
     rates = {key: f["net_it_per_s"] for key, f in figures.items()}
     ratios = derive.ratios(rates, cfg)
-    profile = stop_profile(lay)
     costs: dict[int, UnitCosts] = {}
     evaluation: dict[str, dict[str, Any]] = {}
     for k in stack_sizes(cfg):

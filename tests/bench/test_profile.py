@@ -129,3 +129,18 @@ def test_a_bad_wallclock_record_is_one_error_line(
     assert isinstance(err.value, UserError) and "\n" not in message
     assert message.startswith(f"{study / 'wallclock.json'}: ") and problem in message
     assert "fix or remove" in message
+
+
+def test_the_bench_refuses_at_once_without_the_patience_evidence(tmp_path: Path) -> None:
+    """The paper preset's patience is priced from reports/patience: without it the bench
+    stops before measuring anything (it used to fail after its whole run)."""
+    from lottery.bench.main import stop_profile
+    from lottery.core.paths import Layout
+
+    shutil.copytree(ROOT / "presets", tmp_path / "presets")
+    with pytest.raises(
+        UserError, match=r"curves.json: not found.*git checkout -- reports/patience"
+    ):
+        stop_profile(Layout(tmp_path))
+    shutil.copytree(ROOT / "reports" / "patience", tmp_path / "reports" / "patience")
+    assert stop_profile(Layout(tmp_path)) is not None
