@@ -196,6 +196,7 @@ class Workspace:
                 continue
             tmp = self.shared / f".{entry.name}.{os.getpid()}"
             try:  # whole before it takes the entry's name, atomically
+                tmp.unlink(missing_ok=True)  # left by a killed process of the same pid
                 os.link(entry, tmp)
                 os.replace(tmp, self.shared / entry.name)
                 published.append(entry.name)
