@@ -57,14 +57,22 @@ def parse_cpuinfo(text: str) -> tuple[str, tuple[str, ...]]:
 
 
 @cache
+def cpuinfo() -> str:
+    """The text of /proc/cpuinfo, or "" where there is none (not Linux)."""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
+@cache
 def describe() -> str:
     """One line: the CPU model, the architecture and its vector extensions, e.g.
     "AMD EPYC; x86_64: sse4_2 avx avx2 fma"."""
     arch = platform.machine() or "unknown architecture"
-    try:
-        model, isa = parse_cpuinfo(Path("/proc/cpuinfo").read_text())
-    except OSError:  # not Linux: the processor string is all the platform gives
-        model, isa = platform.processor(), ()
+    text = cpuinfo()
+    # Not Linux: the processor string is all the platform gives.
+    model, isa = parse_cpuinfo(text) if text else (platform.processor(), ())
     extensions = " ".join(isa) if isa else "extensions not listed"
     return f"{model or 'unknown CPU'}; {arch}: {extensions}"
 

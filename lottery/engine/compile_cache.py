@@ -43,7 +43,7 @@ from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 
-from lottery.core.machine import threads
+from lottery.core.machine import cpuinfo, threads
 
 #: The environment variable naming the cache's root folder (or "off").
 ENV = "LOTTERY_XLA_CACHE"
@@ -74,11 +74,11 @@ def _tensorflow_version() -> str:
     return "tensorflow-unknown"
 
 
-def machine_key(cpuinfo: str, xla_flags: str, tensorflow: str, threads: int) -> str:
+def machine_key(text: str, xla_flags: str, tensorflow: str, threads: int) -> str:
     """What a compiled CPU program may depend on, hashed: TensorFlow's version, the
     architecture, the CPU's model and full feature list (/proc/cpuinfo's first CPU),
     `XLA_FLAGS`, and the intra-op thread count (XLA may split loops by it)."""
-    first_cpu = cpuinfo.split("\n\n", 1)[0]
+    first_cpu = text.split("\n\n", 1)[0]
     wanted = ("model name", "flags", "Features", "CPU implementer", "CPU part", "vendor_id")
     lines = sorted(
         line.split(":", 1)[0].strip() + ":" + " ".join(sorted(line.split(":", 1)[1].split()))
@@ -91,12 +91,10 @@ def machine_key(cpuinfo: str, xla_flags: str, tensorflow: str, threads: int) -> 
 
 def folder(base: Path) -> Path:
     """This machine's shared folder under `base` (see `machine_key`)."""
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-    except OSError:  # not Linux: the processor string is what the platform gives
-        cpuinfo = f"model name: {platform.processor()}"
+    # Not Linux: the processor string is what the platform gives.
+    info = cpuinfo() or f"model name: {platform.processor()}"
     tf = _tensorflow_version()
-    key = machine_key(cpuinfo, os.environ.get("XLA_FLAGS", ""), tf, threads())
+    key = machine_key(info, os.environ.get("XLA_FLAGS", ""), tf, threads())
     return base / f"{tf}-{key}"
 
 
