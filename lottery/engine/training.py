@@ -2,7 +2,7 @@
 
 Every network k has its own initial weights, mask and data order (its own seed); they
 share nothing but the matrix multiplications. The K networks are copies of one
-`Architecture` (`stacked_model`): LeNet-300-100, any MLP (`mlp.StackedMLP`),
+`Architecture` (`stacks.stacked_model`): LeNet-300-100, any MLP (`mlp.StackedMLP`),
 or Conv-2/4/6 (`conv.StackedConvNet`, which reshapes the flat images itself). Training
 runs in chunks of `eval_every` iterations inside one `tf.function` (no Python per step);
 after each chunk the networks are evaluated on the validation set, each network as its own
@@ -46,6 +46,7 @@ import numpy as np
 from lottery.core.arch import Architecture
 from lottery.core.masks import Mask, Weights
 from lottery.data.split import Split
+from lottery.engine import stacks
 from lottery.engine.config import (
     CURVE_KEYS,
     KEEP,
@@ -55,7 +56,6 @@ from lottery.engine.config import (
     TrainConfig,
     summarise,
 )
-from lottery.engine.conv import XLA as CONV_XLA
 from lottery.engine.conv import StackedConvNet
 from lottery.engine.mlp import Adam, StackedMLP, device_name, tf
 from lottery.engine.run import Run, stderr
@@ -74,16 +74,6 @@ class _DeliberateRetracing(logging.Filter):
 
 
 tf.get_logger().addFilter(_DeliberateRetracing())
-
-
-def stacked_model(
-    n_networks: int, architecture: Architecture, stable: bool = True
-) -> StackedMLP | StackedConvNet:
-    """K networks of `architecture`: `StackedMLP` for dense ones, `StackedConvNet` for conv
-    (always stack-stable; `stable` picks the MLP's formulation, see `mlp.StackedMLP`)."""
-    if architecture.layers[0].kind == "conv":
-        return StackedConvNet(n_networks, architecture)
-    return StackedMLP(n_networks, architecture, stable=stable)
 
 
 def _masked_layers(model: StackedMLP | StackedConvNet) -> list[Any]:
@@ -153,13 +143,14 @@ def on_device(split: Split) -> dict[str, tuple[tf.Tensor, tf.Tensor]]:
 def train_steps(
     model: StackedMLP | StackedConvNet,
     optimizer: Adam,
-    data: dict[str, tuple[tf.Tensor, tf.Tensor]],
+    x_train: tf.Tensor,
+    y_train: tf.Tensor,
     idx: tf.Tensor,
 ) -> tf.Tensor:
-    """Train the stack on batch indices (steps, K, B) inside one compiled function; each
-    network's mean loss over the steps. The loop is TensorFlow's own `while_loop`, so the
-    function traces without AutoGraph (`compiled`)."""
-    x_train, y_train = data["train"]
+    """Train the stack on batch indices (steps, K, B) into the training images and labels,
+    inside one compiled function; each network's mean loss over the steps. The loop is
+    TensorFlow's own `while_loop`, so the function traces without AutoGraph
+    (`stacks.compiled`)."""
     steps = tf.shape(idx)[0]
 
     def step(i: tf.Tensor, total: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -175,13 +166,6 @@ def train_steps(
     start = (tf.constant(0), tf.zeros([idx.shape[1]]))  # K, static in the input signature
     _, total = tf.while_loop(lambda i, _: i < steps, step, start)
     return total / tf.cast(steps, tf.float32)
-
-
-def compiled(fn: Callable[..., Any], jit: bool, signature: list[Any] | None = None) -> Any:
-    """`fn` as one TensorFlow graph, compiled with XLA when `jit`. Traced without AutoGraph:
-    nothing here branches or loops in Python on a tensor (the training loop is TensorFlow's
-    own `while_loop`), and skipping it saves ~1 s of start-up per stage on a 2-core CPU."""
-    return tf.function(fn, input_signature=signature, jit_compile=jit, autograph=False)
 
 
 class Engine:
@@ -208,29 +192,29 @@ class Engine:
         self.n_train = int(split.x_train.shape[0])
         #: Seconds and counts of the last `train` call, by part (`lottery bench` reads them).
         self.timings: dict[str, float] = {}
+        self._lease = stacks.Lease(self)
         self._build(n_networks)
 
     # ------------------------------------------------------------ the compiled stack
 
     def _build(self, n: int) -> None:
-        """A stack of n networks with its optimizer and compiled functions."""
+        """Take a stack of n networks with its optimizer and compiled functions: one this
+        process compiled for another `Engine` that is gone, if any (`stacks`), else a new
+        one. Its previous contents do not matter: `train` loads and resets everything."""
+        c = self.cfg
+        key = stacks.StackKey(
+            self.arch, n, c.batch_size, c.learning_rate, c.adam_epsilon, self.stable, JIT
+        )
+        self._stack = self._lease.take(key, train_steps)
         self.stack_size = n
-        self.model = stacked_model(n, self.arch, self.stable)
-        self.optimizer = Adam(
-            self.model.trainable,
-            learning_rate=self.cfg.learning_rate,
-            epsilon=self.cfg.adam_epsilon,
-        )
-        idx_spec = tf.TensorSpec([None, n, self.cfg.batch_size], tf.int32)
-        # XLA (jit_compile) fuses the step: ~1.5-2x faster on CPU, deterministic run to run
-        # (not for conv stacks: XLA's CPU convolutions are far slower, see conv.XLA).
-        self._jit = JIT and (CONV_XLA or not isinstance(self.model, StackedConvNet))
-        self._train_chunk = compiled(
-            lambda idx: train_steps(self.model, self.optimizer, self.data, idx),
-            self._jit,
-            [idx_spec],
-        )
-        self._evaluators: dict[tuple[str, tuple[int, ...]], Any] = {}
+
+    @property
+    def model(self) -> StackedMLP | StackedConvNet:
+        return self._stack.model
+
+    @property
+    def optimizer(self) -> Adam:
+        return self._stack.optimizer
 
     def restack(self, rows: Sequence[int]) -> None:
         """Rebuild the stack from rows `rows` of the current one (order kept), exactly."""
@@ -243,21 +227,23 @@ class Engine:
 
     def train_chunk(self, idx: np.ndarray) -> np.ndarray:
         """Train the stack on batch indices (steps, K, B); each network's mean loss."""
-        return np.asarray(self._train_chunk(tf.constant(idx)).numpy())
+        x, y = self.data["train"]
+        return np.asarray(self._stack.train_chunk(x, y, tf.constant(idx)).numpy())
 
     def evaluate(
         self, which: str, rows: Sequence[int] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """(loss, accuracy) on "val" or "test" of stack rows `rows` (default all), in order.
         One compiled function per set of rows (a stack evaluates fewer networks as their
-        early stops settle)."""
-        key = (which, tuple(range(self.stack_size)) if rows is None else tuple(rows))
-        fn = self._evaluators.get(key)
+        early stops settle), traced once per set's shape."""
+        stack = self._stack
+        key = tuple(range(self.stack_size)) if rows is None else tuple(rows)
+        fn = stack.evaluators.get(key)
         if fn is None:
-            x, y = self.data[which]
-            fn = compiled(lambda: metrics_each(self.model, x, y, key[1]), self._jit)
-            self._evaluators[key] = fn
-        loss, acc = fn()
+            model = stack.model
+            fn = stacks.compiled(lambda x, y: metrics_each(model, x, y, key), stack.jit)
+            stack.evaluators[key] = fn
+        loss, acc = fn(*self.data[which])
         return np.asarray(loss.numpy()), np.asarray(acc.numpy())
 
     # ------------------------------------------------------------ training

@@ -17,8 +17,9 @@ from lottery.core.pruning import kernels_of, prune_magnitude
 from lottery.core.stopping import replay
 from lottery.data.prepare import prepare
 from lottery.data.split import Split, load_split
+from lottery.engine import stacks
 from lottery.engine.config import eval_points
-from lottery.engine.training import Engine, NetResult, TrainConfig, summarise
+from lottery.engine.training import Engine, NetResult, TrainConfig, summarise, train_steps
 from tests.helpers import bits_of_this_cpu, reference_inputs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -610,3 +611,54 @@ def test_keep_best_returns_the_weights_at_the_minimum(
     )
     assert weights_hash(best[i].weights, arch=LENET) == weights_hash(upto.weights, arch=LENET)
     assert weights_hash(best[i].weights, arch=LENET) != weights_hash(patient[i].weights, arch=LENET)
+
+
+# ---------------------------------------------------------------- compiled stacks, lent again
+
+
+def test_an_engine_gone_lends_its_compiled_stack_and_the_bits_stay(
+    small: Split, split: Split
+) -> None:
+    """A stack (variables and compiled functions) goes back to the process's pool when its
+    Engine is gone; the next Engine of the same key trains on it, with other data in
+    between, and gets the bits of the stack's first use. Two live Engines never share."""
+    cfg = TrainConfig(iterations=20, eval_every=10, learning_rate=1.3e-3)  # a key of its own
+    inits, masks, seeds = inputs(2)
+    built, reused = stacks.POOL.built, stacks.POOL.reused
+    first = Engine(small, 2, cfg, LENET)
+    model = first.model
+    reference = first.train(inits, masks, seeds, progress=quiet)
+    del first
+    other = Engine(split, 2, cfg, LENET)  # other evaluation sets, other networks
+    assert other.model is model
+    other.train(inits[::-1], masks[::-1], [5, 6], progress=quiet)
+    del other
+    again = Engine(small, 2, cfg, LENET)
+    assert again.model is model
+    for got, ref in zip(again.train(inits, masks, seeds, progress=quiet), reference, strict=True):
+        assert_same(got, ref)
+    assert (stacks.POOL.built - built, stacks.POOL.reused - reused) == (1, 2)
+    twin = Engine(small, 2, cfg, LENET)
+    assert twin.model is not again.model
+
+
+def test_a_restacked_engine_gives_back_its_larger_stack(small: Split) -> None:
+    cfg = TrainConfig(iterations=20, eval_every=10, learning_rate=1.4e-3)
+    engine = Engine(small, 3, cfg, LENET)
+    three = engine.model
+    engine.restack([0, 2])
+    assert engine.stack_size == 2 and engine.model is not three
+    assert Engine(small, 3, cfg, LENET).model is three
+
+
+def test_the_pool_keeps_a_bounded_number_of_free_stacks() -> None:
+    pool = stacks.Pool(keep=2)
+    keys = [stacks.StackKey(LENET, n, 60, 1e-3, 1e-7, True, True) for n in (1, 2, 3)]
+    lent = [pool.take(key, train_steps) for key in keys]
+    for stack in lent:
+        pool.give(stack)
+    assert pool.take(keys[0], train_steps) is not lent[0]  # the oldest was dropped
+    assert pool.take(keys[2], train_steps) is lent[2]
+    assert pool.take(replace(keys[1], learning_rate=2e-3), train_steps) is not lent[1]
+    assert pool.take(keys[1], train_steps) is lent[1]
+    assert (pool.built, pool.reused) == (5, 2)

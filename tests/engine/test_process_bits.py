@@ -93,8 +93,9 @@ def cold(tmp_path_factory: pytest.TempPathFactory) -> Cold:
 def test_a_cached_program_is_bit_identical_and_a_damaged_entry_is_replaced(cold: Cold) -> None:
     [shared] = list(cold.cache.iterdir())
     entries = sorted(shared.glob("*.pb"))
-    # A training chunk, an evaluation of the validation rows and one of the test rows.
-    assert len(entries) >= 3, entries
+    # A training chunk and an evaluation (of the validation and the test rows: one program,
+    # as both sets have 1,000 images here).
+    assert len(entries) >= 2, entries
     assert count(cold.log, "Serializing and saving cache entry") == len(entries)
     assert count(cold.log, "Loading cached entry") == 0
     assert all(complete(p) for p in entries)
