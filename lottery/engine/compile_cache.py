@@ -2,7 +2,7 @@
 from disk instead of compiling them again.
 
 Every training stage compiles the same few XLA programs (a training chunk, one evaluation
-per set of rows) for the same shapes: measured on a 2-core AMD EPYC, 2.6 s of a tiny stage's
+per set size) for the same shapes: measured on a 2-core AMD EPYC, 2.6 s of a tiny stage's
 13 s (4.7 s of its 16 s of CPU, XLA compiling on both cores).
 TensorFlow can keep compiled programs on disk (`--tf_xla_persistent_cache_directory`), keyed
 by the program: an entry is used only if its whole HLO equals the one being compiled. Two

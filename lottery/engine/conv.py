@@ -58,6 +58,11 @@ class StackedMaskedLayer(tf.Module):  # type: ignore[misc]
         self.bias = tf.Variable(tf.zeros((n_networks, layer.fan_out)), name="bias")
         self.mask = tf.Variable(tf.ones(shape), name="mask", trainable=False)
 
+    def network(self, k: int | tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Network k's (masked kernel, bias); k may be a tensor (an evaluation's row: a
+        gather, which XLA compiles once for any k, where a slice needs k at compile time)."""
+        return tf.gather(self.kernel, k) * tf.gather(self.mask, k), tf.gather(self.bias, k)
+
     def per_network(self) -> list[tuple[tf.Tensor, tf.Tensor]]:
         """Each network's (masked kernel, bias): unstacked once per trace, so each gradient
         flows back as one stack of K slices, not K zero-padded full-size tensors summed."""
@@ -96,15 +101,21 @@ class StackedConvNet(tf.Module):  # type: ignore[misc]
         """kernel, bias of each layer in order (the masks are not trained)."""
         return [v for layer in self.layers for v in (layer.kernel, layer.bias)]
 
-    def _networks(self, xs: Sequence[tf.Tensor], rows: Sequence[int] | None = None) -> tf.Tensor:
+    def _networks(
+        self, xs: Sequence[tf.Tensor], rows: Sequence[int | tf.Tensor] | None = None
+    ) -> tf.Tensor:
         """Network rows[i] on flat images xs[i] (B, H·W·C) -> (len(xs), B, n_classes);
-        rows default to 0, 1, … (every network on its own images)."""
-        params = [layer.per_network() for layer in self.layers]
+        rows default to 0, 1, … (every network on its own images: training)."""
+        if rows is None:
+            per_layer = [layer.per_network() for layer in self.layers]
+            nets = [[p[k] for p in per_layer] for k in range(len(xs))]
+        else:
+            nets = [[layer.network(k) for layer in self.layers] for k in rows]
         out = []
-        for k, x in zip(range(len(xs)) if rows is None else rows, xs, strict=True):
+        for params, x in zip(nets, xs, strict=True):
             h = tf.reshape(x, (-1, *self.arch.input_shape))
-            for layer, per_net in zip(self.layers, params, strict=True):
-                h = layer.apply(*per_net[k], h)
+            for layer, (kernel, bias) in zip(self.layers, params, strict=True):
+                h = layer.apply(kernel, bias, h)
             out.append(h)
         return tf.stack(out)
 
@@ -127,9 +138,9 @@ class StackedConvNet(tf.Module):  # type: ignore[misc]
             ]
         )
 
-    def logits_each(self, x: tf.Tensor, rows: Sequence[int] | None = None) -> tf.Tensor:
-        """Logits of networks `rows` (default all) on one shared batch (N, H·W·C) ->
-        (R, N, n_classes).
+    def logits_each(self, x: tf.Tensor, rows: Sequence[int | tf.Tensor] | None = None) -> tf.Tensor:
+        """Logits of networks `rows` (default all; a row may be a tensor) on one shared batch
+        (N, H·W·C) -> (R, N, n_classes).
 
         In chunks of `EVAL_ROWS` rows (the last one zero-padded), each network's chain on
         each chunk: a network's numbers depend neither on K nor on the other networks.

@@ -187,8 +187,9 @@ class StackedMLP(tf.Module):  # type: ignore[misc]
         ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=self(x))
         return mean_each(ce) if self.stable else tf.reduce_mean(ce, axis=1)
 
-    def logits_each(self, x: tf.Tensor, rows: Sequence[int] | None = None) -> tf.Tensor:
-        """Logits of networks `rows` (default all) on one shared batch (N, 784) -> (R, N, 10).
+    def logits_each(self, x: tf.Tensor, rows: Sequence[int | tf.Tensor] | None = None) -> tf.Tensor:
+        """Logits of networks `rows` (default all; a row may be a tensor, which one program
+        then serves for any network) on one shared batch (N, 784) -> (R, N, 10).
 
         One plain 2-D matmul chain per network (unrolled: K is fixed when traced), so each
         network's numbers are the same whatever else is in the stack (a single GEMM over
@@ -199,7 +200,9 @@ class StackedMLP(tf.Module):  # type: ignore[misc]
         for k in range(self.n_networks) if rows is None else rows:
             h = x
             for i, layer in enumerate(self.dense):
-                h = tf.matmul(h, layer.kernel[k] * layer.mask[k]) + layer.bias[k]
+                # a gather, not a slice: XLA compiles a slice for each value of a tensor k
+                kernel = tf.gather(layer.kernel, k) * tf.gather(layer.mask, k)
+                h = tf.matmul(h, kernel) + tf.gather(layer.bias, k)
                 if i < len(self.dense) - 1:
                     h = tf.nn.relu(h)
             out.append(h)

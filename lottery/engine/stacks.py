@@ -1,13 +1,14 @@
 """Compiled stacks, built once per process and lent to one `Engine` at a time.
 
 A stack is K networks' variables (`mlp.StackedMLP` or `conv.StackedConvNet`), their Adam
-optimiser, and the functions compiled for them: the training chunk and one evaluation per
-set of rows. Compiling is most of what a new `Engine` costs: XLA needs ~4 CPU-seconds for
-one LeNet and ~22 for a stack of 16 on a 2-core CPU, against ~0.6 and ~8.5 to train them
-100 iterations. XLA's persistent cache (`compile_cache`) does not help within a process:
-each trace gets a new function name, so a new program. So when an `Engine` is gone (or
-rebuilds its stack as networks stop), its stack goes back to a pool, and the next
-`Engine` of the same shapes and settings (`StackKey`) takes it instead of compiling anew.
+optimiser, and the functions compiled for them: the training chunk and the evaluation of
+one network (its row an argument). Compiling is most of what a new `Engine` costs: on a
+2-core CPU, XLA needs ~4 CPU-seconds for a stack of 1 LeNet, 3.3 for 5 and 3.9 for 16,
+against ~0.5, ~2.8 and ~8 to train them 100 iterations and evaluate them twice. XLA's
+persistent cache (`compile_cache`) does not help within a process: each trace gets a new
+function name, so a new program. So when an `Engine` is gone (or rebuilds its stack as
+networks stop), its stack goes back to a pool, and the next `Engine` of the same shapes
+and settings (`StackKey`) takes it instead of compiling anew.
 
 A stack is never shared: it is lent to one `Engine` until that `Engine` is collected or
 rebuilds its stack (`Lease`). Its previous contents do not matter, as every use starts by
@@ -21,7 +22,7 @@ from __future__ import annotations
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from lottery.core.arch import Architecture
@@ -49,15 +50,16 @@ class StackKey:
 @dataclass
 class Stack:
     """K networks, their optimiser and their compiled functions (`train_chunk`: training
-    images, labels, batch indices (steps, K, B) -> each network's mean loss; `evaluators`:
-    rows -> (images, labels) -> those networks' losses and accuracies)."""
+    images, labels, batch indices (steps, K, B) -> each network's mean loss; `evaluate`,
+    once the engine first evaluates: images, labels, row -> that network's loss and
+    accuracy)."""
 
     key: StackKey
     model: StackedMLP | StackedConvNet
     optimizer: Adam
     train_chunk: Any
     jit: bool
-    evaluators: dict[tuple[int, ...], Any] = field(default_factory=dict)
+    evaluate: Any = None
 
 
 def stacked_model(
