@@ -30,8 +30,11 @@ from lottery.engine.conv import XLA as CONV_XLA
 from lottery.engine.conv import StackedConvNet
 from lottery.engine.mlp import Adam, StackedMLP, tf
 
-#: Free stacks kept for reuse, at most (the least recently returned go first).
+#: Free stacks kept for reuse, at most, and at most this many bytes of their variables (the
+#: least recently returned go first): 8 stacks of 16 LeNets hold ~0.5 GB; one stack of 8
+#: CIFAR Conv-6 networks ~0.3 GB.
 KEEP_FREE = 8
+KEEP_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,12 @@ class Stack:
     train_chunk: Any
     jit: bool
     evaluate: Any = None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of its variables: the networks' and Adam's moments."""
+        held = [*self.model.variables, *self.optimizer.m, *self.optimizer.v]
+        return sum(v.shape.num_elements() * v.dtype.size for v in held)
 
 
 def stacked_model(
@@ -96,17 +105,19 @@ def build(key: StackKey, train_steps: Callable[..., Any]) -> Stack:
 
 
 class Pool:
-    """Free stacks by key; `take` lends one (or builds it), `give` returns it."""
+    """Free stacks by key; `take` lends one (or builds it), `give` returns it. At most `keep`
+    free stacks of `max_bytes` in all are kept, the least recently returned dropped first."""
 
-    def __init__(self, keep: int = KEEP_FREE) -> None:
+    def __init__(self, keep: int = KEEP_FREE, max_bytes: int = KEEP_BYTES) -> None:
         self.keep = keep
-        self._free: OrderedDict[int, Stack] = OrderedDict()
+        self.max_bytes = max_bytes
+        self._free: OrderedDict[int, tuple[Stack, int]] = OrderedDict()
         #: Stacks built and stacks lent again, since the process started.
         self.built = 0
         self.reused = 0
 
     def take(self, key: StackKey, train_steps: Callable[..., Any]) -> Stack:
-        for ident, stack in reversed(self._free.items()):
+        for ident, (stack, _) in reversed(self._free.items()):
             if stack.key == key:
                 del self._free[ident]
                 self.reused += 1
@@ -115,8 +126,10 @@ class Pool:
         return build(key, train_steps)
 
     def give(self, stack: Stack) -> None:
-        self._free[id(stack)] = stack
-        while len(self._free) > self.keep:
+        self._free[id(stack)] = (stack, stack.nbytes)
+        while self._free and (
+            len(self._free) > self.keep or sum(n for _, n in self._free.values()) > self.max_bytes
+        ):
             self._free.popitem(last=False)
 
     def clear(self) -> None:

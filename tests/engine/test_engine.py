@@ -662,3 +662,12 @@ def test_the_pool_keeps_a_bounded_number_of_free_stacks() -> None:
     assert pool.take(replace(keys[1], learning_rate=2e-3), train_steps) is not lent[1]
     assert pool.take(keys[1], train_steps) is lent[1]
     assert (pool.built, pool.reused) == (5, 2)
+    # And a bound on their bytes. One LeNet holds its kernels, masks and Adam's two moments
+    # of them (266,200 floats each), and its biases and their two moments (410 each).
+    assert lent[0].nbytes == 4 * (4 * 266_200 + 3 * 410)
+    small = stacks.Pool(keep=8, max_bytes=2 * lent[0].nbytes)
+    two, one = small.take(keys[1], train_steps), small.take(keys[0], train_steps)
+    small.give(two)  # 2 LeNets: at the bound, kept
+    small.give(one)  # then 3: the oldest goes
+    assert small.take(keys[1], train_steps) is not two
+    assert small.take(keys[0], train_steps) is one
