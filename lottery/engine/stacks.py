@@ -132,9 +132,6 @@ class Pool:
         ):
             self._free.popitem(last=False)
 
-    def clear(self) -> None:
-        self._free.clear()
-
 
 #: The process's pool.
 POOL = Pool()
