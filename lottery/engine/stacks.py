@@ -65,10 +65,21 @@ class Stack:
     evaluate: Any = None
 
     @property
+    def variables(self) -> list[Any]:
+        """Everything that carries its training on, each with one row per network (axis 0):
+        kernels, biases, masks and Adam's moments."""
+        model = self.model
+        layers = model.layers if isinstance(model, StackedConvNet) else model.dense
+        return [
+            *(v for layer in layers for v in (layer.kernel, layer.bias, layer.mask)),
+            *self.optimizer.m,
+            *self.optimizer.v,
+        ]
+
+    @property
     def nbytes(self) -> int:
-        """Bytes of its variables: the networks' and Adam's moments."""
-        held = [*self.model.variables, *self.optimizer.m, *self.optimizer.v]
-        return sum(v.shape.num_elements() * v.dtype.size for v in held)
+        """Bytes of its variables."""
+        return sum(v.shape.num_elements() * v.dtype.size for v in self.variables)
 
 
 def stacked_model(

@@ -40,7 +40,6 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
 
 import numpy as np
 
@@ -77,11 +76,6 @@ class _DeliberateRetracing(logging.Filter):
 tf.get_logger().addFilter(_DeliberateRetracing())
 
 
-def _masked_layers(model: StackedMLP | StackedConvNet) -> list[Any]:
-    """The stack's masked layers, each with kernel, bias and mask (axis 0: the network)."""
-    return list(model.layers if isinstance(model, StackedConvNet) else model.dense)
-
-
 def check_inputs(split: Split, cfg: TrainConfig, arch: Architecture) -> None:
     """Refuse a split the network cannot read and settings the schedule cannot keep."""
     if split.x_train.shape[1] != arch.n_inputs:
@@ -96,17 +90,6 @@ def check_inputs(split: Split, cfg: TrainConfig, arch: Architecture) -> None:
         raise ValueError(f"test_every ({cfg.test_every}) must be a multiple of eval_every")
     if cfg.keep not in KEEP:
         raise ValueError(f"keep must be one of {KEEP} (got {cfg.keep!r})")
-
-
-def stack_variables(model: StackedMLP | StackedConvNet, optimizer: Adam) -> list[Any]:
-    """Everything that carries a stack's training on, each with one row per network
-    (axis 0): kernels, biases, masks and Adam's moments."""
-    layers = _masked_layers(model)
-    return [
-        *(v for layer in layers for v in (layer.kernel, layer.bias, layer.mask)),
-        *optimizer.m,
-        *optimizer.v,
-    ]
 
 
 def metrics_one(
@@ -217,10 +200,10 @@ class Engine:
 
     def restack(self, rows: Sequence[int]) -> None:
         """Rebuild the stack from rows `rows` of the current one (order kept), exactly."""
-        state = [v.numpy() for v in stack_variables(self.model, self.optimizer)]
+        state = [v.numpy() for v in self._stack.variables]
         step = self.optimizer.iterations.numpy()
         self._build(len(rows))
-        for var, value in zip(stack_variables(self.model, self.optimizer), state, strict=True):
+        for var, value in zip(self._stack.variables, state, strict=True):
             var.assign(value[list(rows)])
         self.optimizer.iterations.assign(step)
 
