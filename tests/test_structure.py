@@ -36,7 +36,7 @@ LAYERS = (
     "bench",
     "cli",
 )
-HEAVY = ("tensorflow", "keras", "mlflow", "matplotlib", "pandas")
+HEAVY = ("tensorflow", "keras", "mlflow", "matplotlib", "pandas", "scipy.stats")
 
 
 def library_files(root: Path = ROOT) -> list[Path]:
@@ -139,6 +139,12 @@ def test_core_loads_no_heavy_library() -> None:
         ("stages/prepare.py", {"engine", "tracking", "analysis", "report"}, set(HEAVY)),
         ("stages/init.py", {"engine", "tracking", "analysis", "report"}, set(HEAVY)),
         ("stages/train.py", {"analysis", "report", "audit", "bench"}, {"matplotlib", "pandas"}),
+        (
+            "stages/visualise.py",
+            {"engine", "tracking", "audit", "bench"},
+            {"tensorflow", "mlflow", "scipy.stats"},
+        ),
+        ("stages/report.py", {"engine", "audit", "bench"}, {"tensorflow", "scipy.stats"}),
     ],
 )
 def test_stages_import_only_what_they_run(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import special
 from scipy import stats as sps
 
 from lottery.analysis import statistics
@@ -73,6 +74,20 @@ def test_t_interval_is_scipys_and_needs_three_values() -> None:
     # Three values: mean ± 4.303 · s / √3 (t with 2 degrees of freedom).
     lo, hi = statistics.t_interval([600.0, 700.0, 800.0]) or (0.0, 0.0)
     assert (lo, hi) == pytest.approx((700 - 248.42, 700 + 248.42), abs=0.01)
+
+
+def test_the_distribution_functions_are_scipy_stats_bit_for_bit() -> None:
+    """statistics uses scipy.special's functions, not scipy.stats' (its import costs ~0.9 s
+    per process): the same floats, so every committed report stays byte for byte."""
+    rng = np.random.default_rng(0)
+    q = np.concatenate([rng.random(5_000), [0.025, 0.5, 0.975, 0.995, 1e-300]])
+    t = np.concatenate([np.abs(rng.standard_normal(5_000)) * 10.0, [0.0, 1e-300, np.inf]])
+    bits = np.ndarray.tobytes
+    for df in (1, 2, 4, 9, 29):
+        assert bits(special.stdtrit(df, q)) == bits(sps.t.ppf(q, df))
+        assert bits(special.stdtr(df, -t)) == bits(sps.t.sf(t, df))
+    assert bits(special.ndtri(q)) == bits(sps.norm.ppf(q))
+    assert bits(special.ndtr(t - 5.0)) == bits(sps.norm.cdf(t - 5.0))
 
 
 def test_t_pvalue_is_the_one_sample_t_test() -> None:

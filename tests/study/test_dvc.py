@@ -288,6 +288,10 @@ def pins(lock: str) -> dict[str, str]:
     return dict(re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", text, re.MULTILINE))
 
 
+#: Direct dependencies every platform's lock pins at one version.
+CORE_PINS = ("keras", "numpy", "dvc", "mlflow", "matplotlib", "pyyaml", "ruamel-yaml-clib", "uv")
+
+
 def test_every_platform_lock_pins_the_same_versions() -> None:
     base = pins(LOCKS["x86-64 Linux"])
     assert base["tensorflow-cpu"] == "2.21.0" and "tensorflow" not in base
@@ -295,7 +299,7 @@ def test_every_platform_lock_pins_the_same_versions() -> None:
         p = pins(lock)
         tf = "tensorflow-cpu" if lock == "requirements.lock" else "tensorflow"
         assert p[tf] == "2.21.0", f"{lock} ({where})"
-        for core in ("keras", "numpy", "dvc", "mlflow", "matplotlib", "pyyaml", "uv"):
+        for core in CORE_PINS:
             assert p[core] == base[core], f"{lock} ({where}) pins {core} {p[core]}"
         differ = {k: (base[k], v) for k, v in p.items() if k in base and base[k] != v}
         assert not differ, f"{lock} ({where}) differs from requirements.lock: {differ}"
@@ -303,6 +307,17 @@ def test_every_platform_lock_pins_the_same_versions() -> None:
         assert f"-o {lock}" in header, f"{lock} was not written by `make lock`"
     gpu = pins(LOCKS["x86-64 Linux, CUDA"])
     assert "tensorflow-cpu" not in gpu and gpu["nvidia-cudnn-cu12"]
+
+
+def test_dvc_and_the_params_reader_parse_yaml_with_ruamels_c_parser() -> None:
+    """ruamel.yaml (0.19.1 on) no longer brings its C parser; without it DVC parses dvc.lock
+    in pure Python, twice per command (docs/speed.md, "DVC's own time")."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.main import CParser
+
+    assert CParser is not None, "ruamel.yaml.clib is not installed: run `make setup`"
+    assert YAML(typ="safe").Parser is CParser  # DVC's and lottery.core.io's loader
+    assert "ruamel-yaml-clib" in pins(LOCKS["x86-64 Linux"])
 
 
 def test_pyproject_declares_the_platforms_pythons_and_licence() -> None:
