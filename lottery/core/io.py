@@ -1,4 +1,4 @@
-"""Atomic file writes, hashing and the project root: one place for each.
+"""Atomic file writes, hashing, the project root and its commit: one place for each.
 
 Every output is written to a temporary file in the same directory and renamed into
 place (`os.replace` is atomic on POSIX), so an interrupted stage never leaves a file
@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import stat
+import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -160,6 +161,25 @@ def project_root(required: bool = False) -> Path:
             "holds .dvc/ and dvc.yaml); cd into the project and rerun."
         )
     return start
+
+
+def git_revision(root: Path | None = None) -> str:
+    """The commit checked out, with `-dirty` when tracked files differ from it."""
+    cwd = root or project_root()
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{rev}-dirty" if dirty else rev
 
 
 def read_yaml(text: str) -> Any:

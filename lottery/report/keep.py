@@ -26,11 +26,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lottery.core.errors import UserError, guarded
-from lottery.core.io import project_root
+from lottery.core.io import git_revision, project_root
 from lottery.core.params import Params, load_params
 from lottery.core.paths import Layout
 from lottery.report.dvc_tables import STATISTICS_FILE
-from lottery.tracking.context import git_revision
 
 PROG = "lottery keep"
 #: A name that is one directory, readable in a table and a shell.

@@ -20,7 +20,6 @@ def report(params: Params, root: Path) -> Path:
     from lottery.analysis import frames
     from lottery.report import dvc_tables
     from lottery.report import text as rep
-    from lottery.tracking.context import git_revision
 
     lay = paths.Layout(root)
     metrics = frames.load_metrics(root, stages(params))
@@ -28,7 +27,7 @@ def report(params: Params, root: Path) -> Path:
     figures = rep.figure_order(lay.figures_dir())
     settings = params.as_dict()
     text = rep.render_report(
-        runs, figures, settings, params.study_hash(), git_revision(), lay.reports.resolve()
+        runs, figures, settings, params.study_hash(), io.git_revision(), lay.reports.resolve()
     )
     rep.write_outputs(
         runs,

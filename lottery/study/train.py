@@ -136,10 +136,9 @@ def _start_runs(
 def train_stage(params: Params, condition: str, name: str, root: Path) -> dict[str, Any]:
     """Train every network of one (condition, round) stage and write its outputs."""
     from lottery.engine.training import Engine, device_name
-    from lottery.tracking.context import git_revision
 
     lay = paths.Layout(root)
-    st = Stage(lay, params, condition, name, dvc_stage_name(condition, name), git_revision())
+    st = Stage(lay, params, condition, name, dvc_stage_name(condition, name), io.git_revision())
     recorder = _open_recorder(params, st.dvc_stage)
     split, split_sha = _stage_split(lay, params.architecture())  # before any run starts
     nets = stage_nets(lay, params, condition, st.rnd)
