@@ -305,7 +305,7 @@ def test_a_dvc_lock_that_records_nothing_fails(study: Path, text: str) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("stages: [\n", "not valid YAML (expected the node content"),
+        ("stages: [\n", "not valid YAML (did not find expected node content at line 2, column 1"),
         ("stages:\n  dense: 3\n", "not a DVC lock file (stage dense is not a mapping)"),
     ],
 )
